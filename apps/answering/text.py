@@ -1,0 +1,18 @@
+"""Plain-text rendering of an answer, for the command line."""
+
+from apps.answering.services import AnswerResult
+
+
+def answer_as_text(result: AnswerResult) -> str:
+    lines = []
+    if result.error:
+        lines.append(f"  ERROR: {result.error}")
+    else:
+        lines.append(f"  Answer: {result.answer}")
+    for c in result.citations:
+        page = f", page {c.source.page_number}" if c.source.page_number else ""
+        mark = "cited" if c.cited else "source"
+        lines.append(f"    [{c.number}] ({mark}, score {c.source.score}) {c.source.document_title}{page}: "
+                     f"{c.source.text[:100].replace(chr(10), ' ')}…")
+    lines.append(f"  Audit event #{result.audit_sequence} ({result.outcome})")
+    return "\n".join(lines)

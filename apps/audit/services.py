@@ -1,0 +1,108 @@
+"""The only writer of the audit trail."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from apps.audit.chain import GENESIS_HASH, canonical_json, event_body, event_hash
+from apps.audit.models import AuditEvent
+
+# Arbitrary constant key for pg_advisory_xact_lock: one writer at a time extends the chain.
+_CHAIN_LOCK_KEY = 0x52414741  # "RAGA"
+
+
+def audit_record(
+    *,
+    event_type: str,
+    outcome: str,
+    actor: Any = None,
+    payload: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event to the chain, in the caller's transaction if there is one.
+
+    The advisory lock serialises writers across processes (web threads and workers), so
+    sequence numbers are gap-free and every event links to its predecessor.
+    """
+    # Store exactly what we hash: a JSON round trip normalises tuples, dates, decimals.
+    clean_payload = json.loads(canonical_json(payload or {}))
+    actor_id, actor_username, actor_roles = _describe_actor(actor)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
+        last = AuditEvent.objects.order_by("-sequence").values("sequence", "hash").first()
+        sequence = (last["sequence"] + 1) if last else 1
+        prev_hash = last["hash"] if last else GENESIS_HASH
+        created_at = timezone.now()
+        body = event_body(
+            sequence=sequence,
+            created_at=created_at,
+            event_type=event_type,
+            outcome=outcome,
+            actor_id=actor_id,
+            actor_username=actor_username,
+            actor_roles=actor_roles,
+            payload=clean_payload,
+        )
+        return AuditEvent.objects.create(
+            sequence=sequence,
+            created_at=created_at,
+            event_type=event_type,
+            outcome=outcome,
+            actor_id=actor_id,
+            actor_username=actor_username,
+            actor_roles=actor_roles,
+            payload=clean_payload,
+            prev_hash=prev_hash,
+            hash=event_hash(sequence, prev_hash, body),
+        )
+
+
+def _describe_actor(actor: Any) -> tuple[int | None, str, list[str]]:
+    if actor is None or not getattr(actor, "is_authenticated", False):
+        return None, "", []
+    roles = sorted(actor.groups.values_list("name", flat=True))
+    if actor.is_superuser:
+        roles.append("superuser")
+    return actor.pk, actor.get_username(), roles
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    ok: bool
+    events_checked: int
+    first_bad_sequence: int | None = None
+    problem: str = ""
+
+
+def audit_verify_chain() -> ChainReport:
+    """Recompute every hash in order; name the first event that does not fit."""
+    expected_prev = GENESIS_HASH
+    expected_sequence = 1
+    checked = 0
+    rows = AuditEvent.objects.order_by("sequence").iterator(chunk_size=2000)
+    for event in rows:
+        if event.sequence != expected_sequence:
+            return ChainReport(False, checked, expected_sequence, "missing or reordered event")
+        if event.prev_hash != expected_prev:
+            return ChainReport(False, checked, event.sequence, "link to previous event broken")
+        body = event_body(
+            sequence=event.sequence,
+            created_at=event.created_at,
+            event_type=event.event_type,
+            outcome=event.outcome,
+            actor_id=event.actor_id,
+            actor_username=event.actor_username,
+            actor_roles=event.actor_roles,
+            payload=event.payload,
+        )
+        if event_hash(event.sequence, event.prev_hash, body) != event.hash:
+            return ChainReport(False, checked, event.sequence, "content does not match its hash")
+        expected_prev = event.hash
+        expected_sequence += 1
+        checked += 1
+    return ChainReport(True, checked)

@@ -1,0 +1,29 @@
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from apps.corpus.models import Collection
+from apps.corpus.services import collection_create
+
+
+class Command(BaseCommand):
+    help = "Create a collection (no-op if it exists) readable by the given groups."
+
+    def add_arguments(self, parser):
+        parser.add_argument("name")
+        parser.add_argument("--readers", nargs="*", default=["staff"], help="group names that may read it")
+        parser.add_argument("--description", default="")
+
+    def handle(self, *args, name, readers, description, **options):
+        if Collection.objects.filter(name=name).exists():
+            self.stdout.write(f"Collection “{name}” exists.")
+            return
+        groups = list(Group.objects.filter(name__in=readers))
+        missing = set(readers) - {g.name for g in groups}
+        if missing:
+            raise CommandError(f"No such group: {', '.join(sorted(missing))}")
+        try:
+            collection = collection_create(name=name, description=description, created_by=None, reader_groups=groups)
+        except ValidationError as error:
+            raise CommandError(" ".join(error.messages)) from None
+        self.stdout.write(f"Created collection “{collection.name}” (id {collection.id}).")

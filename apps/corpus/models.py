@@ -1,0 +1,106 @@
+"""Collections, the documents in them, and the searchable chunks of those documents."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
+from django.db import models
+from pgvector.django import HnswIndex, VectorField
+
+EMBEDDING_DIMENSIONS = 384  # all-MiniLM-L6-v2
+
+
+class Collection(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Read grants. The one place they are evaluated is selectors.collections_readable_by.
+    reader_groups = models.ManyToManyField(Group, blank=True, related_name="readable_collections")
+    reader_users = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="readable_collections"
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def document_upload_path(document: Document, filename: str) -> str:
+    # Content-addressed: the name a user gave never reaches the file system.
+    return f"{document.collection_id}/{document.sha256[:2]}/{document.sha256}"
+
+
+class Document(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        PROCESSING = "processing", "Processing"
+        INDEXED = "indexed", "Indexed"
+        FAILED = "failed", "Failed"
+
+    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="documents")
+    title = models.CharField(max_length=255, help_text="The file name as uploaded.")
+    file = models.FileField(upload_to=document_upload_path, max_length=255)
+    sha256 = models.CharField(max_length=64)
+    size_bytes = models.BigIntegerField()
+    file_type = models.CharField(max_length=16, blank=True)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
+    failure_reason = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    page_count = models.PositiveIntegerField(null=True, blank=True)
+    chunk_count = models.PositiveIntegerField(default=0)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    indexed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # The same bytes uploaded twice to a collection are one document.
+            models.UniqueConstraint(fields=["collection", "sha256"], name="unique_content_per_collection")
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Chunk(models.Model):
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
+    # Denormalised from the document so the permission filter is a plain column test in SQL.
+    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="+")
+    ordinal = models.PositiveIntegerField()
+    text = models.TextField()
+    page_number = models.PositiveIntegerField(null=True, blank=True)
+    section_title = models.CharField(max_length=500, blank=True)
+    embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS)
+    search_vector = SearchVectorField(null=True)
+
+    class Meta:
+        ordering = ["document_id", "ordinal"]
+        constraints = [
+            models.UniqueConstraint(fields=["document", "ordinal"], name="unique_chunk_position")
+        ]
+        indexes = [
+            HnswIndex(
+                name="chunk_embedding_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+            GinIndex(name="chunk_search_vector_gin", fields=["search_vector"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.document} #{self.ordinal}"

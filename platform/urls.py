@@ -1,0 +1,11 @@
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+urlpatterns = [
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("collections/", include("apps.corpus.urls")),
+    path("collections/", include("apps.ingestion.urls")),
+    path("audit/", include("apps.audit.urls")),
+    path("", include("apps.answering.urls")),
+]

@@ -1,0 +1,62 @@
+import pytest
+from django.db import connection, transaction
+from django.db.utils import InternalError, ProgrammingError
+
+from apps.audit.models import AuditEvent, EventType, Outcome
+from apps.audit.services import audit_record, audit_verify_chain
+
+
+def record(n: int = 3):
+    return [
+        audit_record(event_type=EventType.QUESTION_ASKED, outcome=Outcome.ANSWERED, payload={"question": f"q{i}", "score": 0.1 * i})
+        for i in range(n)
+    ]
+
+
+@pytest.mark.django_db
+def test_events_form_a_gap_free_chain_that_verifies(member):
+    events = record(3) + [audit_record(event_type=EventType.COLLECTION_CREATED, outcome=Outcome.SUCCESS, actor=member)]
+    assert [e.sequence for e in events] == [1, 2, 3, 4]
+    assert events[1].prev_hash == events[0].hash
+    assert events[3].actor_username == "member" and events[3].actor_roles == ["staff"]
+    report = audit_verify_chain()
+    assert report.ok and report.events_checked == 4
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("statement", [
+    "UPDATE audit_auditevent SET outcome = 'refused'",
+    "DELETE FROM audit_auditevent",
+])
+def test_database_rejects_update_and_delete(statement):
+    record(2)
+    with pytest.raises((InternalError, ProgrammingError), match="append-only"):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(statement)
+    assert AuditEvent.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_an_edit_by_a_superuser_who_bypasses_the_trigger_is_detected():
+    events = record(3)
+    with connection.cursor() as cursor:  # what a database superuser could do
+        cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_append_only")
+        cursor.execute(
+            "UPDATE audit_auditevent SET payload = jsonb_set(payload, '{question}', '\"edited\"') WHERE sequence = 2"
+        )
+        cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_event_append_only")
+    report = audit_verify_chain()
+    assert not report.ok
+    assert report.first_bad_sequence == events[1].sequence
+    assert "hash" in report.problem
+
+
+@pytest.mark.django_db
+def test_a_deleted_event_is_detected():
+    record(3)
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_append_only")
+        cursor.execute("DELETE FROM audit_auditevent WHERE sequence = 2")
+        cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_event_append_only")
+    report = audit_verify_chain()
+    assert not report.ok and report.first_bad_sequence == 2
