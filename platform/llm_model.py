@@ -103,13 +103,15 @@ def overall_sha256(file_hashes: Mapping[str, str]) -> str:
     ``manifest.json`` itself is never part of it.
     """
     lines = "".join(
-        f"{name}:{digest}\n" for name, digest in sorted(file_hashes.items()) if name != MANIFEST_NAME
+        f"{name}:{digest}\n"
+        for name, digest in sorted(file_hashes.items())
+        if name != MANIFEST_NAME
     )
     return hashlib.sha256(lines.encode("utf-8")).hexdigest()
 
 
 def _model_files(folder: Path) -> list[str]:
-    """Every regular file of the model folder (recursively, POSIX relative names), minus the manifest."""
+    """Every regular file of the folder (recursively, POSIX relative names) but the manifest."""
     names = []
     for item in sorted(folder.rglob("*")):
         if item.is_file():
@@ -139,7 +141,9 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     return manifest
 
 
-def write_manifest(folder: Path, *, source: Mapping[str, Any], extra: Mapping[str, Any] = ()) -> dict:
+def write_manifest(
+    folder: Path, *, source: Mapping[str, Any], extra: Mapping[str, Any] | None = None
+) -> dict:
     """Hash every file of ``folder`` and write ``manifest.json``; returns the manifest."""
     folder = Path(folder)
     hashes = hash_model_folder(folder)
@@ -152,7 +156,7 @@ def write_manifest(folder: Path, *, source: Mapping[str, Any], extra: Mapping[st
             for name, digest in sorted(hashes.items())
         },
         "sha256": overall_sha256(hashes),
-        **dict(extra),
+        **dict(extra or {}),
     }
     (folder / MANIFEST_NAME).write_text(
         json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
@@ -387,7 +391,9 @@ def _convert(gguf: Path, out: Path, progress: Callable[[str], Any]) -> None:
     progress(f"  wrote {', '.join(_model_files(out))}")
 
 
-def prepare_model(dest_root: Path | str, *, progress: Callable[[str], Any] = print) -> PreparedModel:
+def prepare_model(
+    dest_root: Path | str, *, progress: Callable[[str], Any] = print
+) -> PreparedModel:
     """Return the converted model under ``dest_root``, converting it first if needed."""
     dest_root = Path(dest_root)
     final = dest_root / SERVED_NAME
@@ -494,6 +500,11 @@ def vllm_server_command(
     return command
 
 
+_PROXY_VARIABLES = (
+    "http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
+)
+
+
 def vllm_server_environment(base_env: Mapping[str, str]) -> dict[str, str]:
     """Environment for the vLLM server process: ``base_env`` plus the forced privacy switches."""
     env = dict(base_env)
@@ -507,12 +518,16 @@ def vllm_server_environment(base_env: Mapping[str, str]) -> dict[str, str]:
             "VLLM_PLUGINS": "",  # load no third-party plugins discovered via entry points
             "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "0",  # no adapter downloads at run time
             "VLLM_MEDIA_URL_ALLOW_REDIRECTS": "0",
+            # Otherwise vLLM picks the host's outward IP (by routing a UDP socket towards
+            # 8.8.8.8) for its internal message queues: keep them on loopback.
+            "VLLM_HOST_IP": "127.0.0.1",
+            "VLLM_LOOPBACK_IP": "127.0.0.1",
         }
     )
     # An empty collector URL in case a future version ignores the switches above.
     env["VLLM_USAGE_STATS_SERVER"] = "http://127.0.0.1:9"
     # Requests to the loopback server and the hub libraries must never go through a proxy.
-    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+    for name in _PROXY_VARIABLES:
         env.pop(name, None)
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost,::1"
     # Thread binding: vLLM's "auto" reserves one core for the API/scheduler process and binds

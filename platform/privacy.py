@@ -26,6 +26,7 @@ OFFLINE_ENVIRONMENT: dict[str, str] = {
     "VLLM_DO_NOT_TRACK": "1",
     "ANONYMIZED_TELEMETRY": "False",
     "TOKENIZERS_PARALLELISM": "false",
+    "UNSTRUCTURED_DISABLE_NOTICE": "1",
 }
 
 

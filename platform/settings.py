@@ -66,6 +66,8 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 BASE_DIR = PROJECT_DIR
 DATA_DIR = data_dir()
+# numba (used by unstructured's PDF path) would otherwise write its cache into site-packages.
+os.environ.setdefault("NUMBA_CACHE_DIR", str(DATA_DIR / "cache" / "numba"))
 
 SECRET_KEY = secret_from_env_or_file("DJANGO_SECRET_KEY") or local_secret_key()
 DEBUG = env_bool("DJANGO_DEBUG", False)

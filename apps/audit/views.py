@@ -1,4 +1,4 @@
-from django.contrib.auth.decorators import permission_required
+from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -7,6 +7,7 @@ from apps.audit.models import AuditEvent, EventType, Outcome
 from apps.audit.selectors import audit_events_list
 
 
+@login_required
 @permission_required("audit.view_auditevent", raise_exception=True)
 def event_list(request: HttpRequest) -> HttpResponse:
     filters = {
@@ -27,6 +28,7 @@ def event_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+@login_required
 @permission_required("audit.view_auditevent", raise_exception=True)
 def event_detail(request: HttpRequest, sequence: int) -> HttpResponse:
     event = get_object_or_404(AuditEvent, sequence=sequence)

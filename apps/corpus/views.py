@@ -25,6 +25,7 @@ def collection_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+@login_required
 @permission_required("corpus.add_collection", raise_exception=True)
 def collection_new(request: HttpRequest) -> HttpResponse:
     form = CollectionForm(request.POST or None)

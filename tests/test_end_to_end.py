@@ -1,0 +1,80 @@
+"""The whole path, real at every step: upload through the web UI, a Celery worker over the
+broker indexes into PostgreSQL + pgvector, a question through the web UI is answered by the
+vLLM server with the packaged SmolLM2 model, and the answer and its audit event cite the
+document."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.urls import reverse
+
+from apps.audit.models import AuditEvent, EventType, Outcome
+from apps.audit.services import audit_verify_chain
+from apps.corpus.models import Document
+from rag_platform import llm_model
+from rag_platform.embedded import free_loopback_port
+from tests.factories import PASSWORD
+from tests.servers import database_url, start_worker, stop_process_group, wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_corpus"
+
+
+@pytest.fixture(scope="session")
+def vllm_base_url(tmp_path_factory):
+    model = llm_model.prepare_model(Path(os.environ["RAG_MODEL_DIR"]))
+    port = free_loopback_port()
+    log = tmp_path_factory.mktemp("vllm") / "vllm.log"
+    process = llm_model.start_vllm_server(model, port=port, log_path=log)
+    base_url = f"http://127.0.0.1:{port}/v1"
+    try:
+        llm_model.wait_for_llm(base_url, timeout=900, process=process, log_path=log)
+        yield base_url, model
+    finally:
+        llm_model.stop_vllm_server(process)
+
+
+@pytest.fixture
+def worker(tmp_path):
+    log = tmp_path / "worker.log"
+    process = start_worker(database=database_url(connection.settings_dict), broker=os.environ["CELERY_BROKER_URL"], log_path=log)
+    yield log
+    stop_process_group(process)
+
+
+def test_question_is_answered_by_vllm_with_a_citation_to_the_document(
+    client, settings, vllm_base_url, worker, corpus_admin, member, collection
+):
+    base_url, model = vllm_base_url
+    settings.LLM_BASE_URL, settings.LLM_MODEL, settings.LLM_MODEL_SHA256 = base_url, model.served_name, model.sha256
+    sample = next(q for q in json.loads((SAMPLES / "questions.json").read_text()) if q["expected_document"].endswith(".docx"))
+
+    client.login(username=corpus_admin.username, password=PASSWORD)
+    files = [SimpleUploadedFile(p.name, p.read_bytes()) for p in sorted(SAMPLES.iterdir()) if p.suffix in {".docx", ".pdf", ".md"}]
+    client.post(reverse("ingestion:document_upload", args=[collection.id]), {"files": files})
+    wait_until(
+        lambda: not Document.objects.exclude(status=Document.Status.INDEXED).exists() and Document.objects.count() == 3,
+        timeout=300, what="the worker to index the samples", log=worker,
+    )
+    client.logout()
+
+    client.login(username=member.username, password=PASSWORD)
+    page = client.post(reverse("answering:ask"), {"question": sample["question"]}).content.decode()
+
+    event = AuditEvent.objects.filter(event_type=EventType.QUESTION_ASKED).latest("sequence")
+    assert event.outcome == Outcome.ANSWERED, event.payload
+    answer = event.payload["answer"]
+    assert sample["expected_phrase"].lower() in answer.lower(), answer
+    cited = [r for r in event.payload["retrieved"] if r["cited"]]
+    expected = Document.objects.get(title=sample["expected_document"])
+    assert cited, f"the answer cites no source: {answer!r}"
+    assert expected.id in {r["document_id"] for r in cited}, (answer, event.payload["retrieved"])
+    assert sample["expected_document"] in page and "(cited)" in page
+    assert event.payload["model_sha256"] == model.sha256 and event.payload["llm_endpoint"] == base_url
+    assert event.payload["completion_tokens"] > 0
+    assert audit_verify_chain().ok
