@@ -191,7 +191,9 @@ LLM_MODEL = os.environ.get("LLM_MODEL") or endpoint("LLM_MODEL") or "smollm2-135
 LLM_MODEL_SHA256 = os.environ.get("LLM_MODEL_SHA256") or endpoint("LLM_MODEL_SHA256") or ""
 LLM_API_KEY = secret_from_env_or_file("LLM_API_KEY") or "not-needed-on-premises"
 LLM_TIMEOUT_SECONDS = env_float("LLM_TIMEOUT_SECONDS", 120.0)
-LLM_MAX_TOKENS = env_int("LLM_MAX_TOKENS", 256)
+LLM_MAX_TOKENS = env_int("LLM_MAX_TOKENS", 160)
+# vLLM sampling extension; stops small models from looping on a sentence.
+LLM_REPETITION_PENALTY = env_float("LLM_REPETITION_PENALTY", 1.1)
 # Where the embedded stack keeps the converted model.
 LLM_MODEL_DIR = DATA_DIR / "models"
 
@@ -208,7 +210,11 @@ CHUNK_NEW_AFTER_CHARACTERS = env_int("CHUNK_NEW_AFTER_CHARACTERS", 900)
 CHUNK_OVERLAP_CHARACTERS = env_int("CHUNK_OVERLAP_CHARACTERS", 0)
 RETRIEVAL_TOP_K = env_int("RETRIEVAL_TOP_K", 4)
 # Cosine distance above which a passage is not considered relevant at all.
-RETRIEVAL_MAX_DISTANCE = env_float("RETRIEVAL_MAX_DISTANCE", 0.8)
+RETRIEVAL_MAX_DISTANCE = env_float("RETRIEVAL_MAX_DISTANCE", 0.75)
+# The prompt carries the sentences closest to the question from the best few sources
+# (see apps/answering/prompts.py for why).
+ANSWER_EVIDENCE_SOURCES = env_int("ANSWER_EVIDENCE_SOURCES", 3)
+ANSWER_EVIDENCE_SENTENCES = env_int("ANSWER_EVIDENCE_SENTENCES", 1)
 
 LOGGING = {
     "version": 1,

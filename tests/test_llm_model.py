@@ -169,6 +169,16 @@ def test_server_command_binds_loopback_and_names_the_model(tmp_path):
     assert with_key[with_key.index("--api-key") + 1] == "k"
 
 
+def test_server_command_eager_mode_follows_argument_then_environment(tmp_path, monkeypatch):
+    model = PreparedModel(path=tmp_path / "m", served_name="smollm2-135m-instruct", sha256="0")
+    monkeypatch.delenv("RAG_VLLM_ENFORCE_EAGER", raising=False)
+    assert "--enforce-eager" not in vllm_server_command(model, port=1)
+    assert "--enforce-eager" in vllm_server_command(model, port=1, enforce_eager=True)
+    monkeypatch.setenv("RAG_VLLM_ENFORCE_EAGER", "1")
+    assert "--enforce-eager" in vllm_server_command(model, port=1)
+    assert "--enforce-eager" not in vllm_server_command(model, port=1, enforce_eager=False)
+
+
 def test_server_environment_is_offline_and_sized(monkeypatch):
     base = {"PATH": "/usr/bin", "HF_HUB_OFFLINE": "0", "https_proxy": "http://proxy:3128"}
     env = vllm_server_environment(base)

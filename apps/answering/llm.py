@@ -27,10 +27,16 @@ class Completion:
 
 @lru_cache(maxsize=4)
 def _client(base_url: str, timeout: float):
+    import httpx
     import openai
 
+    # trust_env=False: proxy variables must never route on-premises traffic elsewhere.
     return openai.OpenAI(
-        base_url=base_url, api_key=settings.LLM_API_KEY, timeout=timeout, max_retries=1
+        base_url=base_url,
+        api_key=settings.LLM_API_KEY,
+        timeout=timeout,
+        max_retries=1,
+        http_client=httpx.Client(trust_env=False, timeout=timeout),
     )
 
 
@@ -45,6 +51,7 @@ def chat_completion(messages: list[dict[str, str]], *, max_tokens: int | None = 
             messages=messages,
             max_tokens=max_tokens or settings.LLM_MAX_TOKENS,
             temperature=0.0,
+            extra_body={"repetition_penalty": settings.LLM_REPETITION_PENALTY},
         )
     except openai.APITimeoutError:
         raise LLMUnavailable(

@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from apps.answering.llm import LLMUnavailable, chat_completion
-from apps.answering.prompts import PROMPT_VERSION, build_messages, cited_numbers
+from apps.answering.prompts import PROMPT_VERSION, build_messages, cited_numbers, select_evidence
 from apps.audit.models import EventType, Outcome
 from apps.audit.services import audit_record
 from apps.corpus.selectors import collections_readable_by
+from apps.ingestion.embedding import embed_passages, embed_query
 from apps.retrieval.services import RetrievedChunk, chunks_search
 
 NOT_FOUND_MESSAGE = "Not found in your documents: none of the passages you may read is relevant to this question."
@@ -78,17 +79,30 @@ def ask_question(*, user, question: str, collection_ids: Sequence[int] | None = 
 
     if not searched_ids:
         return finish(Outcome.NO_ACCESS, NO_ACCESS_MESSAGE, [])
-    sources = chunks_search(user=user, query=question, collection_ids=searched_ids)
+    query_vector = embed_query(question)
+    sources = chunks_search(user=user, query=question, collection_ids=searched_ids, query_vector=query_vector)
     if not sources:
         return finish(Outcome.REFUSED, NOT_FOUND_MESSAGE, [])
+    evidence = select_evidence(
+        query_vector,
+        sources[: settings.ANSWER_EVIDENCE_SOURCES],
+        sentences=settings.ANSWER_EVIDENCE_SENTENCES,
+        embed=embed_passages,
+    )
+    evidence_numbers = sorted({e.number for e in evidence})
+    payload["evidence"] = [{"n": e.number, "sentence": e.sentence} for e in evidence]
     try:
-        completion = chat_completion(build_messages(question, sources))
+        completion = chat_completion(build_messages(question, evidence))
     except LLMUnavailable as error:
         citations = [Citation(n, s, False) for n, s in enumerate(sources, start=1)]
         return finish(Outcome.LLM_ERROR, "", citations, error=str(error))
-    cited = set(cited_numbers(completion.text, len(sources)))
+    # A citation counts only if it names a source the model was shown. When the model
+    # writes no usable [n], the answer can only rest on the evidence it was given.
+    model_cited = [n for n in cited_numbers(completion.text, len(sources)) if n in evidence_numbers]
+    cited = set(model_cited or evidence_numbers)
     citations = [Citation(n, s, n in cited) for n, s in enumerate(sources, start=1)]
     payload.update(
+        citation_method="model" if model_cited else "evidence",
         model=completion.model,
         prompt_tokens=completion.prompt_tokens,
         completion_tokens=completion.completion_tokens,

@@ -35,13 +35,18 @@ class RetrievedChunk:
 
 
 def chunks_search(
-    *, user, query: str, collection_ids: Sequence[int] | None = None, k: int | None = None
+    *,
+    user,
+    query: str,
+    collection_ids: Sequence[int] | None = None,
+    k: int | None = None,
+    query_vector: list[float] | None = None,
 ) -> list[RetrievedChunk]:
     k = k or settings.RETRIEVAL_TOP_K
     readable = collections_readable_by(user)
     if collection_ids:
         readable = readable.filter(id__in=collection_ids)
-    vector = embed_query(query)
+    vector = query_vector if query_vector is not None else embed_query(query)
     chunks = (
         Chunk.objects.filter(collection__in=readable.values("id"))
         .annotate(distance=CosineDistance("embedding", vector))

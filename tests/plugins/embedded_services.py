@@ -32,6 +32,8 @@ def pytest_load_initial_conftests(early_config, parser, args):
     _state["root"] = root
     os.environ["RAG_DATA_DIR"] = str(root / "data")
     os.environ.setdefault("RAG_MODEL_DIR", str(PROJECT_DIR / "var" / "models"))
+    # Eager mode: vLLM starts in ~30 s instead of ~90 s, at ~20% less throughput.
+    os.environ.setdefault("RAG_VLLM_ENFORCE_EAGER", "1")
     # The end-to-end test starts its own LLM server; nothing may reach a configured one.
     os.environ.pop("LLM_BASE_URL", None)
     if not os.environ.get("DATABASE_URL"):
