@@ -218,6 +218,7 @@ def run(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)  # explicit: a shell may start us with SIGINT ignored
     code = 0
     try:
         stack.start()

@@ -39,3 +39,18 @@ def collection(db, corpus_admin, member):
     collection = CollectionFactory(name="Finance policies", created_by=corpus_admin)
     collection.reader_users.add(member)
     return collection
+
+
+@pytest.fixture
+def worker(tmp_path):
+    """A real Celery worker process on the test database and broker; yields its log path."""
+    import os
+
+    from django.db import connection
+
+    from tests.servers import database_url, start_worker, stop_process_group
+
+    log = tmp_path / "worker.log"
+    process = start_worker(database=database_url(connection.settings_dict), broker=os.environ["CELERY_BROKER_URL"], log_path=log)
+    yield log
+    stop_process_group(process)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
 from django.urls import reverse
 
 from apps.audit.models import AuditEvent, EventType, Outcome
@@ -18,7 +17,7 @@ from apps.corpus.models import Document
 from rag_platform import llm_model
 from rag_platform.embedded import free_loopback_port
 from tests.factories import PASSWORD
-from tests.servers import database_url, start_worker, stop_process_group, wait_until
+from tests.servers import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -37,14 +36,6 @@ def vllm_base_url(tmp_path_factory):
         yield base_url, model
     finally:
         llm_model.stop_vllm_server(process)
-
-
-@pytest.fixture
-def worker(tmp_path):
-    log = tmp_path / "worker.log"
-    process = start_worker(database=database_url(connection.settings_dict), broker=os.environ["CELERY_BROKER_URL"], log_path=log)
-    yield log
-    stop_process_group(process)
 
 
 def test_question_is_answered_by_vllm_with_a_citation_to_the_document(

@@ -1,25 +1,15 @@
 """The queue path, once, with a real broker and a real Celery worker process."""
 
 import io
-import os
 
 import pytest
-from django.db import connection
 
 from apps.audit.services import audit_verify_chain
 from apps.corpus.models import Chunk, Document
 from apps.ingestion.services import document_upload
-from tests.servers import database_url, start_worker, stop_process_group, wait_until
+from tests.servers import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
-
-
-@pytest.fixture
-def worker(tmp_path):
-    log = tmp_path / "worker.log"
-    process = start_worker(database=database_url(connection.settings_dict), broker=os.environ["CELERY_BROKER_URL"], log_path=log)
-    yield log
-    stop_process_group(process)
 
 
 def test_uploads_are_indexed_or_failed_by_the_worker(worker, collection, corpus_admin):

@@ -19,7 +19,7 @@ class Command(BaseCommand):
     help = "Ingest the sample corpus, ask its sample questions, print answers and audit events."
 
     def add_arguments(self, parser):
-        parser.add_argument("--questions", type=int, default=4, help="how many sample questions to ask")
+        parser.add_argument("--questions", type=int, default=6, help="how many sample questions to ask")
         parser.add_argument("--wait-for-llm", type=float, default=0, metavar="SECONDS",
                             help="before asking, wait up to this long for the LLM server to answer")
 
