@@ -16,6 +16,10 @@ class EventType(models.TextChoices):
     DOCUMENT_INDEXED = "document.indexed", "Document indexed"
     DOCUMENT_FAILED = "document.failed", "Document failed"
     DOCUMENT_REJECTED = "document.rejected", "Upload refused"
+    DOCUMENT_DUPLICATE = "document.duplicate", "Duplicate upload (same bytes)"
+    DOCUMENT_VERSION_ADDED = "document.version_added", "New document version"
+    DOCUMENT_DELETED = "document.deleted", "Document deleted"
+    DOCUMENT_QUARANTINED = "document.quarantined", "Document quarantined"
     USERS_CREATED = "accounts.demo_users_created", "Demo users created"
 
 
@@ -27,6 +31,7 @@ class Outcome(models.TextChoices):
     LLM_ERROR = "llm_error", "Model unavailable"
     FAILED = "failed", "Failed"
     REJECTED = "rejected", "Rejected"
+    ERROR = "error", "Error"
 
 
 class AuditEvent(models.Model):
