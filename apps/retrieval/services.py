@@ -1,7 +1,17 @@
-"""Search over the chunks a user may read.
+"""Hybrid search over the chunks a user may read, in one SQL statement.
 
-The permission filter is part of the SQL statement (a sub-select on the visibility
-selector), never applied in Python after the fact.
+``chunks_search`` runs a single statement that
+
+* compiles the permission filter from ``collections_readable_by`` (the one visibility rule)
+  into a CTE, narrowed by the collections/documents the user picked;
+* takes the nearest chunks by cosine distance (pgvector HNSW; with pgvector >= 0.8 iterative
+  index scans so a selective permission filter still yields enough candidates);
+* takes the best full-text matches (``search_vector`` tsvector, GIN index; the question's
+  words are OR-ed, as BM25 does, and ranked with ``ts_rank``);
+* fuses both lists by weighted reciprocal rank fusion and returns the top ``k``.
+
+The filter is inside the statement, in both candidate lists and again on the final rows; no
+chunk a user may not read ever reaches Python.
 """
 
 from __future__ import annotations
@@ -11,9 +21,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, transaction
-from pgvector.django import CosineDistance
 
-from apps.corpus.models import Chunk
 from apps.corpus.selectors import collections_readable_by
 from apps.ingestion.embedding import embed_query
 
@@ -27,11 +35,95 @@ class RetrievedChunk:
     page_number: int | None
     section_title: str
     text: str
-    distance: float
+    distance: float  # cosine distance to the question (0 = same direction)
+    fused_score: float = 0.0  # reciprocal rank fusion score
+    vector_rank: int | None = None  # rank among the nearest chunks, None: not among them
+    keyword_rank: int | None = None  # rank among the full-text matches, None: no match
 
     @property
     def score(self) -> float:
+        """Cosine similarity to the question, as shown to users and recorded in the audit."""
         return round(1.0 - self.distance, 4)
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    """What restricted a search: recorded in the audit trail as ``permission_filter``."""
+
+    readable_collection_ids: list[int]
+    collection_ids: list[int] | None
+    document_ids: list[int] | None
+
+    def describe(self) -> dict:
+        return {
+            "rule": "collections_readable_by(user)",
+            "readable_collection_ids": self.readable_collection_ids,
+            "collections_picked": self.collection_ids,
+            "documents_picked": self.document_ids,
+            "applied_in": "sql",
+        }
+
+
+def search_filter_for(
+    *, user, collection_ids: Sequence[int] | None = None, document_ids: Sequence[int] | None = None
+) -> SearchFilter:
+    return SearchFilter(
+        readable_collection_ids=sorted(collections_readable_by(user).values_list("id", flat=True)),
+        collection_ids=sorted(collection_ids) if collection_ids else None,
+        document_ids=sorted(document_ids) if document_ids else None,
+    )
+
+
+def _vector_literal(vector: Sequence[float]) -> str:
+    return "[" + ",".join(repr(float(x)) for x in vector) + "]"
+
+
+# The OR-ed tsquery of the question: plainto_tsquery stems and drops stop words, joining
+# terms with '&'; BM25-like ranking needs any-term matching. Multi-word phrases ('<->') stay.
+_TSQUERY = "to_tsquery('english', replace(plainto_tsquery('english', %s)::text, ' & ', ' | '))"
+
+_SQL = """
+WITH allowed AS (
+    SELECT a.id FROM ({readable}) AS a
+    WHERE %s::bigint[] IS NULL OR a.id = ANY(%s::bigint[])
+),
+q AS (SELECT {tsquery} AS ts),
+vec AS (
+    SELECT id, row_number() OVER (ORDER BY distance, id) AS r FROM (
+        SELECT c.id, c.embedding <=> %s::vector AS distance
+        FROM corpus_chunk c
+        WHERE c.collection_id IN (SELECT id FROM allowed)
+          AND (%s::bigint[] IS NULL OR c.document_id = ANY(%s::bigint[]))
+        ORDER BY c.embedding <=> %s::vector
+        LIMIT %s
+    ) AS nearest
+),
+kw AS (
+    SELECT id, row_number() OVER (ORDER BY rank DESC, id) AS r FROM (
+        SELECT c.id, ts_rank(c.search_vector, q.ts, %s) AS rank
+        FROM corpus_chunk c, q
+        WHERE c.search_vector @@ q.ts
+          AND c.collection_id IN (SELECT id FROM allowed)
+          AND (%s::bigint[] IS NULL OR c.document_id = ANY(%s::bigint[]))
+        ORDER BY rank DESC, c.id
+        LIMIT %s
+    ) AS matches
+),
+fused AS (
+    SELECT coalesce(vec.id, kw.id) AS id, vec.r AS vector_rank, kw.r AS keyword_rank,
+           coalesce(%s / (%s + vec.r), 0) + coalesce(%s / (%s + kw.r), 0) AS score
+    FROM vec FULL OUTER JOIN kw ON vec.id = kw.id
+)
+SELECT c.id, c.document_id, d.title, c.collection_id, c.page_number, c.section_title, c.text,
+       c.embedding <=> %s::vector AS distance, f.score, f.vector_rank, f.keyword_rank
+FROM fused f
+JOIN corpus_chunk c ON c.id = f.id
+JOIN corpus_document d ON d.id = c.document_id
+WHERE c.collection_id IN (SELECT id FROM allowed)
+  AND (%s::float8 IS NULL OR c.embedding <=> %s::vector <= %s::float8)
+ORDER BY f.score DESC, distance, c.id
+LIMIT %s
+"""
 
 
 def chunks_search(
@@ -39,37 +131,64 @@ def chunks_search(
     user,
     query: str,
     collection_ids: Sequence[int] | None = None,
+    document_ids: Sequence[int] | None = None,
     k: int | None = None,
-    query_vector: list[float] | None = None,
+    query_vector: Sequence[float] | None = None,
+    max_distance: float | None | bool = True,
+    mode: str = "hybrid",
+    candidates: int | None = None,
 ) -> list[RetrievedChunk]:
+    """The ``k`` best chunks for ``query`` among those ``user`` may read, best first.
+
+    ``max_distance``: chunks farther than this cosine distance from the question are not
+    relevant at all (True: ``RETRIEVAL_MAX_DISTANCE``; None: no cut, as the evaluation
+    ranks everything). ``mode``: "hybrid", "vector" or "keyword" (the last two for the
+    evaluation's baselines; they are the same statement with the other list weighted 0).
+    """
     k = k or settings.RETRIEVAL_TOP_K
-    readable = collections_readable_by(user)
-    if collection_ids:
-        readable = readable.filter(id__in=collection_ids)
-    vector = query_vector if query_vector is not None else embed_query(query)
-    chunks = (
-        Chunk.objects.filter(collection__in=readable.values("id"))
-        .annotate(distance=CosineDistance("embedding", vector))
-        .filter(distance__lte=settings.RETRIEVAL_MAX_DISTANCE)
-        .order_by("distance")
-        .select_related("document")
-        .only("id", "document_id", "collection_id", "page_number", "section_title", "text", "document__title")[:k]
-    )
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            # pgvector >= 0.8: keep scanning the HNSW graph until k rows pass the filter.
-            cursor.execute("SET LOCAL hnsw.iterative_scan = strict_order")
-        rows = list(chunks)
+    candidates = max(candidates or settings.RETRIEVAL_CANDIDATES, k)
+    if max_distance is True:
+        max_distance = settings.RETRIEVAL_MAX_DISTANCE
+    vector_weight = 0.0 if mode == "keyword" else settings.RETRIEVAL_VECTOR_WEIGHT
+    keyword_weight = 0.0 if mode == "vector" else settings.RETRIEVAL_KEYWORD_WEIGHT
+    if mode not in {"hybrid", "vector", "keyword"}:
+        raise ValueError(f"unknown search mode {mode!r}")
+    vector = _vector_literal(query_vector if query_vector is not None else embed_query(query))
+    readable_sql, readable_params = collections_readable_by(user).values("id").query.sql_with_params()
+    picked = list(collection_ids) if collection_ids else None
+    docs = list(document_ids) if document_ids else None
+    rrf_k = float(settings.RETRIEVAL_RRF_K)
+    params = [
+        *readable_params, picked, picked,
+        query,
+        vector, docs, docs, vector, candidates if vector_weight else 0,
+        settings.RETRIEVAL_TS_RANK_NORMALIZATION, docs, docs, candidates if keyword_weight else 0,
+        vector_weight, rrf_k, keyword_weight, rrf_k,
+        vector,
+        max_distance, vector, max_distance,
+        k,
+    ]
+    sql = _SQL.format(readable=readable_sql, tsquery=_TSQUERY)
+    with transaction.atomic(), connection.cursor() as cursor:
+        # pgvector >= 0.8: keep walking the HNSW graph until enough rows pass the filter
+        # (relaxed order: the statement re-ranks the candidates by exact distance anyway).
+        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        cursor.execute(f"SET LOCAL hnsw.ef_search = {int(max(candidates, settings.RETRIEVAL_EF_SEARCH))}")
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
     return [
         RetrievedChunk(
-            chunk_id=c.id,
-            document_id=c.document_id,
-            document_title=c.document.title,
-            collection_id=c.collection_id,
-            page_number=c.page_number,
-            section_title=c.section_title,
-            text=c.text,
-            distance=float(c.distance),
+            chunk_id=row[0],
+            document_id=row[1],
+            document_title=row[2],
+            collection_id=row[3],
+            page_number=row[4],
+            section_title=row[5],
+            text=row[6],
+            distance=float(row[7]),
+            fused_score=float(row[8]),
+            vector_rank=row[9],
+            keyword_rank=row[10],
         )
-        for c in rows
+        for row in rows
     ]
