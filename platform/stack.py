@@ -14,6 +14,9 @@ from __future__ import annotations
 from rag_platform.privacy import apply_offline_environment
 
 apply_offline_environment()
+from rag_platform.egress import install_egress_guard  # noqa: E402
+
+install_egress_guard()
 
 import argparse  # noqa: E402
 import os  # noqa: E402
@@ -117,9 +120,22 @@ class Stack:
             sys.executable, "-m", "celery", "-A", "rag_platform.celery_app", "worker",
             "--loglevel", "INFO", "--concurrency", str(self.args.workers),
             "--hostname", "ingest@%h", "--without-gossip", "--without-mingle",
+            "--queues", "parse,embed,celery",  # ingestion's two queues (issue 3) + the default
         ]
         self.spawn("Celery worker", command, log)
         say(f"Celery worker started ({self.args.workers} process(es); log: {log})")
+        self.start_beat()
+
+    def start_beat(self) -> None:
+        """Celery beat: signs audit checkpoints on schedule (CELERY_BEAT_SCHEDULE)."""
+        log = self.logs / "beat.log"
+        (self.data / "run").mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable, "-m", "celery", "-A", "rag_platform.celery_app", "beat",
+            "--loglevel", "INFO", "--schedule", str(self.data / "run" / "celerybeat-schedule"),
+        ]
+        self.spawn("Celery beat", command, log)
+        say(f"Celery beat started (audit checkpoints; log: {log})")
 
     def start_web(self) -> None:
         log = self.logs / "web.log"

@@ -22,14 +22,16 @@ def database_url(settings_dict: dict) -> str:
     return f"postgresql://{auth}{host}{port}/{settings_dict['NAME']}"
 
 
-def start_worker(*, database: str, broker: str, log_path: Path, concurrency: int = 1) -> subprocess.Popen:
+def start_worker(*, database: str, broker: str, log_path: Path, concurrency: int = 1,
+                 queues: str = "parse,embed,celery", hostname: str = "", **extra_env: str) -> subprocess.Popen:
     from rag_platform.embedded import child_environment
 
-    env = child_environment(DATABASE_URL=database, CELERY_BROKER_URL=broker)
+    env = child_environment(DATABASE_URL=database, CELERY_BROKER_URL=broker, **extra_env)
     handle = log_path.open("ab")
     return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "rag_platform.celery_app", "worker", "--loglevel", "INFO",
-         "--concurrency", str(concurrency), "--without-gossip", "--without-mingle", "--hostname", f"test{os.getpid()}@%h"],
+         "--concurrency", str(concurrency), "--without-gossip", "--without-mingle", "--hostname", hostname or f"test{os.getpid()}@%h",
+         "--queues", queues],
         cwd=PROJECT, env=env, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT,
         start_new_session=True,
     )

@@ -340,8 +340,9 @@ def test_zip_that_is_not_a_docx(tmp_path):
     with pytest.raises(ParseError, match="word/document.xml") as info:
         detect_file_type(archive, "minutes.docx")
     assert info.value.code == "corrupt"
+    assert detect_file_type(archive, "bundle.zip") == ".zip"  # an archive: unpacked at upload
     with pytest.raises(ParseError, match="zip archive") as info:
-        detect_file_type(archive, "bundle.zip")
+        parse_and_chunk(archive, "bundle.zip")
     assert info.value.code == "unsupported"
 
 
@@ -376,7 +377,7 @@ def test_unsupported_extension_with_text(tmp_path):
     data = tmp_path / "f"
     data.write_text("a,b\n1,2\n")
     with pytest.raises(ParseError, match="unsupported file type"):
-        detect_file_type(data, "table.csv")
+        detect_file_type(data, "table.json")
 
 
 # --------------------------------------------------------------------------------------------

@@ -77,9 +77,8 @@ ARCHIVE_EXTENSIONS = {".zip"}
 LEGACY_OFFICE_EXTENSIONS = {".doc", ".xls", ".ppt"}
 
 _SUPPORTED_HINT = (
-    "Supported formats: PDF (text layer, scanned pages through OCR), Word .docx, PowerPoint "
-    ".pptx, Excel .xlsx, CSV, OpenDocument .odt, RTF, e-mail (.eml, Outlook .msg), Markdown, "
-    "HTML, plain text, images (PNG, JPEG, TIFF, through OCR), and zip archives of these."
+    "Supported: PDF (scans through OCR), docx, pptx, xlsx, csv, odt, rtf, eml, msg, md, html, "
+    "txt, png/jpg/tiff (OCR), and zip archives of these."
 )
 # Limits on what a container may expand to (zip bombs) and on image size (pixel bombs).
 ZIP_MAX_TOTAL_BYTES = int(os.environ.get("INGEST_ZIP_MAX_TOTAL_BYTES", 512 * 1024 * 1024))

@@ -1,13 +1,15 @@
 """Upload and ingestion: the only writers of documents and chunks.
 
-upload -> Document(queued) + stored file -> Celery task -> document_ingest:
-parse (unstructured) -> chunk by title -> embed (sentence-transformers) ->
-one transaction: chunks + vectors + tsvector + status=indexed + audit event.
+upload -> Document(queued) + stored file -> parse task (sandboxed child, queue "parse") ->
+embed task (batched across documents, queue "embed") -> one transaction: chunks + vectors +
+tsvector + status=indexed (+ the previous version superseded) + audit event.
+See apps.ingestion.pipeline for claims, retries and quarantine.
 """
 
 from __future__ import annotations
 
 import hashlib
+import uuid
 import logging
 import tempfile
 from dataclasses import dataclass
@@ -15,17 +17,24 @@ from pathlib import Path
 from typing import IO
 
 from django.conf import settings
-from django.contrib.postgres.search import SearchVector
 from django.core.files import File
-from django.db import transaction
-from django.db.models import F, Max
-from django.utils import timezone
+from django.db import IntegrityError, transaction
 
 from apps.audit.models import EventType, Outcome
 from apps.audit.services import audit_record
 from apps.corpus.models import Chunk, Collection, Document
-from apps.ingestion.embedding import embed_passages
-from apps.ingestion.parsing import SUPPORTED_EXTENSIONS, ParseError, detect_file_type, parse_and_chunk
+from apps.ingestion.parsing import ARCHIVE_EXTENSIONS, LEGACY_OFFICE_EXTENSIONS, SUPPORTED_EXTENSIONS, ParseError, detect_file_type
+from apps.ingestion.pipeline import (  # noqa: F401 - re-exported: the services' public surface
+    BUSY,
+    DONE,
+    TransientIngestError,
+    document_mark_failed,
+    document_parse,
+    document_quarantine,
+    documents_embed,
+    enqueue_embed,
+    enqueue_parse,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +47,7 @@ class UploadRejected(Exception):
 class UploadResult:
     document: Document
     created: bool  # False: the same bytes were already in this collection
+    name: str = ""  # the file name as given (archive members: their path in the archive)
 
 
 def document_upload(
@@ -58,6 +68,11 @@ def document_upload(
 
 def _store_upload(*, collection, uploaded_by, name, content, size) -> UploadResult:
     suffix = Path(name).suffix.lower()
+    if suffix in LEGACY_OFFICE_EXTENSIONS:
+        raise UploadRejected(
+            f"{name}: legacy Office files ({suffix}) need LibreOffice, which this platform does not "
+            "install. Save the file as .docx, .xlsx, .pptx or PDF and upload that."
+        )
     if suffix not in SUPPORTED_EXTENSIONS:
         allowed = ", ".join(sorted(SUPPORTED_EXTENSIONS))
         raise UploadRejected(f"{name}: files of type “{suffix or 'none'}” are not supported (supported: {allowed}).")
@@ -86,13 +101,17 @@ def _store_upload(*, collection, uploaded_by, name, content, size) -> UploadResu
             raise UploadRejected(f"{name}: {error}") from None
         sha256 = digest.hexdigest()
 
+        if file_type in ARCHIVE_EXTENSIONS:
+            raise UploadRejected(f"{name}: archives inside archives are not unpacked; upload the inner archive itself.")
+
         existing = Document.objects.filter(collection=collection, sha256=sha256).first()
         if existing:
-            return UploadResult(existing, created=False)
+            return _duplicate(existing, uploaded_by, name)
 
+        title = Path(name).name[:255]
         document = Document(
             collection=collection,
-            title=Path(name).name[:255],
+            title=title,
             sha256=sha256,
             size_bytes=written,
             file_type=file_type,
@@ -102,139 +121,122 @@ def _store_upload(*, collection, uploaded_by, name, content, size) -> UploadResu
         document.file.save(document.title, File(tmp), save=False)
     try:
         with transaction.atomic():
-            document.save()
-            audit_record(
-                event_type=EventType.DOCUMENT_UPLOADED,
-                outcome=Outcome.SUCCESS,
-                actor=uploaded_by,
-                payload={
-                    "collection_id": collection.id,
-                    "document_id": document.id,
-                    "file_name": document.title,
-                    "sha256": sha256,
-                    "size_bytes": written,
-                    "file_type": file_type,
-                },
+            # A known title with new bytes is the next version of that document.
+            previous = (
+                Document.objects.select_for_update()
+                .filter(collection=collection, title=title)
+                .exclude(status=Document.Status.SUPERSEDED)
+                .order_by("-version").first()
             )
+            if previous is not None:
+                document.version, document.replaces = previous.version + 1, previous
+            document.save()
+            payload = {
+                "collection_id": collection.id,
+                "document_id": document.id,
+                "file_name": document.title,
+                "sha256": sha256,
+                "size_bytes": written,
+                "file_type": file_type,
+            }
+            audit_record(event_type=EventType.DOCUMENT_UPLOADED, outcome=Outcome.SUCCESS, actor=uploaded_by, payload=payload)
+            if previous is not None:
+                audit_record(
+                    event_type=EventType.DOCUMENT_VERSION_ADDED, outcome=Outcome.SUCCESS, actor=uploaded_by,
+                    payload={**payload, "version": document.version, "previous_document_id": previous.id},
+                )
             transaction.on_commit(lambda: document_enqueue(document_id=document.id))
+    except IntegrityError:  # the same bytes stored concurrently by another upload
+        existing = Document.objects.filter(collection=collection, sha256=sha256).first()
+        if existing is None:
+            raise
+        return _duplicate(existing, uploaded_by, name)
     except Exception:
         document.file.delete(save=False)  # nothing half-stored
         raise
-    return UploadResult(document, created=True)
+    return UploadResult(document, created=True, name=name)
+
+
+def _duplicate(existing: Document, uploaded_by, name: str) -> UploadResult:
+    audit_record(
+        event_type=EventType.DOCUMENT_DUPLICATE, outcome=Outcome.SUCCESS, actor=uploaded_by,
+        payload={"collection_id": existing.collection_id, "document_id": existing.id,
+                 "file_name": name, "sha256": existing.sha256},
+    )
+    return UploadResult(existing, created=False, name=name)
 
 
 def document_enqueue(*, document_id: int) -> bool:
     """Hand the document to a worker. A dead broker leaves it queued (retried at start-up)."""
-    from apps.ingestion.tasks import ingest_document
-
-    try:
-        ingest_document.apply_async(args=[document_id], retry=True, retry_policy={"max_retries": 2, "interval_start": 0.5, "interval_step": 1})
-    except Exception as error:  # kombu raises OperationalError subclasses, not one base
-        logger.error("Could not queue document %s for ingestion: %s", document_id, error)
-        Document.objects.filter(id=document_id, status=Document.Status.QUEUED).update(
-            failure_reason=f"Waiting: the ingestion queue is unreachable ({error}). It will be retried."
-        )
-        return False
-    return True
+    return enqueue_parse(document_id=document_id)
 
 
 def documents_requeue_unfinished() -> int:
     """Queue again every document not yet indexed or failed (after a restart or outage)."""
-    ids = list(
-        Document.objects.filter(status__in=[Document.Status.QUEUED, Document.Status.PROCESSING]).values_list("id", flat=True)
-    )
-    for document_id in ids:
-        document_enqueue(document_id=document_id)
-    return len(ids)
+    rows = list(Document.objects.filter(status__in=Document.UNFINISHED).values_list("id", "status"))
+    for document_id, status in rows:
+        if status in (Document.Status.PARSED, Document.Status.EMBEDDING):
+            enqueue_embed(document_id=document_id)
+        else:
+            enqueue_parse(document_id=document_id)
+    return len(rows)
 
 
 def document_ingest(*, document_id: int) -> Document | None:
-    """Parse, chunk, embed and store one document. Idempotent: a redelivered task redoes
-    the work and replaces the chunks; a finished or deleted document is left alone."""
-    claimed = Document.objects.filter(
-        id=document_id, status__in=[Document.Status.QUEUED, Document.Status.PROCESSING]
-    ).update(status=Document.Status.PROCESSING, attempts=F("attempts") + 1, failure_reason="")
-    if not claimed:
+    """Both steps in this process (CLI, tests): parse in the sandbox, then embed.
+    Returns None when there was nothing to do (already finished, or deleted)."""
+    task_id = f"inline-{uuid.uuid4()}"
+    if not Document.objects.filter(id=document_id, status__in=Document.UNFINISHED).exists():
         return None
-    document = Document.objects.get(id=document_id)
-    try:
-        drafts = parse_and_chunk(
-            Path(document.file.path),
-            document.title,
-            max_characters=settings.CHUNK_MAX_CHARACTERS,
-            new_after_n_chars=settings.CHUNK_NEW_AFTER_CHARACTERS,
-            overlap=settings.CHUNK_OVERLAP_CHARACTERS,
-        )
-    except ParseError as error:
-        return document_mark_failed(document_id=document_id, reason=str(error))
-    except FileNotFoundError:
-        return document_mark_failed(document_id=document_id, reason="The stored file is missing; upload it again.")
-
-    vectors = embed_passages([draft.text for draft in drafts])
-
-    with transaction.atomic():
-        document = Document.objects.select_for_update().filter(id=document_id).first()
-        if document is None or document.status != Document.Status.PROCESSING:
-            return document  # deleted or finished by another delivery meanwhile
-        Chunk.objects.filter(document=document).delete()
-        Chunk.objects.bulk_create(
-            Chunk(
-                document=document,
-                collection_id=document.collection_id,
-                ordinal=draft.ordinal,
-                text=draft.text,
-                page_number=draft.page_number,
-                section_title=draft.section_title[:500],
-                embedding=vector,
-            )
-            for draft, vector in zip(drafts, vectors, strict=True)
-        )
-        Chunk.objects.filter(document=document).update(
-            search_vector=SearchVector("section_title", weight="A", config="english")
-            + SearchVector("text", weight="B", config="english")
-        )
-        document.status = Document.Status.INDEXED
-        document.chunk_count = len(drafts)
-        document.page_count = Chunk.objects.filter(document=document).aggregate(p=Max("page_number"))["p"]
-        document.indexed_at = timezone.now()
-        document.failure_reason = ""
-        document.save()
-        audit_record(
-            event_type=EventType.DOCUMENT_INDEXED,
-            outcome=Outcome.SUCCESS,
-            actor=document.uploaded_by,
-            payload={
-                "collection_id": document.collection_id,
-                "document_id": document.id,
-                "sha256": document.sha256,
-                "chunks": document.chunk_count,
-                "pages": document.page_count,
-                "attempt": document.attempts,
-            },
-        )
-    return document
+    if Document.objects.filter(id=document_id, status=Document.Status.QUEUED).exists() or \
+            Document.objects.filter(id=document_id, status=Document.Status.PROCESSING).exists():
+        Document.objects.filter(id=document_id, status=Document.Status.PROCESSING).update(lease_expires_at=None)
+        document_parse(document_id=document_id, task_id=task_id)
+    Document.objects.filter(id=document_id, status=Document.Status.EMBEDDING).update(lease_expires_at=None)
+    if Document.objects.filter(id=document_id, status__in=[Document.Status.PARSED, Document.Status.EMBEDDING]).exists():
+        documents_embed(document_id=document_id, task_id=task_id)
+    return Document.objects.filter(id=document_id).first()
 
 
-def document_mark_failed(*, document_id: int, reason: str) -> Document | None:
+def document_delete(*, document_id: int, actor) -> bool:
+    """Remove a document, its chunks and vectors (one transaction, audited), then its file.
+    Superseded versions of it go too: a deleted document leaves nothing searchable behind."""
     with transaction.atomic():
         document = Document.objects.select_for_update().filter(id=document_id).first()
         if document is None:
-            return None
-        Chunk.objects.filter(document=document).delete()
-        document.status = Document.Status.FAILED
-        document.failure_reason = reason
-        document.chunk_count = 0
-        document.save()
-        audit_record(
-            event_type=EventType.DOCUMENT_FAILED,
-            outcome=Outcome.FAILED,
-            actor=document.uploaded_by,
-            payload={
-                "collection_id": document.collection_id,
-                "document_id": document.id,
-                "sha256": document.sha256,
-                "reason": reason,
-                "attempt": document.attempts,
-            },
+            return False
+        older, cursor = [], document.replaces
+        while cursor is not None and cursor.status == Document.Status.SUPERSEDED:
+            older.append(cursor)
+            cursor = cursor.replaces
+        victims = [document, *older]
+        files = [d.file.name for d in victims if d.file]
+        chunks = Chunk.objects.filter(document__in=victims).delete()[0]
+        for victim in victims:
+            audit_record(
+                event_type=EventType.DOCUMENT_DELETED, outcome=Outcome.SUCCESS, actor=actor,
+                payload={"collection_id": victim.collection_id, "document_id": victim.id, "file_name": victim.title,
+                         "sha256": victim.sha256, "version": victim.version, "chunks_removed": chunks if victim is document else 0},
+            )
+        Document.objects.filter(id__in=[d.id for d in victims]).delete()
+        storage = document.file.storage
+        transaction.on_commit(lambda: [storage.delete(name) for name in files])
+    return True
+
+
+def document_retry(*, document_id: int, actor) -> bool:
+    """A failed (or quarantined) document goes back to the queue with a fresh attempt count."""
+    with transaction.atomic():
+        updated = Document.objects.filter(id=document_id, status=Document.Status.FAILED).update(
+            status=Document.Status.QUEUED, attempts=0, failure_reason="", failure_code="", quarantined_at=None,
+            claim_task_id="", lease_expires_at=None,
         )
-    return document
+        if updated:
+            document = Document.objects.get(id=document_id)
+            audit_record(
+                event_type=EventType.DOCUMENT_UPLOADED, outcome=Outcome.SUCCESS, actor=actor,
+                payload={"collection_id": document.collection_id, "document_id": document.id,
+                         "file_name": document.title, "sha256": document.sha256, "retry": True},
+            )
+            transaction.on_commit(lambda: document_enqueue(document_id=document_id))
+    return bool(updated)

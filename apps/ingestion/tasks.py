@@ -1,27 +1,51 @@
-"""Celery tasks: take ids, call a service. JSON arguments only."""
+"""Celery tasks: take ids, call a service. JSON arguments only.
+
+Two queues: ``parse`` (CPU-heavy, sandboxed) and ``embed`` (the model), so a slow parse
+never holds up embedding. Both tasks are idempotent (see apps.ingestion.pipeline), acked
+late and requeued if the worker process dies (settings: acks_late, reject_on_worker_lost).
+"""
 
 import logging
 
 from celery import shared_task
-from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 
-from apps.ingestion.services import document_ingest, document_mark_failed
+from apps.ingestion.pipeline import BUSY, TransientIngestError, document_mark_failed, document_parse, documents_embed
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
-def ingest_document(document_id: int) -> None:
+def _backoff(retries: int) -> float:
+    return min(settings.INGEST_RETRY_BACKOFF_SECONDS * (2**retries), 300)
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+def ingest_document(self, document_id: int) -> None:
+    """The parse step (queue "parse")."""
     try:
-        document_ingest(document_id=document_id)
-    except SoftTimeLimitExceeded:
-        document_mark_failed(
-            document_id=document_id,
-            reason="Processing took longer than the time limit; the file may be too large or malformed.",
-        )
+        outcome = document_parse(document_id=document_id, task_id=self.request.id)
+    except TransientIngestError as error:
+        raise self.retry(countdown=_backoff(self.request.retries), exc=error) from None
+    except Exception as error:  # database hiccup, bug: retry, then give up with a reason
+        logger.exception("Parsing document %s failed", document_id)
+        if self.request.retries >= settings.INGEST_MAX_ATTEMPTS:
+            document_mark_failed(document_id=document_id, reason=f"Unexpected error while parsing ({type(error).__name__}): {error}")
+            return
+        raise self.retry(countdown=_backoff(self.request.retries), exc=error) from None
+    if outcome == BUSY:  # another delivery holds it: come back when its lease may have ended
+        raise self.retry(countdown=settings.INGEST_BUSY_RECHECK_SECONDS)
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+def embed_documents(self, document_id: int) -> None:
+    """The embed step (queue "embed"), batched across parsed documents."""
+    try:
+        outcome = documents_embed(document_id=document_id, task_id=self.request.id)
     except Exception as error:
-        logger.exception("Ingestion of document %s failed", document_id)
-        document_mark_failed(
-            document_id=document_id,
-            reason=f"Unexpected error while indexing ({type(error).__name__}): {error}",
-        )
+        logger.exception("Embedding document %s failed", document_id)
+        if self.request.retries >= settings.INGEST_MAX_ATTEMPTS:
+            document_mark_failed(document_id=document_id, reason=f"Unexpected error while embedding ({type(error).__name__}): {error}")
+            return
+        raise self.retry(countdown=_backoff(self.request.retries), exc=error) from None
+    if outcome == BUSY:
+        raise self.retry(countdown=settings.INGEST_BUSY_RECHECK_SECONDS)

@@ -5,7 +5,8 @@ from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_POST
 
 from apps.corpus.selectors import collections_managed_by
-from apps.ingestion.services import UploadRejected, document_upload
+from apps.ingestion.archives import files_upload
+from apps.ingestion.services import UploadRejected, document_delete, document_retry
 
 
 @require_POST
@@ -17,19 +18,37 @@ def document_upload_view(request: HttpRequest, collection_id: int) -> HttpRespon
     if not files:
         messages.error(request, "Choose at least one file to upload.")
     for uploaded in files:
-        try:
-            result = document_upload(
-                collection=collection,
-                uploaded_by=request.user,
-                name=uploaded.name,
-                content=uploaded,
-                size=uploaded.size,
-            )
-        except UploadRejected as rejection:
-            messages.error(request, str(rejection))
-        else:
-            if result.created:
-                messages.success(request, f"{uploaded.name}: queued for indexing.")
+        outcomes = files_upload(
+            collection=collection, uploaded_by=request.user, name=uploaded.name, content=uploaded, size=uploaded.size
+        )
+        for result in outcomes:
+            if isinstance(result, UploadRejected):
+                messages.error(request, str(result))
+            elif result.created:
+                messages.success(request, f"{result.name}: queued for indexing.")
             else:
-                messages.info(request, f"{uploaded.name}: already in this collection as “{result.document.title}”.")
+                messages.info(request, f"{result.name}: already in this collection as “{result.document.title}”.")
+    return redirect("corpus:collection_detail", collection_id=collection.id)
+
+
+@require_POST
+@login_required
+@permission_required("corpus.add_document", raise_exception=True)  # corpus admins manage documents
+def document_delete_view(request: HttpRequest, collection_id: int, document_id: int) -> HttpResponse:
+    collection = get_object_or_404(collections_managed_by(request.user), id=collection_id)
+    document = get_object_or_404(collection.documents, id=document_id)
+    title = document.title
+    document_delete(document_id=document.id, actor=request.user)
+    messages.success(request, f"“{title}” deleted: its file, passages and vectors are gone.")
+    return redirect("corpus:collection_detail", collection_id=collection.id)
+
+
+@require_POST
+@login_required
+@permission_required("corpus.add_document", raise_exception=True)
+def document_retry_view(request: HttpRequest, collection_id: int, document_id: int) -> HttpResponse:
+    collection = get_object_or_404(collections_managed_by(request.user), id=collection_id)
+    document = get_object_or_404(collection.documents, id=document_id)
+    if document_retry(document_id=document.id, actor=request.user):
+        messages.success(request, f"“{document.title}” queued again.")
     return redirect("corpus:collection_detail", collection_id=collection.id)

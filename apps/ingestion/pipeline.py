@@ -1,0 +1,305 @@
+"""The two ingestion steps, each claimed atomically and safe to run twice.
+
+    queued --parse (queue "parse", sandboxed child)--> parsed --embed (queue "embed")--> indexed
+       \\__ ParseError: failed (the file's fault, not retried)
+       \\__ limit hit / crash / worker lost: retried with backoff; after INGEST_MAX_ATTEMPTS
+           parse attempts: failed + quarantined, with the reason
+
+A claim is a conditional UPDATE that sets ``claim_task_id`` and a lease. The same Celery
+task id (a redelivery after a worker died, or a retry) takes its own claim back at once;
+another task waits for the lease to expire. The embed step claims up to
+``INGEST_EMBED_BATCH_CHUNKS`` chunks from several parsed documents and encodes them in one
+call (the model is faster on full batches); each document is then stored in its own
+transaction that replaces its chunks (and a previous version's) in one go.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.postgres.search import SearchVector
+from django.db import transaction
+from django.db.models import F, Max, Q
+from django.utils import timezone
+
+from apps.audit.models import EventType, Outcome
+from apps.audit.services import audit_record
+from apps.corpus.models import Chunk, Document
+from apps.ingestion import parsing
+from apps.ingestion.sandbox import SandboxError, run_limited
+
+logger = logging.getLogger(__name__)
+
+S = Document.Status
+DONE = "done"  # nothing (more) to do: finished, failed or deleted
+BUSY = "busy"  # another live task holds the claim: try again later
+
+
+class TransientIngestError(Exception):
+    """Worth another attempt (limit hit under load, crash, database hiccup)."""
+
+
+# -- parse ------------------------------------------------------------------------------------
+
+
+def _claim(document_id: int, *, free: list[str], held: str, task_id: str, lease_seconds: float, count_attempt: bool) -> bool:
+    now = timezone.now()
+    mine_or_expired = Q(status=held) & (
+        Q(claim_task_id=task_id) | Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True)
+    )
+    updates = {"status": held, "claim_task_id": task_id, "lease_expires_at": now + timedelta(seconds=lease_seconds)}
+    if count_attempt:
+        updates["attempts"] = F("attempts") + 1
+    return bool(Document.objects.filter(Q(id=document_id) & (Q(status__in=free) | mine_or_expired)).update(**updates))
+
+
+def _busy_or_done(document_id: int, held: str) -> str:
+    return BUSY if Document.objects.filter(id=document_id, status=held).exists() else DONE
+
+
+_warm = False
+
+
+def _warm_parent() -> None:
+    """Import the parsers once in the worker so every forked child starts warm."""
+    global _warm
+    if not _warm:
+        parsing.warm_up()
+        _warm = True
+
+
+def _parse_in_child(path: str, name: str, options: dict) -> list[dict]:
+    return [dataclasses.asdict(d) for d in parsing.parse_and_chunk(Path(path), name, **options)]
+
+
+def document_parse(*, document_id: int, task_id: str) -> str:
+    """Claim, parse in a sandboxed child, store the drafts, hand over to the embed step."""
+    if not _claim(document_id, free=[S.QUEUED], held=S.PROCESSING, task_id=task_id,
+                  lease_seconds=settings.INGEST_PARSE_LEASE_SECONDS, count_attempt=True):
+        return _busy_or_done(document_id, S.PROCESSING)
+    document = Document.objects.get(id=document_id)
+    if document.attempts > settings.INGEST_MAX_ATTEMPTS:
+        document_quarantine(
+            document_id=document_id,
+            reason=f"Processing was interrupted {document.attempts - 1} times (the worker stopped "
+            "while handling this file). It was set aside so it cannot stop the workers again; "
+            "check the file, then retry or delete it.",
+        )
+        return DONE
+    try:
+        path = document.file.path
+        if not Path(path).exists():
+            raise FileNotFoundError(path)
+    except (FileNotFoundError, ValueError):
+        document_mark_failed(document_id=document_id, reason="The stored file is missing; upload it again.", code="missing")
+        return DONE
+    _warm_parent()
+    options = {
+        "max_characters": settings.CHUNK_MAX_CHARACTERS,
+        "new_after_n_chars": settings.CHUNK_NEW_AFTER_CHARACTERS,
+        "overlap": settings.CHUNK_OVERLAP_CHARACTERS,
+    }
+    try:
+        result = run_limited(
+            _parse_in_child, path, document.title, options,
+            memory_bytes=settings.INGEST_PARSE_MEMORY_MB * 1024 * 1024,
+            cpu_seconds=settings.INGEST_PARSE_CPU_SECONDS,
+            wall_seconds=settings.INGEST_PARSE_WALL_SECONDS,
+        )
+    except SandboxError as error:
+        reason = (f"Parsing this file {error} and was stopped (limits: "
+                  f"{settings.INGEST_PARSE_MEMORY_MB} MiB, {settings.INGEST_PARSE_CPU_SECONDS} s CPU); "
+                  "the file may be malformed or hostile.")
+        return _transient_failure(document_id, reason, code=f"limit_{error.code}")
+    payload = result.value
+    if not payload["ok"]:
+        if payload.get("type") == "ParseError":
+            document_mark_failed(document_id=document_id, reason=payload["message"], code=payload.get("code") or "corrupt")
+            return DONE
+        logger.error("parsing document %s raised %s: %s\n%s", document_id, payload.get("type"), payload.get("message"), payload.get("traceback"))
+        return _transient_failure(document_id, f"Unexpected error while parsing ({payload.get('type')}): {payload.get('message')}", code="error")
+    with transaction.atomic():
+        updated = Document.objects.filter(id=document_id, status=S.PROCESSING, claim_task_id=task_id).update(
+            status=S.PARSED, draft_chunks=payload["value"], parse_seconds=result.seconds,
+            claim_task_id="", lease_expires_at=None, failure_reason="", failure_code="",
+        )
+        if updated:
+            transaction.on_commit(lambda: enqueue_embed(document_id=document_id))
+    return DONE
+
+
+def _transient_failure(document_id: int, reason: str, *, code: str) -> str:
+    attempts = Document.objects.filter(id=document_id).values_list("attempts", flat=True).first()
+    if attempts is None:
+        return DONE
+    if attempts >= settings.INGEST_MAX_ATTEMPTS:
+        document_quarantine(document_id=document_id, reason=f"{reason} Failed {attempts} times; set aside.", code=code)
+        return DONE
+    Document.objects.filter(id=document_id, status=S.PROCESSING).update(
+        failure_reason=f"Attempt {attempts} failed, will retry: {reason}", failure_code=code
+    )
+    raise TransientIngestError(reason)
+
+
+# -- embed ------------------------------------------------------------------------------------
+
+
+def documents_embed(*, document_id: int, task_id: str) -> str:
+    """Embed this document's drafts together with other parsed documents' (one batch)."""
+    lease = settings.INGEST_EMBED_LEASE_SECONDS
+    if not _claim(document_id, free=[S.PARSED], held=S.EMBEDDING, task_id=task_id, lease_seconds=lease, count_attempt=False):
+        return _busy_or_done(document_id, S.EMBEDDING)
+    with transaction.atomic():
+        budget = settings.INGEST_EMBED_BATCH_CHUNKS
+        batch = [document_id]
+        used = len(Document.objects.filter(id=document_id).values_list("draft_chunks", flat=True).first() or [])
+        candidates = (
+            Document.objects.select_for_update(skip_locked=True)
+            .filter(Q(status=S.PARSED) | Q(status=S.EMBEDDING, claim_task_id=task_id))
+            .exclude(id=document_id).order_by("id").values_list("id", "chunk_count")[:64]
+        )
+        for other_id, _ in candidates:
+            if used >= budget:
+                break
+            drafts = Document.objects.filter(id=other_id).values_list("draft_chunks", flat=True).first() or []
+            if used + len(drafts) > budget and used:
+                continue
+            batch.append(other_id)
+            used += len(drafts)
+        Document.objects.filter(id__in=batch[1:]).update(
+            status=S.EMBEDDING, claim_task_id=task_id, lease_expires_at=timezone.now() + timedelta(seconds=lease)
+        )
+    jobs = [(doc_id, Document.objects.filter(id=doc_id).values_list("draft_chunks", flat=True).first() or []) for doc_id in batch]
+    from apps.ingestion.embedding import embed_passages
+
+    started = time.monotonic()
+    vectors = embed_passages([d["text"] for _, drafts in jobs for d in drafts])
+    seconds = time.monotonic() - started
+    total = max(1, len(vectors))
+    offset = 0
+    for doc_id, drafts in jobs:
+        mine = vectors[offset: offset + len(drafts)]
+        offset += len(drafts)
+        document_store_chunks(document_id=doc_id, task_id=task_id, drafts=drafts, vectors=mine,
+                              embed_seconds=seconds * len(drafts) / total)
+    return DONE
+
+
+def document_store_chunks(*, document_id: int, task_id: str, drafts: list[dict], vectors: list, embed_seconds: float) -> Document | None:
+    """One transaction: the document's chunks (and a replaced version's) swap at once."""
+    with transaction.atomic():
+        document = Document.objects.select_for_update().filter(id=document_id).first()
+        if document is None or document.status != S.EMBEDDING or document.claim_task_id != task_id:
+            return document  # deleted, or finished by another delivery meanwhile
+        newer = Document.objects.filter(replaces=document, status=S.INDEXED).exists()
+        Chunk.objects.filter(document=document).delete()
+        if newer:  # a later version got indexed first: this one must not come back to search
+            _supersede(document)
+            return document
+        Chunk.objects.bulk_create(
+            Chunk(
+                document=document, collection_id=document.collection_id, ordinal=d["ordinal"], text=d["text"],
+                page_number=d["page_number"], section_title=d["section_title"][:500],
+                metadata=d.get("metadata") or {}, embedding=vector,
+            )
+            for d, vector in zip(drafts, vectors, strict=True)
+        )
+        Chunk.objects.filter(document=document).update(
+            search_vector=SearchVector("section_title", weight="A", config="english")
+            + SearchVector("text", weight="B", config="english")
+        )
+        replaced = None
+        if document.replaces_id:
+            replaced = Document.objects.select_for_update().filter(id=document.replaces_id).first()
+            if replaced is not None and replaced.status != S.SUPERSEDED:
+                Chunk.objects.filter(document=replaced).delete()
+                _supersede(replaced)
+        document.status = S.INDEXED
+        document.chunk_count = len(drafts)
+        document.page_count = Chunk.objects.filter(document=document).aggregate(p=Max("page_number"))["p"]
+        document.indexed_at = timezone.now()
+        document.failure_reason = document.failure_code = document.claim_task_id = ""
+        document.lease_expires_at = None
+        document.draft_chunks = None
+        document.embed_seconds = embed_seconds
+        document.save()
+        audit_record(
+            event_type=EventType.DOCUMENT_INDEXED, outcome=Outcome.SUCCESS, actor=document.uploaded_by,
+            payload={
+                "collection_id": document.collection_id, "document_id": document.id, "sha256": document.sha256,
+                "chunks": document.chunk_count, "pages": document.page_count, "attempt": document.attempts,
+                "version": document.version, "replaced_document_id": replaced.id if replaced else None,
+            },
+        )
+    return document
+
+
+def _supersede(document: Document) -> None:
+    document.status = S.SUPERSEDED
+    document.chunk_count = 0
+    document.draft_chunks = None
+    document.claim_task_id = ""
+    document.lease_expires_at = None
+    document.save()
+
+
+# -- ends -------------------------------------------------------------------------------------
+
+
+def document_mark_failed(*, document_id: int, reason: str, code: str = "error", quarantine: bool = False) -> Document | None:
+    with transaction.atomic():
+        document = Document.objects.select_for_update().filter(id=document_id).first()
+        if document is None:
+            return None
+        Chunk.objects.filter(document=document).delete()
+        document.status = S.FAILED
+        document.failure_reason = reason
+        document.failure_code = code
+        document.chunk_count = 0
+        document.draft_chunks = None
+        document.claim_task_id = ""
+        document.lease_expires_at = None
+        if quarantine:
+            document.quarantined_at = timezone.now()
+        document.save()
+        payload = {
+            "collection_id": document.collection_id, "document_id": document.id, "sha256": document.sha256,
+            "reason": reason, "code": code, "attempt": document.attempts,
+        }
+        audit_record(event_type=EventType.DOCUMENT_FAILED, outcome=Outcome.FAILED, actor=document.uploaded_by, payload=payload)
+        if quarantine:
+            audit_record(event_type=EventType.DOCUMENT_QUARANTINED, outcome=Outcome.FAILED, actor=document.uploaded_by, payload=payload)
+    return document
+
+
+def document_quarantine(*, document_id: int, reason: str, code: str = "quarantined") -> Document | None:
+    return document_mark_failed(document_id=document_id, reason=reason, code=code, quarantine=True)
+
+
+def enqueue_parse(*, document_id: int) -> bool:
+    from apps.ingestion.tasks import ingest_document
+
+    return _send(ingest_document, document_id)
+
+
+def enqueue_embed(*, document_id: int) -> bool:
+    from apps.ingestion.tasks import embed_documents
+
+    return _send(embed_documents, document_id)
+
+
+def _send(task, document_id: int) -> bool:
+    try:
+        task.apply_async(args=[document_id], retry=True, retry_policy={"max_retries": 2, "interval_start": 0.5, "interval_step": 1})
+    except Exception as error:  # kombu raises OperationalError subclasses, not one base
+        logger.error("Could not queue document %s (%s): %s", document_id, task.name, error)
+        Document.objects.filter(id=document_id, status__in=[S.QUEUED, S.PARSED]).update(
+            failure_reason=f"Waiting: the ingestion queue is unreachable ({error}). It will be retried."
+        )
+        return False
+    return True
