@@ -221,6 +221,58 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+# --- Retrieval and answering (issue 4) ---
+# Hybrid search: nearest chunks (HNSW) and full-text matches (GIN), fused by weighted RRF.
+RETRIEVAL_CANDIDATES = env_int("RETRIEVAL_CANDIDATES", 40)  # per list, before fusion
+RETRIEVAL_EF_SEARCH = env_int("RETRIEVAL_EF_SEARCH", 100)  # hnsw.ef_search (>= candidates)
+RETRIEVAL_RRF_K = env_int("RETRIEVAL_RRF_K", 60)
+RETRIEVAL_VECTOR_WEIGHT = env_float("RETRIEVAL_VECTOR_WEIGHT", 1.0)
+RETRIEVAL_KEYWORD_WEIGHT = env_float("RETRIEVAL_KEYWORD_WEIGHT", 1.0)
+RETRIEVAL_TS_RANK_NORMALIZATION = env_int("RETRIEVAL_TS_RANK_NORMALIZATION", 1)
+# The served model's context window (vLLM --max-model-len) and its tokenizer.json
+# ("" = the converted model's folder); prompts are fitted to it by token count.
+LLM_CONTEXT_TOKENS = env_int("LLM_CONTEXT_TOKENS", 2048)
+LLM_TOKENIZER_PATH = os.environ.get("LLM_TOKENIZER_PATH") or ""
+LLM_CONNECT_TIMEOUT_SECONDS = env_float("LLM_CONNECT_TIMEOUT_SECONDS", 5.0)
+LLM_RETRIES = env_int("LLM_RETRIES", 1)  # before the first token only
+# Follow-ups: how many earlier turns of a conversation feed the standalone rewrite.
+ANSWER_FOLLOW_UP_TURNS = env_int("ANSWER_FOLLOW_UP_TURNS", 1)
+
+# --- Audit trail and egress guard (issue 6) ---
+# Egress: RAG_EGRESS_ALLOW="10.0.0.0/8,db.internal:5432" (see rag_platform/egress.py).
+AUDIT_CHECKPOINT_DIR = os.environ.get("RAG_AUDIT_CHECKPOINT_DIR") or str(DATA_DIR / "audit-checkpoints")
+AUDIT_CHECKPOINT_MINUTES = env_float("RAG_AUDIT_CHECKPOINT_MINUTES", 10.0)
+AUDIT_TRUST_X_FORWARDED_FOR = env_bool("RAG_AUDIT_TRUST_X_FORWARDED_FOR", False)
+# Retention in days per event class (the part before the dot); HIPAA asks for 6 years.
+AUDIT_RETENTION_DEFAULT_DAYS = env_int("RAG_AUDIT_RETENTION_DAYS", 6 * 365 + 2)
+AUDIT_RETENTION_DAYS = {
+    item.split("=")[0].strip(): int(item.split("=")[1])
+    for item in env_list("RAG_AUDIT_RETENTION_BY_CLASS", [])  # e.g. "auth=400,egress=2200"
+}
+CELERY_BEAT_SCHEDULE = {
+    "audit-checkpoint": {"task": "audit.checkpoint", "schedule": AUDIT_CHECKPOINT_MINUTES * 60.0},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "run" / "celerybeat-schedule")
+
+# --- Ingestion (issue 3) ---
+# Parse attempts before a file is quarantined (failed, set aside, audited).
+INGEST_MAX_ATTEMPTS = env_int("INGEST_MAX_ATTEMPTS", 3)
+INGEST_RETRY_BACKOFF_SECONDS = env_float("INGEST_RETRY_BACKOFF_SECONDS", 5.0)  # doubles per retry
+# Each file is parsed in a forked child with these limits (memory on top of the worker's).
+INGEST_PARSE_MEMORY_MB = env_int("INGEST_PARSE_MEMORY_MB", 1536)
+INGEST_PARSE_CPU_SECONDS = env_int("INGEST_PARSE_CPU_SECONDS", 300)
+INGEST_PARSE_WALL_SECONDS = env_int("INGEST_PARSE_WALL_SECONDS", 420)
+INGEST_PARSE_LEASE_SECONDS = env_int("INGEST_PARSE_LEASE_SECONDS", INGEST_PARSE_WALL_SECONDS + 60)
+INGEST_EMBED_LEASE_SECONDS = env_int("INGEST_EMBED_LEASE_SECONDS", 600)
+INGEST_EMBED_BATCH_CHUNKS = env_int("INGEST_EMBED_BATCH_CHUNKS", 256)  # across documents
+INGEST_BUSY_RECHECK_SECONDS = env_int("INGEST_BUSY_RECHECK_SECONDS", 15)
+CELERY_TASK_ROUTES = {
+    "apps.ingestion.tasks.ingest_document": {"queue": "parse"},
+    "apps.ingestion.tasks.embed_documents": {"queue": "embed"},
+}
+CELERY_TASK_SOFT_TIME_LIMIT = max(CELERY_TASK_SOFT_TIME_LIMIT, INGEST_PARSE_WALL_SECONDS + 60)
+CELERY_TASK_TIME_LIMIT = max(CELERY_TASK_TIME_LIMIT, CELERY_TASK_SOFT_TIME_LIMIT + 60)
+
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
