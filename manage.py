@@ -9,6 +9,9 @@ def main() -> None:
     from rag_platform.privacy import apply_offline_environment
 
     apply_offline_environment()
+    from rag_platform.egress import install_egress_guard
+
+    install_egress_guard()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rag_platform.settings")
     from django.core.management import execute_from_command_line
 

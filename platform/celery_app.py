@@ -5,6 +5,9 @@ import os
 from rag_platform.privacy import apply_offline_environment
 
 apply_offline_environment()
+from rag_platform.egress import install_egress_guard  # noqa: E402
+
+install_egress_guard()
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rag_platform.settings")
 
 from celery import Celery  # noqa: E402

@@ -13,6 +13,9 @@ import os
 from rag_platform.privacy import apply_offline_environment
 
 apply_offline_environment()
+from rag_platform.egress import install_egress_guard  # noqa: E402
+
+install_egress_guard()
 
 import dj_database_url  # noqa: E402
 from django.core.exceptions import ImproperlyConfigured  # noqa: E402
@@ -96,6 +99,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "apps.audit.middleware.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -217,10 +221,6 @@ RETRIEVAL_MAX_DISTANCE = env_float("RETRIEVAL_MAX_DISTANCE", 0.75)
 ANSWER_EVIDENCE_SOURCES = env_int("ANSWER_EVIDENCE_SOURCES", 3)
 ANSWER_EVIDENCE_SENTENCES = env_int("ANSWER_EVIDENCE_SENTENCES", 1)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
 # --- Retrieval and answering (issue 4) ---
 # Hybrid search: nearest chunks (HNSW) and full-text matches (GIN), fused by weighted RRF.
 RETRIEVAL_CANDIDATES = env_int("RETRIEVAL_CANDIDATES", 40)  # per list, before fusion
@@ -273,6 +273,10 @@ CELERY_TASK_ROUTES = {
 CELERY_TASK_SOFT_TIME_LIMIT = max(CELERY_TASK_SOFT_TIME_LIMIT, INGEST_PARSE_WALL_SECONDS + 60)
 CELERY_TASK_TIME_LIMIT = max(CELERY_TASK_TIME_LIMIT, CELERY_TASK_SOFT_TIME_LIMIT + 60)
 
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},

@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
 
-from apps.accounts.roles import COMPLIANCE_OFFICER, CORPUS_ADMIN, STAFF
+from apps.accounts.roles import COMPLIANCE_OFFICER, CORPUS_ADMIN, ROLE_LABELS, STAFF, user_roles
 from apps.audit.models import EventType, Outcome
 from apps.audit.services import audit_record
 
@@ -57,3 +57,27 @@ def demo_users_ensure() -> dict[str, str]:
     path.write_text(json.dumps(stored, indent=2))
     path.chmod(0o600)
     return stored
+
+
+def user_roles_set(*, user, roles: list[str], changed_by, reason: str = "") -> tuple[list[str], list[str]]:
+    """Give ``user`` exactly ``roles``; audited with who changed what. Returns (added, removed)."""
+    unknown = set(roles) - set(ROLE_LABELS)
+    if unknown:
+        raise ValueError(f"unknown role(s): {', '.join(sorted(unknown))}")
+    with transaction.atomic():
+        before = set(user_roles(user))
+        added = sorted(set(roles) - before)
+        removed = sorted(before - set(roles))
+        if added:
+            user.groups.add(*Group.objects.filter(name__in=added))
+        if removed:
+            user.groups.remove(*Group.objects.filter(name__in=removed))
+        if added or removed:
+            audit_record(
+                event_type=EventType.ROLE_CHANGED,
+                outcome=Outcome.SUCCESS,
+                actor=changed_by,
+                payload={"user_id": user.pk, "username": user.get_username(), "added": added,
+                         "removed": removed, "roles_before": sorted(before), "reason": reason},
+            )
+    return added, removed

@@ -5,3 +5,25 @@ class AuditConfig(AppConfig):
     name = "apps.audit"
     label = "audit"
     verbose_name = "Audit trail"
+
+    def ready(self) -> None:
+        from rag_platform import egress
+
+        from apps.audit import checks  # noqa: F401  (registers the system checks)
+        from apps.audit.egress_record import record_blocked_attempt
+
+        egress.set_recorder(record_blocked_attempt)
+        _refuse_public_endpoints_in_servers()
+
+
+def _refuse_public_endpoints_in_servers() -> None:
+    """Web and Celery processes run no system checks of their own: refuse to start here."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from apps.audit.checks import check_endpoints_are_local
+    from apps.audit.context import process_name
+
+    if process_name().startswith(("celery", "web")):
+        errors = [e for e in check_endpoints_are_local() if e.is_serious()]
+        if errors:
+            raise ImproperlyConfigured("; ".join(f"{e.id}: {e.msg} {e.hint}" for e in errors))

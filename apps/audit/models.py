@@ -3,7 +3,9 @@
 Each row stores ``hash = sha256(sequence | previous hash | canonical JSON of the event)``.
 Rows are never updated or deleted by the application, and a database trigger (migration
 0002) rejects UPDATE and DELETE from anyone, so an edit needs a superuser who disables the
-trigger, and then the chain no longer verifies.
+trigger, and then the chain no longer verifies. Migration 0005 adds TRUNCATE to the
+trigger and opens exactly two doors: retention expiry (``audit_expire``) and the test
+database flush (``apps/audit/management/commands/flush.py``).
 """
 
 from django.db import models
@@ -21,6 +23,21 @@ class EventType(models.TextChoices):
     DOCUMENT_DELETED = "document.deleted", "Document deleted"
     DOCUMENT_QUARANTINED = "document.quarantined", "Document quarantined"
     USERS_CREATED = "accounts.demo_users_created", "Demo users created"
+    SIGNED_IN = "auth.signed_in", "Signed in"
+    SIGNED_OUT = "auth.signed_out", "Signed out"
+    SIGN_IN_FAILED = "auth.sign_in_failed", "Sign-in failed"
+    ACCESS_GRANTED = "access.granted", "Access granted"
+    ACCESS_REVOKED = "access.revoked", "Access revoked"
+    ROLE_CHANGED = "accounts.role_changed", "Role changed"
+    SETTINGS_CHANGED = "settings.changed", "Settings changed"
+    AUDIT_VIEWED = "audit.viewed", "Audit trail viewed"
+    AUDIT_EXPORTED = "audit.exported", "Audit trail exported"
+    AUDIT_VERIFIED = "audit.verified", "Audit trail verified"
+    AUDIT_EXPIRED = "audit.retention_expired", "Events removed after retention"
+    LEGAL_HOLD_PLACED = "audit.legal_hold_placed", "Legal hold placed"
+    LEGAL_HOLD_RELEASED = "audit.legal_hold_released", "Legal hold released"
+    ATTESTATION_VIEWED = "attestation.viewed", "Attestation report produced"
+    EGRESS_BLOCKED = "egress.blocked", "Outbound connection blocked"
 
 
 class Outcome(models.TextChoices):
@@ -32,6 +49,8 @@ class Outcome(models.TextChoices):
     FAILED = "failed", "Failed"
     REJECTED = "rejected", "Rejected"
     ERROR = "error", "Error"
+    DENIED = "denied", "Denied"
+    BLOCKED = "blocked", "Blocked"
 
 
 class AuditEvent(models.Model):
@@ -44,6 +63,13 @@ class AuditEvent(models.Model):
     actor_username = models.CharField(max_length=150, blank=True)
     actor_roles = models.JSONField(default=list)
     payload = models.JSONField(default=dict)
+    # Request context (apps.audit.context), empty outside a web request.
+    event_id = models.UUIDField(unique=True, null=True, editable=False)
+    session_hash = models.CharField(max_length=64, blank=True)
+    ip_address = models.CharField(max_length=45, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    process = models.CharField(max_length=64, blank=True)
     prev_hash = models.CharField(max_length=64, editable=False)
     hash = models.CharField(max_length=64, unique=True, editable=False)
 
@@ -52,3 +78,42 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.sequence} {self.event_type} {self.outcome}"
+
+
+class AuditCheckpoint(models.Model):
+    """A signed statement about the chain head; also exported as a file to be copied away."""
+
+    number = models.BigIntegerField(unique=True)
+    created_at = models.DateTimeField()
+    last_sequence = models.BigIntegerField()
+    head_hash = models.CharField(max_length=64)
+    event_count = models.BigIntegerField()
+    previous_digest = models.CharField(max_length=64)
+    statement = models.TextField(help_text="Canonical JSON that was signed.")
+    digest = models.CharField(max_length=64, unique=True, help_text="sha256 of the statement.")
+    signature = models.CharField(max_length=128, help_text="Ed25519 signature, hex.")
+    key_id = models.CharField(max_length=64, help_text="sha256 of the raw public key.")
+
+    class Meta:
+        ordering = ["-number"]
+
+
+class AuditTombstone(models.Model):
+    """What remains of an event removed after its retention period: its place in the chain."""
+
+    sequence = models.BigIntegerField(unique=True)
+    hash = models.CharField(max_length=64)
+    event_type = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+    expired_by_sequence = models.BigIntegerField(help_text="The audit.retention_expired event.")
+
+
+class LegalHold(models.Model):
+    """Events in [starts_at, ends_at] are kept past retention until the hold is released."""
+
+    reason = models.CharField(max_length=500)
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    placed_by = models.CharField(max_length=150, blank=True)
+    placed_at = models.DateTimeField(auto_now_add=True)
+    released_at = models.DateTimeField(null=True, blank=True)

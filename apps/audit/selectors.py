@@ -1,14 +1,100 @@
-from django.db.models import QuerySet
+from __future__ import annotations
 
-from apps.audit.models import AuditEvent
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from django.apps import apps as django_apps
+from django.db.models import Q, QuerySet
+
+from apps.audit.checkpoints import latest_checkpoint
+from apps.audit.models import AuditCheckpoint, AuditEvent, EventType
 
 
-def audit_events_list(*, event_type: str = "", outcome: str = "", actor: str = "") -> QuerySet[AuditEvent]:
+@dataclass(frozen=True)
+class EventFilters:
+    event_type: str = ""
+    outcome: str = ""
+    actor: str = ""
+    date_from: date | None = None
+    date_to: date | None = None  # inclusive
+    collection_id: int | None = None
+    search: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "event_type": self.event_type, "outcome": self.outcome, "actor": self.actor,
+            "date_from": self.date_from.isoformat() if self.date_from else "",
+            "date_to": self.date_to.isoformat() if self.date_to else "",
+            "collection": str(self.collection_id or ""), "q": self.search,
+        }
+
+
+def audit_events_list(*, filters: EventFilters | None = None, **legacy: str) -> QuerySet[AuditEvent]:
+    """Events matching the review filters (UTC days), newest first."""
+    f = filters or EventFilters(**legacy)
     events = AuditEvent.objects.all()
-    if event_type:
-        events = events.filter(event_type=event_type)
-    if outcome:
-        events = events.filter(outcome=outcome)
-    if actor:
-        events = events.filter(actor_username=actor)
+    if f.event_type:
+        events = events.filter(event_type=f.event_type)
+    if f.outcome:
+        events = events.filter(outcome=f.outcome)
+    if f.actor:
+        events = events.filter(Q(actor_username=f.actor) | Q(payload__username=f.actor))
+    if f.date_from:
+        events = events.filter(created_at__gte=datetime.combine(f.date_from, time.min, tzinfo=UTC))
+    if f.date_to:
+        events = events.filter(created_at__lt=datetime.combine(f.date_to + timedelta(days=1), time.min, tzinfo=UTC))
+    if f.collection_id:
+        events = events.filter(
+            Q(payload__collection_id=f.collection_id) | Q(payload__collections_searched__contains=[f.collection_id])
+        )
+    if f.search:
+        events = events.filter(payload__question__icontains=f.search)
     return events.order_by("-sequence")
+
+
+def passages_as_retrieved(event: AuditEvent) -> list[dict[str, Any]]:
+    """The retrieved passages of a question event, with the chunk text as stored now.
+
+    The audit app imports no other app, so the chunk model is looked up by name. A chunk
+    belongs to one document version (its sha256); if the event recorded that hash and the
+    document changed since, the passage is flagged instead of silently shown.
+    """
+    retrieved = list(event.payload.get("retrieved") or [])
+    try:
+        Chunk = django_apps.get_model("corpus", "Chunk")
+    except LookupError:
+        return retrieved
+    ids = [r.get("chunk_id") for r in retrieved if r.get("chunk_id")]
+    chunks = {c.id: c for c in Chunk.objects.filter(id__in=ids).select_related("document")}
+    rows = []
+    for r in retrieved:
+        chunk = chunks.get(r.get("chunk_id"))
+        recorded = r.get("document_sha256") or r.get("sha256") or ""
+        current = chunk.document.sha256 if chunk else ""
+        rows.append({
+            **r,
+            "text": r.get("text") or (chunk.text if chunk else ""),
+            "document_title": chunk.document.title if chunk else r.get("document_title", ""),
+            "document_sha256": recorded or current,
+            "version_status": ("removed since" if not chunk else
+                               "changed since" if recorded and recorded != current else "as at the time"),
+        })
+    return rows
+
+
+@dataclass(frozen=True)
+class IntegrityStatus:
+    last_verification: AuditEvent | None
+    last_checkpoint: AuditCheckpoint | None
+    events_since_checkpoint: int
+
+
+def audit_integrity_status() -> IntegrityStatus:
+    checkpoint = latest_checkpoint()
+    last = AuditEvent.objects.order_by("-sequence").values_list("sequence", flat=True).first() or 0
+    return IntegrityStatus(
+        last_verification=AuditEvent.objects.filter(event_type=EventType.AUDIT_VERIFIED).order_by("-sequence").first(),
+        last_checkpoint=checkpoint,
+        events_since_checkpoint=last - (checkpoint.last_sequence if checkpoint else 0),
+    )

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.audit.chain import GENESIS_HASH, canonical_json, event_body, event_hash
-from apps.audit.models import AuditEvent
+from apps.audit.chain import GENESIS_HASH, body_of, canonical_json, event_body, event_hash
+from apps.audit.context import current_context, process_name
+from apps.audit.models import AuditEvent, AuditTombstone
 
 # Arbitrary constant key for pg_advisory_xact_lock: one writer at a time extends the chain.
 _CHAIN_LOCK_KEY = 0x52414741  # "RAGA"
@@ -31,6 +33,11 @@ def audit_record(
     # Store exactly what we hash: a JSON round trip normalises tuples, dates, decimals.
     clean_payload = json.loads(canonical_json(payload or {}))
     actor_id, actor_username, actor_roles = _describe_actor(actor)
+    context = {
+        **current_context().as_fields(),
+        "event_id": str(uuid.uuid4()),
+        "process": process_name(),
+    }
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
@@ -47,6 +54,7 @@ def audit_record(
             actor_username=actor_username,
             actor_roles=actor_roles,
             payload=clean_payload,
+            context=context,
         )
         return AuditEvent.objects.create(
             sequence=sequence,
@@ -57,6 +65,7 @@ def audit_record(
             actor_username=actor_username,
             actor_roles=actor_roles,
             payload=clean_payload,
+            **context,
             prev_hash=prev_hash,
             hash=event_hash(sequence, prev_hash, body),
         )
@@ -77,32 +86,41 @@ class ChainReport:
     events_checked: int
     first_bad_sequence: int | None = None
     problem: str = ""
+    head_sequence: int = 0
+    head_hash: str = GENESIS_HASH
+    tombstones: int = 0
 
 
 def audit_verify_chain() -> ChainReport:
-    """Recompute every hash in order; name the first event that does not fit."""
+    """Recompute every hash in order; name the first event that does not fit.
+
+    Events removed after their retention period leave a tombstone (sequence and hash), so
+    the chain still links across them; the tombstones themselves are checked against the
+    ``audit.retention_expired`` events that list them (apps.audit.verification).
+    """
     expected_prev = GENESIS_HASH
     expected_sequence = 1
     checked = 0
+    tombstones = dict(AuditTombstone.objects.values_list("sequence", "hash"))
     rows = AuditEvent.objects.order_by("sequence").iterator(chunk_size=2000)
     for event in rows:
+        while expected_sequence in tombstones and event.sequence != expected_sequence:
+            expected_prev = tombstones[expected_sequence]
+            expected_sequence += 1
         if event.sequence != expected_sequence:
-            return ChainReport(False, checked, expected_sequence, "missing or reordered event")
+            problem = "reordered event" if event.sequence < expected_sequence else "missing event (deleted)"
+            return ChainReport(False, checked, expected_sequence, problem, expected_sequence - 1, expected_prev)
         if event.prev_hash != expected_prev:
-            return ChainReport(False, checked, event.sequence, "link to previous event broken")
-        body = event_body(
-            sequence=event.sequence,
-            created_at=event.created_at,
-            event_type=event.event_type,
-            outcome=event.outcome,
-            actor_id=event.actor_id,
-            actor_username=event.actor_username,
-            actor_roles=event.actor_roles,
-            payload=event.payload,
-        )
-        if event_hash(event.sequence, event.prev_hash, body) != event.hash:
-            return ChainReport(False, checked, event.sequence, "content does not match its hash")
+            return ChainReport(False, checked, event.sequence, "link to previous event broken (deleted or reordered)",
+                               expected_sequence - 1, expected_prev)
+        if event_hash(event.sequence, event.prev_hash, body_of(event)) != event.hash:
+            return ChainReport(False, checked, event.sequence, "content does not match its hash (edited)",
+                               expected_sequence - 1, expected_prev)
         expected_prev = event.hash
         expected_sequence += 1
         checked += 1
-    return ChainReport(True, checked)
+    while expected_sequence in tombstones:  # everything at the end expired
+        expected_prev = tombstones[expected_sequence]
+        expected_sequence += 1
+    return ChainReport(True, checked, head_sequence=expected_sequence - 1, head_hash=expected_prev,
+                       tombstones=len(tombstones))

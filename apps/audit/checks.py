@@ -1,0 +1,28 @@
+"""System checks: configured endpoints on public addresses are refused at start-up.
+
+Runs with every management command (``migrate`` once per release, ``check --deploy``) and
+from the Celery worker/beat and WSGI start-up via apps.audit.apps.
+"""
+
+from django.core.checks import Error, Tags, Warning, register
+
+EGRESS_TAG = "egress"
+
+
+@register(Tags.security, EGRESS_TAG)
+def check_endpoints_are_local(app_configs=None, **kwargs):
+    from rag_platform import egress
+
+    problems = []
+    allow = egress.allowlist_from_env()
+    for endpoint in egress.configured_endpoints():
+        if endpoint.locality(allow) == "PUBLIC":
+            problems.append(Error(
+                f"{endpoint.variable} points at {endpoint.host}, a public address.",
+                hint=("Data would leave the environment. Use a private or loopback address, or, if "
+                      f"this really is your own service, add '{endpoint.host}' to RAG_EGRESS_ALLOW."),
+                id=f"rag.E00{egress.ENDPOINT_VARIABLES.index(endpoint.variable) + 1}",
+            ))
+    if not egress.is_installed():
+        problems.append(Warning("The egress guard is not installed in this process.", id="rag.W001"))
+    return problems

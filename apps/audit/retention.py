@@ -1,0 +1,84 @@
+"""Retention: events older than their class's period are removed, unless on legal hold.
+
+Removal never breaks verification: only events a signed checkpoint already covers may go
+(the trigger enforces it), each leaves a tombstone with its sequence and hash, and an
+``audit.retention_expired`` event in the chain lists them; a new checkpoint follows.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.audit.models import AuditCheckpoint, AuditEvent, AuditTombstone, EventType, LegalHold, Outcome
+
+# Events that hold the trail's own bookkeeping are kept for good.
+NEVER_EXPIRE = {EventType.AUDIT_EXPIRED, EventType.LEGAL_HOLD_PLACED, EventType.LEGAL_HOLD_RELEASED}
+
+
+def retention_days(event_type: str) -> int:
+    return settings.AUDIT_RETENTION_DAYS.get(event_type.split(".")[0], settings.AUDIT_RETENTION_DEFAULT_DAYS)
+
+
+def legal_hold_place(*, starts_at: datetime, ends_at: datetime, reason: str, placed_by) -> LegalHold:
+    from apps.audit.services import audit_record
+
+    with transaction.atomic():
+        hold = LegalHold.objects.create(starts_at=starts_at, ends_at=ends_at, reason=reason,
+                                        placed_by=getattr(placed_by, "username", ""))
+        audit_record(event_type=EventType.LEGAL_HOLD_PLACED, outcome=Outcome.SUCCESS, actor=placed_by,
+                     payload={"hold_id": hold.id, "starts_at": starts_at.isoformat(), "ends_at": ends_at.isoformat(),
+                              "reason": reason})
+    return hold
+
+
+def legal_hold_release(*, hold: LegalHold, released_by) -> LegalHold:
+    from apps.audit.services import audit_record
+
+    with transaction.atomic():
+        hold.released_at = timezone.now()
+        hold.save(update_fields=["released_at"])
+        audit_record(event_type=EventType.LEGAL_HOLD_RELEASED, outcome=Outcome.SUCCESS, actor=released_by,
+                     payload={"hold_id": hold.id})
+    return hold
+
+
+def audit_expire(*, now: datetime | None = None, actor=None) -> list[int]:
+    """Remove events past retention that a checkpoint covers and no hold protects. Returns their sequences."""
+    from apps.audit.checkpoints import audit_checkpoint_create
+    from apps.audit.services import _CHAIN_LOCK_KEY, audit_record
+
+    now = now or timezone.now()
+    covered = AuditCheckpoint.objects.order_by("-last_sequence").values_list("last_sequence", flat=True).first() or 0
+    holds = LegalHold.objects.filter(released_at__isnull=True)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
+        candidates = AuditEvent.objects.filter(sequence__lte=covered).exclude(event_type__in=NEVER_EXPIRE)
+        for hold in holds:
+            candidates = candidates.exclude(Q(created_at__gte=hold.starts_at) & Q(created_at__lte=hold.ends_at))
+        expiring = [e for e in candidates.only("sequence", "hash", "event_type", "created_at").order_by("sequence")
+                    if e.created_at < now - timedelta(days=retention_days(e.event_type))]
+        if not expiring:
+            return []
+        sequences = [e.sequence for e in expiring]
+        record = audit_record(
+            event_type=EventType.AUDIT_EXPIRED, outcome=Outcome.SUCCESS, actor=actor,
+            payload={"sequences": sequences, "count": len(sequences), "before": now.isoformat(),
+                     "retention_days": {k: retention_days(k) for k in sorted({e.event_type for e in expiring})}},
+        )
+        AuditTombstone.objects.bulk_create([
+            AuditTombstone(sequence=e.sequence, hash=e.hash, event_type=e.event_type, created_at=e.created_at,
+                           expired_by_sequence=record.sequence)
+            for e in expiring
+        ])
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL rag.audit_expiry = 'on'")
+            cursor.execute("DELETE FROM audit_auditevent WHERE sequence = ANY(%s)", [sequences])
+            cursor.execute("SET LOCAL rag.audit_expiry = 'off'")
+    audit_checkpoint_create()
+    return sequences

@@ -1,0 +1,108 @@
+"""Everything ``manage.py audit_verify`` checks, against the database and the exported files.
+
+1. The hash chain (apps.audit.services.audit_verify_chain): edited, deleted or reordered rows.
+2. Tombstones: every removed event is listed by a signed-into-the-chain retention event.
+3. Checkpoints, from the database and from the exported files: signature by the trusted
+   key, link to the previous checkpoint, and agreement with the chain. A checkpoint that
+   covers more events than the table holds means the table was truncated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from apps.audit import signing
+from apps.audit.chain import GENESIS_HASH, canonical_json
+from apps.audit.checkpoints import checkpoint_dir, read_checkpoint_files
+from apps.audit.models import AuditCheckpoint, AuditEvent, AuditTombstone, EventType
+
+
+@dataclass
+class VerificationReport:
+    ok: bool = True
+    events_checked: int = 0
+    head_sequence: int = 0
+    checkpoints_checked: int = 0
+    first_bad_sequence: int | None = None
+    problems: list[str] = field(default_factory=list)
+
+    def fail(self, problem: str, sequence: int | None = None) -> None:
+        self.ok = False
+        self.problems.append(problem)
+        if sequence is not None and (self.first_bad_sequence is None or sequence < self.first_bad_sequence):
+            self.first_bad_sequence = sequence
+
+
+def audit_verify_all(*, directory: Path | None = None, public_key_hex: str | None = None) -> VerificationReport:
+    from apps.audit.services import audit_verify_chain
+
+    report = VerificationReport()
+    chain = audit_verify_chain()
+    report.events_checked = chain.events_checked
+    report.head_sequence = chain.head_sequence
+    if not chain.ok:
+        report.fail(f"event #{chain.first_bad_sequence}: {chain.problem}", chain.first_bad_sequence)
+    _verify_tombstones(report)
+    _verify_checkpoints(report, directory or checkpoint_dir(), public_key_hex or signing.local_public_key_hex())
+    return report
+
+
+def _verify_tombstones(report: VerificationReport) -> None:
+    listed: set[int] = set()
+    for payload in AuditEvent.objects.filter(event_type=EventType.AUDIT_EXPIRED).values_list("payload", flat=True):
+        listed.update(int(s) for s in payload.get("sequences", []))
+    for sequence in AuditTombstone.objects.values_list("sequence", flat=True):
+        if sequence not in listed:
+            report.fail(f"event #{sequence}: removed without a retention record", sequence)
+        elif AuditEvent.objects.filter(sequence=sequence).exists():
+            report.fail(f"event #{sequence}: both present and tombstoned", sequence)
+
+
+def _verify_checkpoints(report: VerificationReport, directory: Path, trusted_key: str) -> None:
+    from_db = {c.number: c for c in AuditCheckpoint.objects.all()}
+    from_files = read_checkpoint_files(directory)
+    statements: dict[int, dict] = {}
+    for number, checkpoint in from_db.items():
+        statement = json.loads(checkpoint.statement)
+        if not signing.verify(checkpoint.statement.encode(), checkpoint.signature, trusted_key):
+            report.fail(f"checkpoint {number} (database): signature does not verify with the trusted key")
+        statements[number] = statement
+    for number, document in from_files.items():
+        text = canonical_json(document["statement"])
+        if document.get("public_key") != trusted_key or not signing.verify(text.encode(), document["signature"], trusted_key):
+            report.fail(f"checkpoint {number} (file): signature does not verify with the trusted key")
+            continue
+        if number not in statements:
+            report.fail(f"checkpoint {number}: exported file exists but the database row is gone")
+            statements[number] = document["statement"]
+        elif statements[number] != document["statement"]:
+            report.fail(f"checkpoint {number}: database row differs from the exported file")
+    hashes = dict(AuditEvent.objects.values_list("sequence", "hash"))
+    hashes.update(AuditTombstone.objects.values_list("sequence", "hash"))
+    previous_digest = GENESIS_HASH
+    for number in sorted(statements):
+        statement = statements[number]
+        if statement["previous"] != previous_digest and number - 1 in statements:
+            report.fail(f"checkpoint {number}: does not link to checkpoint {number - 1}")
+        previous_digest = hashlib.sha256(canonical_json(statement).encode()).hexdigest()
+        last = int(statement["last_sequence"])
+        if last > report.head_sequence and last not in hashes:
+            report.fail(
+                f"checkpoint {number} covers events through #{last}, but the verified trail ends at "
+                f"#{report.head_sequence}: events were truncated",
+                report.head_sequence + 1,
+            )
+        elif last and hashes.get(last) != statement["head_hash"]:
+            report.fail(f"checkpoint {number}: event #{last} does not have the signed head hash", last)
+        elif sum(1 for s in hashes if s <= last) != int(statement["count"]):
+            missing = next((s for s in range(1, last + 1) if s not in hashes), last)
+            report.fail(f"checkpoint {number}: signed count {statement['count']} does not match the trail", missing)
+        report.checkpoints_checked += 1
+    if statements:
+        numbers = sorted(statements)
+        gaps = [n for n in range(1, numbers[-1] + 1) if n not in statements]
+        if gaps:
+            report.fail(f"checkpoints missing: {gaps[:10]}")

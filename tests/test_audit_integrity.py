@@ -1,0 +1,152 @@
+"""Tamper evidence: each kind of change a database superuser could make is detected and the
+first bad event named; checkpoints are signed and exported; retention keeps verification."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection, transaction
+from django.db.utils import InternalError, ProgrammingError
+from django.utils import timezone
+
+from apps.audit.checkpoints import audit_checkpoint_create, checkpoint_file
+from apps.audit.models import AuditEvent, AuditTombstone, EventType, Outcome
+from apps.audit.retention import audit_expire, legal_hold_place
+from apps.audit.services import audit_record
+from apps.audit.verification import audit_verify_all
+
+
+@pytest.fixture(autouse=True)
+def checkpoint_dir(settings, tmp_path):
+    settings.AUDIT_CHECKPOINT_DIR = str(tmp_path / "checkpoints")
+    return tmp_path / "checkpoints"
+
+
+def record(n):
+    return [audit_record(event_type=EventType.QUESTION_ASKED, outcome=Outcome.ANSWERED, payload={"question": f"q{i}"})
+            for i in range(n)]
+
+
+def as_superuser(*statements):
+    with connection.cursor() as cursor:
+        cursor.execute("SET session_replication_role = replica")  # triggers off, as a superuser may
+        for statement in statements:
+            cursor.execute(statement)
+        cursor.execute("SET session_replication_role = DEFAULT")
+
+
+@pytest.mark.django_db
+def test_database_rejects_truncate():
+    record(2)
+    with pytest.raises((InternalError, ProgrammingError), match="append-only"):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("TRUNCATE audit_auditevent")
+    assert AuditEvent.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_checkpoint_is_signed_exported_and_verifies(checkpoint_dir):
+    record(3)
+    checkpoint = audit_checkpoint_create()
+    assert checkpoint.number == 1 and checkpoint.last_sequence == 3 and checkpoint.event_count == 3
+    assert checkpoint_file(1, checkpoint_dir).exists() and (checkpoint_dir / "audit-signing.pub").exists()
+    record(1)
+    assert audit_checkpoint_create().previous_digest == checkpoint.digest
+    report = audit_verify_all()
+    assert report.ok, report.problems
+    assert report.checkpoints_checked == 2
+
+
+@pytest.mark.django_db
+def test_edited_event_is_named():
+    record(4)
+    audit_checkpoint_create()
+    as_superuser("UPDATE audit_auditevent SET payload = '{\"question\": \"edited\"}' WHERE sequence = 3")
+    report = audit_verify_all()
+    assert not report.ok and report.first_bad_sequence == 3
+    assert "edited" in report.problems[0]
+
+
+@pytest.mark.django_db
+def test_deleted_event_is_named():
+    record(4)
+    as_superuser("DELETE FROM audit_auditevent WHERE sequence = 2")
+    report = audit_verify_all()
+    assert not report.ok and report.first_bad_sequence == 2
+
+
+@pytest.mark.django_db
+def test_reordered_events_are_named():
+    record(4)
+    # Swap the positions of events 2 and 3 (their sequence numbers), as an attacker might.
+    as_superuser(
+        "UPDATE audit_auditevent SET sequence = -2 WHERE sequence = 2",
+        "UPDATE audit_auditevent SET sequence = 2 WHERE sequence = 3",
+        "UPDATE audit_auditevent SET sequence = 3 WHERE sequence = -2",
+    )
+    report = audit_verify_all()
+    assert not report.ok and report.first_bad_sequence == 2
+
+
+@pytest.mark.django_db
+def test_truncated_tail_is_caught_by_the_checkpoint():
+    record(5)
+    audit_checkpoint_create()
+    as_superuser("DELETE FROM audit_auditevent WHERE sequence > 3")
+    report = audit_verify_all()
+    assert not report.ok and report.first_bad_sequence == 4
+    assert any("truncated" in p for p in report.problems)
+
+
+@pytest.mark.django_db
+def test_truncated_table_is_caught_even_with_the_checkpoint_rows_gone():
+    record(3)
+    audit_checkpoint_create()
+    as_superuser("TRUNCATE audit_auditevent", "TRUNCATE audit_auditcheckpoint")
+    report = audit_verify_all()  # the exported checkpoint file still says 3 events
+    assert not report.ok and report.first_bad_sequence == 1
+    assert any("database row is gone" in p for p in report.problems)
+
+
+@pytest.mark.django_db
+def test_audit_verify_command_names_the_first_bad_event():
+    record(3)
+    call_command("audit_verify")  # clean: no error, and an audit.verified event
+    assert AuditEvent.objects.filter(event_type=EventType.AUDIT_VERIFIED, outcome=Outcome.SUCCESS).exists()
+    as_superuser("UPDATE audit_auditevent SET outcome = 'refused' WHERE sequence = 2")
+    with pytest.raises(CommandError, match="first bad event: #2"):
+        call_command("audit_verify", "--no-record")
+
+
+@pytest.mark.django_db
+def test_retention_removes_old_checkpointed_events_and_keeps_verification():
+    old = record(3)
+    audit_checkpoint_create()
+    record(1)
+    removed = audit_expire(now=timezone.now() + timedelta(days=6 * 365 + 3))
+    assert removed == [e.sequence for e in old]
+    assert AuditTombstone.objects.count() == 3 and not AuditEvent.objects.filter(sequence__in=removed).exists()
+    report = audit_verify_all()
+    assert report.ok, report.problems
+
+
+@pytest.mark.django_db
+def test_legal_hold_and_missing_checkpoint_keep_events():
+    events = record(2)
+    assert audit_expire(now=timezone.now() + timedelta(days=4000)) == []  # nothing checkpointed yet
+    audit_checkpoint_create()
+    legal_hold_place(starts_at=events[0].created_at - timedelta(seconds=1), ends_at=events[0].created_at,
+                     reason="litigation", placed_by=None)
+    removed = audit_expire(now=timezone.now() + timedelta(days=4000))
+    assert events[0].sequence not in removed and events[1].sequence in removed
+    assert audit_verify_all().ok
+
+
+@pytest.mark.django_db
+def test_trigger_refuses_expiry_of_an_unprotected_event():
+    record(2)  # no checkpoint, no tombstone
+    with pytest.raises((InternalError, ProgrammingError), match="may not expire"):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL rag.audit_expiry = 'on'")
+            cursor.execute("DELETE FROM audit_auditevent WHERE sequence = 1")
