@@ -14,6 +14,9 @@ class QuestionForm(forms.Form):
         label="Search only these collections (none ticked: all you may read)",
     )
 
+    follow_up_of = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
     def __init__(self, *args, readable=(), **kwargs):
         super().__init__(*args, **kwargs)
+        self.readable = list(readable)
         self.fields["collections"].choices = [(c.id, c.name) for c in readable]

@@ -1,11 +1,14 @@
 """The on-premises LLM: vLLM's OpenAI-compatible chat API, through the openai client.
 
 Only the configured LLM_BASE_URL is ever contacted (the embedded default is loopback).
+Answers are streamed (``chat_stream``); concurrent askers share one thread-safe client
+with a connection pool and are batched by vLLM: nothing here serialises them.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -16,13 +19,14 @@ class LLMUnavailable(Exception):
     """The model server could not answer; the message is shown to the user."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class Completion:
     text: str
     model: str
     prompt_tokens: int | None
     completion_tokens: int | None
     latency_ms: int
+    first_token_ms: int | None = None
 
 
 @lru_cache(maxsize=4)
@@ -31,44 +35,95 @@ def _client(base_url: str, timeout: float):
     import openai
 
     # trust_env=False: proxy variables must never route on-premises traffic elsewhere.
+    # Connect quickly or fail; a read may take up to LLM_TIMEOUT_SECONDS between tokens.
+    timeouts = httpx.Timeout(timeout, connect=settings.LLM_CONNECT_TIMEOUT_SECONDS)
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
     return openai.OpenAI(
         base_url=base_url,
         api_key=settings.LLM_API_KEY,
-        timeout=timeout,
-        max_retries=1,
-        http_client=httpx.Client(trust_env=False, timeout=timeout),
+        timeout=timeouts,
+        max_retries=0,  # retries are ours: only before the first token, bounded
+        http_client=httpx.Client(trust_env=False, timeout=timeouts, limits=limits),
     )
 
 
-def chat_completion(messages: list[dict[str, str]], *, max_tokens: int | None = None) -> Completion:
+def _unavailable(error: Exception) -> LLMUnavailable:
+    import openai
+
+    if isinstance(error, openai.APITimeoutError):
+        return LLMUnavailable(f"The language model did not answer within {settings.LLM_TIMEOUT_SECONDS:.0f} seconds.")
+    if isinstance(error, openai.APIConnectionError):
+        return LLMUnavailable(
+            "The language model server is not reachable. Ask your operator to check that it is running."
+        )
+    if isinstance(error, openai.APIStatusError):
+        return LLMUnavailable(f"The language model server returned an error ({error.status_code}).")
+    return LLMUnavailable(f"The language model failed: {error}")
+
+
+def chat_stream(messages: list[dict[str, str]], *, max_tokens: int | None = None, result: Completion | None = None) -> Iterator[str]:
+    """Yield the answer's text as it is generated; fill ``result`` (text, usage, timings).
+
+    Raises LLMUnavailable. A failed connection or a 5xx before the first token is retried
+    ``LLM_RETRIES`` times with a short backoff; after the first token nothing is retried
+    (the user already sees the answer)."""
     import openai
 
     client = _client(settings.LLM_BASE_URL, settings.LLM_TIMEOUT_SECONDS)
+    result = result if result is not None else Completion("", settings.LLM_MODEL, None, None, 0)
     started = time.monotonic()
+    attempt = 0
+    while True:
+        try:
+            stream = client.chat.completions.create(
+                model=settings.LLM_MODEL,
+                messages=messages,
+                max_tokens=max_tokens or settings.LLM_MAX_TOKENS,
+                temperature=0.0,
+                stream=True,
+                stream_options={"include_usage": True},
+                extra_body={"repetition_penalty": settings.LLM_REPETITION_PENALTY},
+            )
+            break
+        except (openai.APIConnectionError, openai.InternalServerError) as error:
+            if attempt >= settings.LLM_RETRIES:
+                raise _unavailable(error) from None
+            attempt += 1
+            time.sleep(0.5 * attempt)
+        except openai.OpenAIError as error:
+            raise _unavailable(error) from None
+    parts: list[str] = []
     try:
-        response = client.chat.completions.create(
-            model=settings.LLM_MODEL,
-            messages=messages,
-            max_tokens=max_tokens or settings.LLM_MAX_TOKENS,
-            temperature=0.0,
-            extra_body={"repetition_penalty": settings.LLM_REPETITION_PENALTY},
-        )
-    except openai.APITimeoutError:
-        raise LLMUnavailable(
-            f"The language model did not answer within {settings.LLM_TIMEOUT_SECONDS:.0f} seconds."
-        ) from None
-    except openai.APIConnectionError:
-        raise LLMUnavailable(
-            "The language model server is not reachable. Ask your operator to check that it is running."
-        ) from None
-    except openai.APIStatusError as error:
-        raise LLMUnavailable(f"The language model server returned an error ({error.status_code}).") from None
-    latency_ms = int((time.monotonic() - started) * 1000)
-    usage = response.usage
-    return Completion(
-        text=(response.choices[0].message.content or "").strip(),
-        model=response.model,
-        prompt_tokens=usage.prompt_tokens if usage else None,
-        completion_tokens=usage.completion_tokens if usage else None,
-        latency_ms=latency_ms,
-    )
+        with stream:
+            for chunk in stream:
+                if chunk.model:
+                    result.model = chunk.model
+                if chunk.usage:
+                    result.prompt_tokens = chunk.usage.prompt_tokens
+                    result.completion_tokens = chunk.usage.completion_tokens
+                if chunk.choices and chunk.choices[0].delta.content:
+                    text = chunk.choices[0].delta.content
+                    if result.first_token_ms is None:
+                        result.first_token_ms = int((time.monotonic() - started) * 1000)
+                    parts.append(text)
+                    result.text = "".join(parts)
+                    yield text
+    except openai.OpenAIError as error:
+        raise _unavailable(error) from None
+    except Exception as error:  # httpx errors mid-stream (server died)
+        import httpx
+
+        if isinstance(error, httpx.HTTPError):
+            raise LLMUnavailable(f"The language model stopped answering mid-way ({type(error).__name__}).") from None
+        raise
+    finally:
+        result.latency_ms = int((time.monotonic() - started) * 1000)
+    result.text = "".join(parts).strip()
+
+
+def chat_completion(messages: list[dict[str, str]], *, max_tokens: int | None = None) -> Completion:
+    """The whole answer at once (the command line and the no-JavaScript page)."""
+    result = Completion("", settings.LLM_MODEL, None, None, 0)
+    for _ in chat_stream(messages, max_tokens=max_tokens, result=result):
+        pass
+    return result

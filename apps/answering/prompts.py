@@ -5,6 +5,13 @@ passages (measured with SmolLM2-135M on the sample corpus: 6 of 9 questions righ
 best sentence, 1 to 3 of 9 with whole chunks). So the sources shown to the user are the
 retrieved chunks, and the prompt carries the sentences of those chunks closest to the
 question, each labelled with the number of the chunk it comes from.
+
+Documents are data, never instructions. A 135M model cannot be told reliably to ignore an
+instruction it reads (and a longer system instruction made its answers worse), so the
+guard is deterministic: a sentence that reads as an instruction to the assistant
+(``looks_like_instruction``) is never quoted to the model. The passage still appears among
+the sources the user sees, so nothing is hidden from the reader. The prompt is fitted to
+the model's context window with the model's own tokenizer (``fit_to_window``).
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from dataclasses import dataclass
 
 from apps.retrieval.services import RetrievedChunk
 
-PROMPT_VERSION = "qa-v2-evidence-sentences"
+PROMPT_VERSION = "qa-v3-evidence-sentences-guarded"
 
 # Kept to one plain sentence: a longer instruction (for example a warning about
 # instructions inside documents) measurably confused the 135M model on the sample questions.
@@ -35,6 +42,20 @@ def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_BREAK.split(text) if len(s.strip()) >= _MIN_SENTENCE_CHARACTERS]
 
 
+# Sentences addressed to an assistant rather than to a human reader: prompt injection.
+_INSTRUCTION_PATTERNS = re.compile(
+    r"\b(ignore|disregard|forget|override)\b.{0,40}\b(instruction|instructions|prompt|sources?|rules|above|previous|context)\b"
+    r"|\b(you are now|you must now|act as|pretend to be|system prompt|new instructions?)\b"
+    r"|\b(reply|respond|answer|say|output|print)\b.{0,30}\b(only|exactly|just)\b.{0,30}\b(word|words|phrase|text|with)\b"
+    r"|\b(assistant|language model|AI model|chatbot|LLM)\b.{0,40}\b(must|should|shall|will)\b",
+    re.IGNORECASE,
+)
+
+
+def looks_like_instruction(sentence: str) -> bool:
+    return bool(_INSTRUCTION_PATTERNS.search(sentence))
+
+
 def select_evidence(
     question_vector: Sequence[float],
     sources: Sequence[RetrievedChunk],
@@ -47,6 +68,7 @@ def select_evidence(
         Evidence(number, sentence)
         for number, source in enumerate(sources, start=1)
         for sentence in split_sentences(source.text)
+        if not looks_like_instruction(sentence)
     ]
     if not candidates:
         return []
@@ -59,6 +81,37 @@ def select_evidence(
 def build_messages(question: str, evidence: Sequence[Evidence]) -> list[dict[str, str]]:
     quoted = "\n".join(f"Source [{e.number}]: {e.sentence}" for e in evidence)
     return [{"role": "user", "content": f"{quoted}\n\n{INSTRUCTION}\nQuestion: {question}"}]
+
+
+# ChatML wrapping and the default system turn the template adds, with room to spare.
+_TEMPLATE_OVERHEAD_TOKENS = 48
+
+
+def fit_to_window(
+    question: str, evidence: Sequence[Evidence], *, count_tokens, window: int, max_answer_tokens: int
+) -> tuple[str, list[Evidence], int]:
+    """The question and the longest prefix of ``evidence`` whose prompt fits ``window`` with
+    ``max_answer_tokens`` left for the answer; returns them and the prompt's token count.
+    A question too long on its own is cut (by tokens) so the request never overflows."""
+    budget = window - max_answer_tokens - _TEMPLATE_OVERHEAD_TOKENS
+    kept = list(evidence)
+    while True:
+        tokens = count_tokens(build_messages(question, kept)[0]["content"])
+        if tokens <= budget:
+            return question, kept, tokens + _TEMPLATE_OVERHEAD_TOKENS
+        if kept:
+            kept.pop()
+            continue
+        excess = tokens - budget
+        question = truncate_tokens(question, max(1, len(question) - 4 * excess - 16), count_tokens, budget)
+        if count_tokens(build_messages(question, [])[0]["content"]) <= budget:
+            return question, [], count_tokens(build_messages(question, [])[0]["content"]) + _TEMPLATE_OVERHEAD_TOKENS
+
+
+def truncate_tokens(text: str, characters: int, count_tokens, budget: int) -> str:
+    while characters > 1 and count_tokens(build_messages(text[:characters], [])[0]["content"]) > budget:
+        characters = int(characters * 0.8)
+    return text[:characters]
 
 
 _CITATION = re.compile(r"\[(\d{1,2})\]")

@@ -1,21 +1,123 @@
+import json
+
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
 
 from apps.answering.forms import QuestionForm
-from apps.answering.services import ask_question
+from apps.answering.models import AskedQuestion
+from apps.answering.services import AnswerEvent, AnswerResult, Citation, answer_stream, ask_question
 from apps.corpus.selectors import collections_readable_by
+
+HISTORY_ON_PAGE = 10
+
+
+def _page_context(request, form, result=None, follow_up=None):
+    history = AskedQuestion.objects.filter(user=request.user)[:HISTORY_ON_PAGE]
+    return {"form": form, "result": result, "readable": form.readable, "history": history, "follow_up": follow_up}
+
+
+def _follow_up(request, value):
+    if not value:
+        return None
+    return AskedQuestion.objects.filter(user=request.user, id=value).first()
 
 
 @login_required
 def ask(request: HttpRequest) -> HttpResponse:
+    """The page; without JavaScript the form posts here and gets the whole answer at once."""
     readable = list(collections_readable_by(request.user).order_by("name"))
-    form = QuestionForm(request.POST or None, readable=readable)
+    follow_up = _follow_up(request, request.GET.get("follow_up"))
+    form = QuestionForm(request.POST or None, readable=readable,
+                        initial={"follow_up_of": follow_up.id if follow_up else None})
     result = None
     if request.method == "POST" and form.is_valid():
+        follow_up = _follow_up(request, form.cleaned_data["follow_up_of"])
         result = ask_question(
             user=request.user,
             question=form.cleaned_data["question"],
             collection_ids=form.cleaned_data["collections"] or None,
+            follow_up_of=follow_up.id if follow_up else None,
         )
-    return render(request, "answering/ask.html", {"form": form, "result": result, "readable": readable})
+    return render(request, "answering/ask.html", _page_context(request, form, result, follow_up))
+
+
+def _citation_json(c: Citation) -> dict:
+    return {
+        "n": c.number,
+        "cited": c.cited,
+        "title": c.source.document_title,
+        "page": c.source.page_number,
+        "section": c.source.section_title,
+        "score": c.source.score,
+        "excerpt": c.source.text[:240],
+        "url": reverse("corpus:passage_detail", args=[c.source.chunk_id]) + "#cited",
+    }
+
+
+def _sse(kind: str, data) -> bytes:
+    return f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+def _event_stream(events) -> bytes:
+    for event in events:
+        if event.kind == "token":
+            yield _sse("token", {"text": event.data})
+        elif event.kind == "sources":
+            yield _sse("sources", [_citation_json(c) for c in event.data])
+        elif event.kind == "done":
+            result: AnswerResult = event.data
+            yield _sse("done", {
+                "outcome": result.outcome,
+                "answer": result.answer,
+                "error": result.error,
+                "audit_sequence": result.audit_sequence,
+                "history_id": result.history_id,
+                "sources": [_citation_json(c) for c in result.citations],
+                "follow_up_url": reverse("answering:ask") + f"?follow_up={result.history_id}" if result.history_id else "",
+            })
+
+
+class _ClosingStream:
+    """Iterates the SSE bytes and closes the answer generator when the response is closed
+    (the client went away): its ``finally`` then writes the audit event."""
+
+    def __init__(self, events):
+        self.events = events
+        self.bytes = _event_stream(events)
+
+    def __iter__(self):
+        return self.bytes
+
+    def close(self):
+        self.bytes.close()
+        self.events.close()
+
+
+@login_required
+@require_POST
+def ask_stream(request: HttpRequest) -> HttpResponse:
+    """Server-sent events: ``sources``, then ``token`` per generated piece, then ``done``."""
+    readable = list(collections_readable_by(request.user))
+    form = QuestionForm(request.POST, readable=readable)
+    if not form.is_valid():
+        return JsonResponse({"errors": form.errors}, status=400)
+    follow_up = _follow_up(request, form.cleaned_data["follow_up_of"])
+    events: AnswerEvent = answer_stream(
+        user=request.user,
+        question=form.cleaned_data["question"],
+        collection_ids=form.cleaned_data["collections"] or None,
+        follow_up_of=follow_up.id if follow_up else None,
+    )
+    response = StreamingHttpResponse(_ClosingStream(events), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # a reverse proxy must not hold the stream back
+    return response
+
+
+@login_required
+def history(request: HttpRequest) -> HttpResponse:
+    questions = AskedQuestion.objects.filter(user=request.user)[:200]
+    return render(request, "answering/history.html", {"questions": questions})

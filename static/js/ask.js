@@ -1,0 +1,105 @@
+// Streams an answer into the page: POSTs the question form to the server-sent-events
+// endpoint and renders "sources", "token" and "done" events as they arrive. No third-party
+// code; without JavaScript the form posts normally and the page shows the whole answer.
+(function () {
+  "use strict";
+  function el(tag, attrs, text) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+  function renderSources(list, sources) {
+    list.textContent = "";
+    sources.forEach(function (s) {
+      var li = el("li", { value: s.n });
+      var label = s.title + (s.page ? ", page " + s.page : "") + (s.section ? " — " + s.section : "");
+      li.appendChild(el("a", { href: s.url }, label));
+      if (s.cited) { li.appendChild(document.createTextNode(" ")); li.appendChild(el("strong", {}, "(cited)")); }
+      li.appendChild(el("span", { class: "muted" }, " relevance " + s.score));
+      li.appendChild(el("div", { class: "muted" }, s.excerpt));
+      list.appendChild(li);
+    });
+  }
+  // The answer text with each [n] turned into a link to source n's passage.
+  function renderAnswer(target, text, sources) {
+    target.textContent = "";
+    var byNumber = {};
+    sources.forEach(function (s) { byNumber[s.n] = s; });
+    text.split(/(\[\d{1,2}\])/).forEach(function (part) {
+      var m = /^\[(\d{1,2})\]$/.exec(part);
+      if (m && byNumber[m[1]]) target.appendChild(el("a", { href: byNumber[m[1]].url }, part));
+      else target.appendChild(document.createTextNode(part));
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    var form = document.getElementById("ask-form");
+    if (!form || !window.fetch || !window.TextDecoder) return;
+    var box = document.getElementById("stream-answer");
+    var text = document.getElementById("stream-text");
+    var error = document.getElementById("stream-error");
+    var cited = document.getElementById("stream-cited");
+    var sourcesHeading = document.getElementById("stream-sources-heading");
+    var sourcesList = document.getElementById("stream-sources");
+    var status = document.getElementById("stream-status");
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var old = document.getElementById("answer");
+      if (old) old.remove();
+      box.hidden = false; error.hidden = true; cited.hidden = true; sourcesHeading.hidden = true;
+      text.textContent = ""; sourcesList.textContent = ""; status.textContent = "Searching your documents…";
+      var button = form.querySelector("button[type=submit]");
+      button.disabled = true;
+      var sources = [], answer = "";
+      function handle(kind, data) {
+        if (kind === "sources") {
+          sources = data; renderSources(sourcesList, sources); sourcesHeading.hidden = false;
+          status.textContent = "Answering…";
+        } else if (kind === "token") {
+          answer += data.text; text.textContent = answer;
+        } else if (kind === "done") {
+          sources = data.sources;
+          if (data.error) { error.textContent = data.error; error.hidden = false; }
+          renderAnswer(text, data.answer, sources);
+          renderSources(sourcesList, sources); sourcesHeading.hidden = sources.length === 0;
+          var citedSources = sources.filter(function (s) { return s.cited; });
+          if (citedSources.length && !data.error) {
+            cited.textContent = "Based on ";
+            citedSources.forEach(function (s) { cited.appendChild(el("a", { href: s.url }, "[" + s.n + "]")); cited.appendChild(document.createTextNode(" ")); });
+            cited.hidden = false;
+          }
+          status.textContent = "Audit event #" + data.audit_sequence + " · outcome: " + data.outcome;
+          if (data.follow_up_url) {
+            status.appendChild(document.createTextNode(" · "));
+            status.appendChild(el("a", { href: data.follow_up_url }, "ask a follow-up"));
+          }
+        }
+      }
+      fetch(form.dataset.streamUrl, { method: "POST", body: new FormData(form), credentials: "same-origin" })
+        .then(function (response) {
+          if (!response.ok || !response.body) throw new Error("The server refused the question (" + response.status + ").");
+          var reader = response.body.getReader(), decoder = new TextDecoder(), buffer = "";
+          function pump() {
+            return reader.read().then(function (chunk) {
+              if (chunk.done) return;
+              buffer += decoder.decode(chunk.value, { stream: true });
+              var parts = buffer.split("\n\n");
+              buffer = parts.pop();
+              parts.forEach(function (block) {
+                var kind = "message", data = "";
+                block.split("\n").forEach(function (line) {
+                  if (line.indexOf("event: ") === 0) kind = line.slice(7);
+                  else if (line.indexOf("data: ") === 0) data += line.slice(6);
+                });
+                if (data) handle(kind, JSON.parse(data));
+              });
+              return pump();
+            });
+          }
+          return pump();
+        })
+        .catch(function (e) { error.textContent = e.message; error.hidden = false; status.textContent = ""; })
+        .finally(function () { button.disabled = false; });
+    });
+  });
+})();
