@@ -33,5 +33,5 @@ def test_uploads_are_indexed_or_failed_by_the_worker(worker, collection, corpus_
     assert Chunk.objects.filter(document=docs["laptops.md"]).exists()
     if "scan.pdf" in docs:
         assert docs["scan.pdf"].status == Document.Status.FAILED and docs["scan.pdf"].failure_reason
-    assert "ingest_document" in worker.read_text()  # the worker, not this process, did the work
+    assert "ingest_document" in worker.read_text() and "embed_documents" in worker.read_text()  # the worker, not this process, did the work
     assert audit_verify_chain().ok

@@ -129,7 +129,8 @@ def run_limited(
             raise SandboxError(f"used more than {cpu_seconds} s of CPU time", code="timeout")
         if sig == signal.SIGKILL:  # the kernel's OOM killer, or an operator
             raise SandboxError("was killed (out of memory?)", code="memory")
-        raise SandboxError(f"crashed ({signal.Signals(sig).name})", code="crashed")
+        hint = ", usually out of memory" if sig in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS) else ""
+        raise SandboxError(f"crashed ({signal.Signals(sig).name}{hint})", code="crashed")
     if not chunks:
         code = "memory" if os.WEXITSTATUS(wait_status) == 3 else "crashed"
         raise SandboxError(f"ended without a result (exit status {os.WEXITSTATUS(wait_status)})", code=code)

@@ -1,0 +1,90 @@
+"""Duplicates, versions, deletion and archives, each audited; formats keep their structure."""
+
+import io
+import os
+
+import pytest
+
+from apps.audit.models import AuditEvent, EventType
+from apps.corpus.models import Chunk, Document
+from apps.ingestion.archives import files_upload
+from apps.ingestion.services import UploadRejected, document_delete, document_ingest, document_upload
+from tests import files
+
+pytestmark = pytest.mark.django_db
+
+
+def upload(collection, user, name, data):
+    return document_upload(collection=collection, uploaded_by=user, name=name, content=io.BytesIO(data), size=len(data))
+
+
+def test_duplicate_upload_is_one_document_and_audited(collection, corpus_admin):
+    first = upload(collection, corpus_admin, "leave.md", b"# Leave\n\n30 days.\n")
+    second = upload(collection, corpus_admin, "leave-copy.md", b"# Leave\n\n30 days.\n")
+    assert not second.created and second.document.id == first.document.id
+    assert AuditEvent.objects.filter(event_type=EventType.DOCUMENT_DUPLICATE, payload__document_id=first.document.id).exists()
+
+
+def test_new_version_replaces_chunks_in_one_swap(collection, corpus_admin):
+    v1 = document_ingest(document_id=upload(collection, corpus_admin, "leave.md", b"# Leave\n\nStaff get 25 days of leave.\n").document.id)
+    v2_upload = upload(collection, corpus_admin, "leave.md", b"# Leave\n\nStaff get 30 days of leave.\n")
+    v2 = v2_upload.document
+    assert v2.version == 2 and v2.replaces_id == v1.id
+    # until v2 is indexed, search still sees v1 only
+    assert list(Chunk.objects.filter(collection=collection).values_list("document_id", flat=True).distinct()) == [v1.id]
+    document_ingest(document_id=v2.id)
+    texts = list(Chunk.objects.filter(collection=collection).values_list("text", flat=True))
+    assert texts and all("30 days" in t for t in texts)
+    v1.refresh_from_db()
+    assert v1.status == Document.Status.SUPERSEDED
+    assert AuditEvent.objects.filter(event_type=EventType.DOCUMENT_VERSION_ADDED, payload__previous_document_id=v1.id).exists()
+
+
+def test_deleted_document_can_no_longer_be_retrieved(collection, corpus_admin, member):
+    from apps.retrieval.services import chunks_search
+
+    phrase = b"# Vault\n\nThe vault combination is changed every Tuesday by the duty manager.\n"
+    document = document_ingest(document_id=upload(collection, corpus_admin, "vault.md", phrase).document.id)
+    path = document.file.path
+    hits = chunks_search(user=member, query="vault combination Tuesday")
+    assert any(getattr(h, "document_id", None) == document.id or "vault" in str(getattr(h, "text", "")).lower() for h in hits)
+
+    assert document_delete(document_id=document.id, actor=corpus_admin)
+
+    assert not Document.objects.filter(id=document.id).exists()
+    assert not Chunk.objects.filter(document_id=document.id).exists()
+    assert not Chunk.objects.filter(text__icontains="vault combination").exists()
+    assert not os.path.exists(path)
+    hits = chunks_search(user=member, query="vault combination Tuesday")
+    assert not any("vault combination" in str(getattr(h, "text", "")).lower() for h in hits)
+    assert AuditEvent.objects.filter(event_type=EventType.DOCUMENT_DELETED, payload__document_id=document.id).exists()
+
+
+def test_zip_archive_members_become_documents(collection, corpus_admin):
+    results = files_upload(collection=collection, uploaded_by=corpus_admin, name="bundle.zip",
+                           content=io.BytesIO(files.zip_of_documents()), size=None)
+    names = sorted(r.document.title for r in results if not isinstance(r, UploadRejected))
+    assert names == ["leave.md", "suppliers.csv"]
+
+
+@pytest.mark.parametrize(
+    ("name", "build", "expect", "page"),
+    [
+        ("deck.pptx", files.pptx, "datacentre lease", 2),
+        ("budget.xlsx", files.xlsx, "Surgeon | 14", 2),
+        ("contracts.csv", files.csv, "Nordic Catering | 2026-12-31 | 125000", None),
+        ("drill.eml", files.eml, "Twelve percent", None),
+        ("badges.rtf", files.rtf, "return their badge", None),
+        ("archive.odt", files.odt, "archived after ten years", None),
+        ("travel.docx", files.docx_with_table, "Oslo | 120 EUR", None),
+        ("fire.pdf", files.scanned_pdf, "Fire doors", 1),
+        ("badge.png", files.png_scan, "Badge readers", 1),
+    ],
+)
+def test_formats_are_indexed_with_pages_and_tables(collection, corpus_admin, name, build, expect, page):
+    document = document_ingest(document_id=upload(collection, corpus_admin, name, build()).document.id)
+    assert document.status == Document.Status.INDEXED, document.failure_reason
+    chunk = next(c for c in Chunk.objects.filter(document=document) if expect.lower() in c.text.lower())
+    assert chunk.page_number == page
+    if "|" in expect:
+        assert "<table" in chunk.metadata["table_html"]
