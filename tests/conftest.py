@@ -54,3 +54,32 @@ def worker(tmp_path):
     process = start_worker(database=database_url(connection.settings_dict), broker=os.environ["CELERY_BROKER_URL"], log_path=log)
     yield log
     stop_process_group(process)
+
+
+@pytest.fixture(scope="session")
+def vllm_base_url(tmp_path_factory):
+    """One real vLLM server (packaged model, eager mode) shared by every slow test that needs it."""
+    import os
+    from pathlib import Path
+
+    from rag_platform import llm_model
+    from rag_platform.embedded import free_loopback_port
+
+    model = llm_model.prepare_model(Path(os.environ["RAG_MODEL_DIR"]))
+    port = free_loopback_port()
+    log = tmp_path_factory.mktemp("vllm") / "vllm.log"
+    process = llm_model.start_vllm_server(model, port=port, log_path=log)
+    base_url = f"http://127.0.0.1:{port}/v1"
+    try:
+        llm_model.wait_for_llm(base_url, timeout=900, process=process, log_path=log)
+        yield base_url, model
+    finally:
+        llm_model.stop_vllm_server(process)
+
+
+@pytest.fixture
+def llm(settings, vllm_base_url):
+    """Point the settings at the shared vLLM server; yields the prepared model."""
+    base_url, model = vllm_base_url
+    settings.LLM_BASE_URL, settings.LLM_MODEL, settings.LLM_MODEL_SHA256 = base_url, model.served_name, model.sha256
+    return model

@@ -4,7 +4,6 @@ vLLM server with the packaged SmolLM2 model, and the answer and its audit event 
 document."""
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -14,28 +13,12 @@ from django.urls import reverse
 from apps.audit.models import AuditEvent, EventType, Outcome
 from apps.audit.services import audit_verify_chain
 from apps.corpus.models import Document
-from rag_platform import llm_model
-from rag_platform.embedded import free_loopback_port
 from tests.factories import PASSWORD
 from tests.servers import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_corpus"
-
-
-@pytest.fixture(scope="session")
-def vllm_base_url(tmp_path_factory):
-    model = llm_model.prepare_model(Path(os.environ["RAG_MODEL_DIR"]))
-    port = free_loopback_port()
-    log = tmp_path_factory.mktemp("vllm") / "vllm.log"
-    process = llm_model.start_vllm_server(model, port=port, log_path=log)
-    base_url = f"http://127.0.0.1:{port}/v1"
-    try:
-        llm_model.wait_for_llm(base_url, timeout=900, process=process, log_path=log)
-        yield base_url, model
-    finally:
-        llm_model.stop_vllm_server(process)
 
 
 def test_question_is_answered_by_vllm_with_a_citation_to_the_document(
