@@ -1,7 +1,11 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from rag_platform import health
+
 urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("collections/", include("apps.corpus.urls")),
