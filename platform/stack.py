@@ -143,7 +143,7 @@ class Stack:
         command = [
             sys.executable, "-m", "gunicorn", "rag_platform.wsgi:application",
             "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread", "--workers", "1",
-            "--threads", "32", "--timeout", "300", "--access-logfile", "-",
+            "--threads", "64", "--timeout", "300", "--access-logfile", "-",
         ]
         self.spawn("web server", command, log)
         self.endpoints["WEB_URL"] = f"http://127.0.0.1:{port}/"
