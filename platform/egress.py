@@ -33,7 +33,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 ENDPOINT_VARIABLES = ("DATABASE_URL", "CELERY_BROKER_URL", "LLM_BASE_URL")
 _LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
@@ -123,7 +123,7 @@ class Endpoint:
 
 def parse_endpoint(variable: str, url: str) -> Endpoint:
     parts = urlsplit(url)
-    host = parts.hostname or ""
+    host = unquote(parts.hostname or "")  # postgresql://user@%2Fpath%2Fto%2Fsocket/db
     if not host and parts.query:  # postgresql://user@/db?host=/path/to/socket
         for item in parts.query.split("&"):
             key, _, value = item.partition("=")

@@ -37,6 +37,7 @@ def _filters(request: HttpRequest) -> EventFilters:
 def event_list(request: HttpRequest) -> HttpResponse:
     filters = _filters(request)
     page = Paginator(audit_events_list(filters=filters), 50).get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)  # read before this view's own event is written
     audit_record(event_type=EventType.AUDIT_VIEWED, outcome=Outcome.SUCCESS, actor=request.user,
                  payload={"view": "list", "filters": filters.as_dict(), "page": page.number})
     return render(request, "audit/event_list.html", {
