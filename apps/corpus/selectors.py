@@ -44,3 +44,27 @@ def document_status_counts(collection: Collection) -> dict[str, int]:
     for row in collection.documents.values("status").annotate(n=Count("id")):
         counts[row["status"]] = row["n"]
     return counts
+
+
+def collection_progress(collection: Collection) -> dict:
+    """Counts by status, share finished, an estimate of time left (from the rate at which
+    documents finished in the last 10 minutes), and the failure reasons."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    counts = document_status_counts(collection)
+    unfinished = sum(counts[s] for s in Document.UNFINISHED)
+    finished = counts[Document.Status.INDEXED] + counts[Document.Status.FAILED]
+    total = unfinished + finished
+    since = timezone.now() - timedelta(minutes=10)
+    recent = collection.documents.filter(updated_at__gte=since, status__in=[Document.Status.INDEXED, Document.Status.FAILED])
+    rate = recent.count() / 600.0
+    eta = int(unfinished / rate) if unfinished and rate else None
+    failures = list(
+        collection.documents.filter(status=Document.Status.FAILED)
+        .values("id", "title", "failure_code", "failure_reason", "attempts", "quarantined_at")
+        .order_by("-updated_at")[:200]
+    )
+    return {"counts": counts, "unfinished": unfinished, "total": total,
+            "percent": int(100 * finished / total) if total else 100, "eta_seconds": eta, "failures": failures}

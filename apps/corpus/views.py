@@ -11,6 +11,7 @@ from apps.corpus.selectors import (
     collection_list_with_counts,
     collections_managed_by,
     collections_readable_by,
+    collection_progress,
     document_status_counts,
 )
 from apps.corpus.services import collection_create
@@ -51,7 +52,7 @@ def collection_detail(request: HttpRequest, collection_id: int) -> HttpResponse:
     collection = get_object_or_404(visible.distinct(), id=collection_id)
     documents = collection.documents.order_by("-created_at")
     counts = document_status_counts(collection)
-    in_progress = counts[Document.Status.QUEUED] + counts[Document.Status.PROCESSING]
+    in_progress = sum(counts[s] for s in Document.UNFINISHED)
     return render(
         request,
         "corpus/collection_detail.html",
@@ -60,6 +61,7 @@ def collection_detail(request: HttpRequest, collection_id: int) -> HttpResponse:
             "documents": documents,
             "counts": counts,
             "in_progress": in_progress,
+            "progress": collection_progress(collection),
             "can_upload": collections_managed_by(request.user).filter(id=collection.id).exists(),
         },
     )

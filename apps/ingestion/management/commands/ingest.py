@@ -4,8 +4,9 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.corpus.models import Collection, Document
-from apps.ingestion.parsing import SUPPORTED_EXTENSIONS
-from apps.ingestion.services import UploadRejected, document_upload
+from apps.ingestion.archives import files_upload
+from apps.ingestion.parsing import ARCHIVE_EXTENSIONS, SUPPORTED_EXTENSIONS
+from apps.ingestion.services import UploadRejected
 
 
 class Command(BaseCommand):
@@ -25,23 +26,21 @@ class Command(BaseCommand):
         files = []
         for path in paths:
             if path.is_dir():
-                files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_EXTENSIONS)
+                files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in {*SUPPORTED_EXTENSIONS, *ARCHIVE_EXTENSIONS})
             elif path.is_file():
                 files.append(path)
             else:
                 raise CommandError(f"{path}: no such file or folder")
         document_ids = []
         for path in files:
-            try:
-                with path.open("rb") as handle:
-                    result = document_upload(
-                        collection=target, uploaded_by=None, name=path.name, content=handle, size=path.stat().st_size
-                    )
-            except UploadRejected as rejection:
-                self.stderr.write(f"  refused  {rejection}")
-                continue
-            document_ids.append(result.document.id)
-            self.stdout.write(f"  {'queued ' if result.created else 'already'}  {path.name}")
+            with path.open("rb") as handle:
+                outcomes = files_upload(collection=target, uploaded_by=None, name=path.name, content=handle, size=path.stat().st_size)
+            for result in outcomes:
+                if isinstance(result, UploadRejected):
+                    self.stderr.write(f"  refused  {result}")
+                    continue
+                document_ids.append(result.document.id)
+                self.stdout.write(f"  {'queued ' if result.created else 'already'}  {result.name}")
         if wait and document_ids:
             self._wait(document_ids, timeout)
 
@@ -54,7 +53,9 @@ class Command(BaseCommand):
             finished = [r for r in rows if r["status"] in done_states]
             if len(finished) != last:
                 last = len(finished)
-                self.stdout.write(f"  indexing: {len(finished)}/{len(rows)} done")
+                width = 30
+                filled = int(width * len(finished) / max(1, len(rows)))
+                self.stdout.write(f"  [{'#' * filled}{'.' * (width - filled)}] {len(finished)}/{len(rows)} done")
             if len(finished) == len(rows):
                 break
             if time.monotonic() > deadline:
