@@ -49,8 +49,9 @@ def clear_stack_endpoints() -> None:
 
 
 def endpoint(name: str) -> str | None:
-    """An endpoint from the environment, else from the running embedded stack."""
-    return os.environ.get(name) or read_stack_endpoints().get(name)
+    """An endpoint from the environment (``NAME`` or a ``NAME_FILE`` secret, since URLs
+    carry passwords), else from the running embedded stack."""
+    return secret_from_env_or_file(name) or read_stack_endpoints().get(name)
 
 
 def secret_from_env_or_file(name: str) -> str | None:
