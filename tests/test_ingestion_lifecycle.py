@@ -40,7 +40,7 @@ def test_new_version_replaces_chunks_in_one_swap(collection, corpus_admin):
     assert AuditEvent.objects.filter(event_type=EventType.DOCUMENT_VERSION_ADDED, payload__previous_document_id=v1.id).exists()
 
 
-def test_deleted_document_can_no_longer_be_retrieved(collection, corpus_admin, member):
+def test_deleted_document_can_no_longer_be_retrieved(collection, corpus_admin, member, django_capture_on_commit_callbacks):
     from apps.retrieval.services import chunks_search
 
     phrase = b"# Vault\n\nThe vault combination is changed every Tuesday by the duty manager.\n"
@@ -49,7 +49,8 @@ def test_deleted_document_can_no_longer_be_retrieved(collection, corpus_admin, m
     hits = chunks_search(user=member, query="vault combination Tuesday")
     assert any(getattr(h, "document_id", None) == document.id or "vault" in str(getattr(h, "text", "")).lower() for h in hits)
 
-    assert document_delete(document_id=document.id, actor=corpus_admin)
+    with django_capture_on_commit_callbacks(execute=True):  # the file goes after the commit
+        assert document_delete(document_id=document.id, actor=corpus_admin)
 
     assert not Document.objects.filter(id=document.id).exists()
     assert not Chunk.objects.filter(document_id=document.id).exists()
