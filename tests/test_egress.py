@@ -76,7 +76,7 @@ def test_endpoint_locality():
     assert where("postgresql://u:p@8.8.8.8:5432/db") == "PUBLIC"
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.mark.allow_hosts(LOOPBACK_HOSTS)
 def test_blocked_attempt_is_written_to_the_audit_trail(forbidden_listener):
     from apps.audit.models import AuditEvent, EventType, Outcome
@@ -113,7 +113,7 @@ def test_guard_runs_in_every_kind_of_process():
         assert "GUARD True" in out.stdout, (module, out.stderr)
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_full_session_ingest_ask_export_sends_nothing_off_the_machine(client, corpus_admin, member, compliance_officer, collection):
     """Ingest, ask and export, while an independent socket-level observer (a second audit
     hook) records every connection and lookup; none may leave loopback/Unix sockets, and the
