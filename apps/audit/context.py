@@ -70,6 +70,6 @@ def process_name() -> str:
         return "celery"
     if argv and argv[0] == "manage.py" and len(sys.argv) > 1:
         return f"manage.py {sys.argv[1]}"[:64]
-    if any("gunicorn" in a for a in argv):
+    if any("gunicorn" in a for a in sys.argv[:1]) or "gunicorn" in sys.modules:
         return "web"
     return (argv[0] if argv else "python")[:64]
