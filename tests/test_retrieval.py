@@ -96,7 +96,7 @@ def test_search_is_one_sql_statement_with_the_filter_inside(corpus, member):
     statements = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(("SET LOCAL", "SAVEPOINT", "RELEASE"))]
     assert len(statements) == 1, statements
     sql = statements[0]
-    assert "corpus_collection_reader_users" in sql and "<=>" in sql and "@@" in sql
+    assert "corpus_collectiongrant" in sql and "<=>" in sql and "@@" in sql
 
 
 @pytest.mark.django_db

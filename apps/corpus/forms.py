@@ -11,3 +11,27 @@ class CollectionForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         label="Groups that may read it",
     )
+
+
+class GrantForm(forms.Form):
+    """Give a group (by role or any other group) or one user a level on a collection."""
+
+    group = forms.ModelChoiceField(queryset=Group.objects.order_by("name"), required=False, label="Group",
+                                   empty_label="— or a single user —")
+    username = forms.CharField(max_length=150, required=False, label="User name")
+    level = forms.ChoiceField(choices=[("read", "Read"), ("ingest", "Read and upload"),
+                                       ("manage", "Manage (upload, delete, grant)")], label="Access")
+
+    def clean(self):
+        from django.contrib.auth import get_user_model
+
+        data = super().clean()
+        group, username = data.get("group"), (data.get("username") or "").strip()
+        if bool(group) == bool(username):
+            raise forms.ValidationError("Choose a group or type one user name (not both).")
+        if username:
+            user = get_user_model().objects.filter(username=username).first()
+            if user is None:
+                self.add_error("username", f"No user named “{username}”.")
+            data["user"] = user
+        return data

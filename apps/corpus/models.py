@@ -19,10 +19,15 @@ class Collection(models.Model):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    # Read grants. The one place they are evaluated is selectors.collections_readable_by.
-    reader_groups = models.ManyToManyField(Group, blank=True, related_name="readable_collections")
+    # Grants of any level (read < ingest < manage) live in CollectionGrant; these two views
+    # of it name who holds one. The only place grants are evaluated is apps.corpus.selectors.
+    reader_groups = models.ManyToManyField(
+        Group, blank=True, related_name="readable_collections",
+        through="CollectionGrant", through_fields=("collection", "group"),
+    )
     reader_users = models.ManyToManyField(
-        settings.AUTH_USER_MODEL, blank=True, related_name="readable_collections"
+        settings.AUTH_USER_MODEL, blank=True, related_name="readable_collections",
+        through="CollectionGrant", through_fields=("collection", "user"),
     )
 
     class Meta:
@@ -30,6 +35,51 @@ class Collection(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class CollectionGrant(models.Model):
+    """One principal (a user or a group, never both) holds one level on one collection.
+
+    Levels are cumulative: ``ingest`` may also read, ``manage`` may also ingest, delete
+    documents and change grants. Group grants reach every member, now and later. The
+    collection's creator holds ``manage`` without a row. Written only by
+    apps.corpus.services (audited), read only by apps.corpus.selectors."""
+
+    class Level(models.TextChoices):
+        READ = "read", "Read"
+        INGEST = "ingest", "Read and upload"
+        MANAGE = "manage", "Manage (upload, delete, grant)"
+
+    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="grants")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="collection_grants"
+    )
+    group = models.ForeignKey(Group, null=True, blank=True, on_delete=models.CASCADE, related_name="collection_grants")
+    level = models.CharField(max_length=8, choices=Level.choices, default=Level.READ)
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    granted_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["collection_id", "group__name", "user__username"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(models.Q(user__isnull=False, group__isnull=True) | models.Q(user__isnull=True, group__isnull=False)),
+                name="grant_names_one_principal",
+            ),
+            models.UniqueConstraint(fields=["collection", "user"], name="one_grant_per_user",
+                                    condition=models.Q(user__isnull=False)),
+            models.UniqueConstraint(fields=["collection", "group"], name="one_grant_per_group",
+                                    condition=models.Q(group__isnull=False)),
+        ]
+
+    @property
+    def principal(self) -> str:
+        return f"group {self.group.name}" if self.group_id else f"user {self.user.get_username()}"
+
+    def __str__(self) -> str:
+        return f"{self.principal}: {self.level} on {self.collection_id}"
 
 
 def document_upload_path(document: Document, filename: str) -> str:

@@ -3,29 +3,63 @@ search, answer and citation goes through it."""
 
 from __future__ import annotations
 
+from django.contrib.auth.models import Group
 from django.db.models import Count, Q, QuerySet
 
-from apps.corpus.models import Chunk, Collection, Document
+from apps.corpus.models import Chunk, Collection, CollectionGrant, Document
+
+Level = CollectionGrant.Level
+
+
+def _collections_granted(user, levels: tuple[str, ...]) -> QuerySet[Collection]:
+    """Collections where ``user`` holds one of ``levels``: a grant to them, a grant to a
+    group they are in (looked up in the same statement, so a change applies to the next
+    request), or being the creator (who holds ``manage``). One SQL subquery, no Python."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return Collection.objects.none()
+    grants = CollectionGrant.objects.filter(level__in=levels).filter(
+        Q(user=user) | Q(group__in=Group.objects.filter(user=user).values("id"))
+    )
+    granted = Q(id__in=grants.values("collection_id")) | Q(created_by=user)
+    return Collection.objects.filter(granted)
 
 
 def collections_readable_by(user) -> QuerySet[Collection]:
-    if not getattr(user, "is_authenticated", False) or not user.is_active:
-        return Collection.objects.none()
-    granted = Q(reader_users=user) | Q(reader_groups__in=user.groups.all()) | Q(created_by=user)
-    ids = Collection.objects.filter(granted).values("id")
-    return Collection.objects.filter(id__in=ids)
+    """THE visibility rule: lists, search, answers, citations, exports and the API."""
+    return _collections_granted(user, (Level.READ, Level.INGEST, Level.MANAGE))
+
+
+def collections_ingestable_by(user) -> QuerySet[Collection]:
+    """Collections ``user`` may upload to (and retry failed documents in)."""
+    return _collections_granted(user, (Level.INGEST, Level.MANAGE))
+
+
+def collections_manageable_by(user) -> QuerySet[Collection]:
+    """Collections whose documents ``user`` may delete and whose grants they may change."""
+    return _collections_granted(user, (Level.MANAGE,))
 
 
 def collections_managed_by(user) -> QuerySet[Collection]:
-    """Collections a corpus admin may upload to: all of them, for holders of the permission."""
-    if not getattr(user, "is_authenticated", False) or not user.has_perm("corpus.add_document"):
-        return Collection.objects.none()
-    return Collection.objects.all()
+    """Collections whose documents ``user`` may upload, retry and delete (the ingestion
+    views): those with an ingest or manage grant. Kept for the ingestion app's views."""
+    return collections_ingestable_by(user)
+
+
+def grant_level_of(user, collection: Collection) -> str | None:
+    """The highest level ``user`` holds on ``collection`` (for showing buttons only)."""
+    for level, selector in ((Level.MANAGE, collections_manageable_by), (Level.INGEST, collections_ingestable_by),
+                            (Level.READ, collections_readable_by)):
+        if selector(user).filter(id=collection.id).exists():
+            return level
+    return None
+
+
+def collection_grants(collection: Collection) -> QuerySet[CollectionGrant]:
+    return collection.grants.select_related("user", "group", "granted_by").order_by("group__name", "user__username")
 
 
 def collection_list_with_counts(user) -> QuerySet[Collection]:
-    visible = collections_readable_by(user) | collections_managed_by(user)
-    return visible.distinct().annotate(
+    return collections_readable_by(user).annotate(
         document_count=Count("documents", distinct=True),
         indexed_count=Count("documents", filter=Q(documents__status=Document.Status.INDEXED), distinct=True),
     )

@@ -1,20 +1,25 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
-from apps.corpus.forms import CollectionForm
+from apps.corpus.forms import CollectionForm, GrantForm
 from apps.corpus.models import Chunk, Document
 from apps.corpus.selectors import (
     chunk_visible_to,
+    collection_grants,
     collection_list_with_counts,
-    collections_managed_by,
+    collections_ingestable_by,
+    collections_manageable_by,
     collections_readable_by,
     collection_progress,
     document_status_counts,
 )
-from apps.corpus.services import collection_create
+from apps.corpus.services import collection_create, collection_grant, collection_revoke
 
 
 @login_required
@@ -46,25 +51,57 @@ def collection_new(request: HttpRequest) -> HttpResponse:
     return render(request, "corpus/collection_form.html", {"form": form})
 
 
+def _detail_context(request, collection, grant_form=None) -> dict:
+    counts = document_status_counts(collection)
+    can_manage = collections_manageable_by(request.user).filter(id=collection.id).exists()
+    return {
+        "collection": collection,
+        "documents": collection.documents.order_by("-created_at"),
+        "counts": counts,
+        "in_progress": sum(counts[s] for s in Document.UNFINISHED),
+        "progress": collection_progress(collection),
+        "can_upload": collections_ingestable_by(request.user).filter(id=collection.id).exists(),
+        "can_manage": can_manage,
+        "grants": collection_grants(collection) if can_manage else [],
+        "grant_form": grant_form or (GrantForm() if can_manage else None),
+    }
+
+
 @login_required
 def collection_detail(request: HttpRequest, collection_id: int) -> HttpResponse:
-    visible = collections_readable_by(request.user) | collections_managed_by(request.user)
-    collection = get_object_or_404(visible.distinct(), id=collection_id)
-    documents = collection.documents.order_by("-created_at")
-    counts = document_status_counts(collection)
-    in_progress = sum(counts[s] for s in Document.UNFINISHED)
-    return render(
-        request,
-        "corpus/collection_detail.html",
-        {
-            "collection": collection,
-            "documents": documents,
-            "counts": counts,
-            "in_progress": in_progress,
-            "progress": collection_progress(collection),
-            "can_upload": collections_managed_by(request.user).filter(id=collection.id).exists(),
-        },
-    )
+    collection = get_object_or_404(collections_readable_by(request.user), id=collection_id)
+    return render(request, "corpus/collection_detail.html", _detail_context(request, collection))
+
+
+@require_POST
+@login_required
+def grant_add(request: HttpRequest, collection_id: int) -> HttpResponse:
+    collection = get_object_or_404(collections_manageable_by(request.user), id=collection_id)
+    form = GrantForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        grant = collection_grant(collection=collection, level=data["level"], granted_by=request.user,
+                                 user=data.get("user"), group=data.get("group"))
+        messages.success(request, f"{grant.principal.capitalize()} now has {grant.get_level_display().lower()} access.")
+        return redirect("corpus:collection_detail", collection_id=collection.id)
+    context = _detail_context(request, collection, grant_form=form)
+    return render(request, "corpus/collection_detail.html", context, status=400)
+
+
+@require_POST
+@login_required
+def grant_remove(request: HttpRequest, collection_id: int) -> HttpResponse:
+    collection = get_object_or_404(collections_manageable_by(request.user), id=collection_id)
+    user = group = None
+    if request.POST.get("group_id", "").isdigit():
+        group = get_object_or_404(Group, id=int(request.POST["group_id"]))
+    elif request.POST.get("user_id", "").isdigit():
+        user = get_object_or_404(get_user_model(), id=int(request.POST["user_id"]))
+    else:
+        raise Http404("No such grant.")
+    if collection_revoke(collection=collection, revoked_by=request.user, user=user, group=group):
+        messages.success(request, f"Access removed for {group.name if group else user.get_username()}.")
+    return redirect("corpus:collection_detail", collection_id=collection.id)
 
 
 @login_required
