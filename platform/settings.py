@@ -224,13 +224,17 @@ ANSWER_EVIDENCE_SENTENCES = env_int("ANSWER_EVIDENCE_SENTENCES", 1)
 # --- Retrieval and answering (issue 4) ---
 # Hybrid search: nearest chunks (HNSW) and full-text matches (GIN), fused by weighted RRF.
 RETRIEVAL_CANDIDATES = env_int("RETRIEVAL_CANDIDATES", 40)  # per list, before fusion
-RETRIEVAL_EF_SEARCH = env_int("RETRIEVAL_EF_SEARCH", 100)  # hnsw.ef_search (>= candidates)
+RETRIEVAL_EF_SEARCH = env_int("RETRIEVAL_EF_SEARCH", 300)  # hnsw.ef_search (>= candidates)
 # Tuned on SciFact dev (bench/search_tune.py): ts_rank has no IDF, so the keyword list is
 # weaker than BM25 and gets a lower weight; RRF k=20 trusts the top ranks more than k=60.
 RETRIEVAL_RRF_K = env_int("RETRIEVAL_RRF_K", 20)
 RETRIEVAL_VECTOR_WEIGHT = env_float("RETRIEVAL_VECTOR_WEIGHT", 1.0)
 RETRIEVAL_KEYWORD_WEIGHT = env_float("RETRIEVAL_KEYWORD_WEIGHT", 0.3)
 RETRIEVAL_TS_RANK_NORMALIZATION = env_int("RETRIEVAL_TS_RANK_NORMALIZATION", 1)
+# Words in more than this fraction of chunks are left out of the keyword query.
+RETRIEVAL_KEYWORD_MAX_TERM_FREQUENCY = env_float("RETRIEVAL_KEYWORD_MAX_TERM_FREQUENCY", 0.02)
+# ... once the table holds this many chunks (below it, every word counts).
+RETRIEVAL_KEYWORD_STATS_MIN_CHUNKS = env_int("RETRIEVAL_KEYWORD_STATS_MIN_CHUNKS", 2000)
 # The served model's context window (vLLM --max-model-len) and its tokenizer.json
 # ("" = the converted model's folder); prompts are fitted to it by token count.
 LLM_CONTEXT_TOKENS = env_int("LLM_CONTEXT_TOKENS", 2048)
