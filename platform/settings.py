@@ -90,6 +90,9 @@ INSTALLED_APPS = [
     "apps.ingestion",
     "apps.retrieval",
     "apps.answering",
+    "apps.api",
+    "ninja",  # serves the API docs page's assets locally (no CDN)
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -102,6 +105,13 @@ MIDDLEWARE = [
     "apps.audit.middleware.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "apps.accounts.middleware.AbsoluteSessionTimeoutMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "axes.middleware.AxesMiddleware",
+]
+AUTHENTICATION_BACKENDS = [
+    "apps.accounts.backends.ThrottledSignInBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "rag_platform.urls"
@@ -278,6 +288,61 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_TASK_SOFT_TIME_LIMIT = max(CELERY_TASK_SOFT_TIME_LIMIT, INGEST_PARSE_WALL_SECONDS + 60)
 CELERY_TASK_TIME_LIMIT = max(CELERY_TASK_TIME_LIMIT, CELERY_TASK_SOFT_TIME_LIMIT + 60)
+
+# --- Access control, API and security headers (issue 5) ---
+from datetime import timedelta  # noqa: E402
+
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    # Older hashes still verify, and are re-hashed with Argon2 at the next sign-in.
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+# Sign-in throttling (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one user
+# name from one IP address, that pair waits AXES_COOLOFF_MINUTES. Keyed by name AND address,
+# so an attacker elsewhere cannot lock a victim out (the victim's own address is not
+# locked), and the cool-off ends by itself, so nobody is locked out for good.
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]  # no client-supplied forwarding headers
+AXES_VERBOSE = False
+# Sessions: idle timeout (the expiry moves with each request), absolute timeout from sign-in
+# (apps.accounts.middleware), and disabled accounts are signed out on their next request.
+SESSION_COOKIE_AGE = env_int("SESSION_IDLE_SECONDS", 30 * 60)
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_ABSOLUTE_SECONDS = env_int("SESSION_ABSOLUTE_SECONDS", 8 * 3600)
+# Content-Security-Policy: nothing from any other origin, no inline script or style, so an
+# answer or a document (rendered as text) cannot make the browser fetch from outside.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Production behind TLS: DJANGO_SECURE=1 turns on HTTPS redirects, HSTS and secure cookies
+# (`manage.py check --deploy` is clean with it; tests/test_security.py runs that check).
+if env_bool("DJANGO_SECURE", False):
+    SECURE_SSL_REDIRECT = True
+    SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    if env_bool("DJANGO_BEHIND_TLS_PROXY", False):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 LOGGING = {
     "version": 1,

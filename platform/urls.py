@@ -1,6 +1,8 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from apps.api import views as api_views
+from apps.api.api import api
 from rag_platform import health
 
 urlpatterns = [
@@ -11,5 +13,8 @@ urlpatterns = [
     path("collections/", include("apps.corpus.urls")),
     path("collections/", include("apps.ingestion.urls")),
     path("audit/", include("apps.audit.urls")),
+    path("api/v1/", api.urls),
+    path("account/tokens/", api_views.token_list, name="api_tokens"),
+    path("account/tokens/<int:token_id>/revoke/", api_views.token_revoke, name="api_token_revoke"),
     path("", include("apps.answering.urls")),
 ]

@@ -7,4 +7,4 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts and roles"
 
     def ready(self) -> None:
-        from apps.accounts import signals  # noqa: F401  (connects the sign-in receivers)
+        from apps.accounts import middleware, signals  # noqa: F401  (connect the sign-in receivers)

@@ -70,7 +70,7 @@ def _grant(*, collection, user=None, group=None, level, granted_by) -> Collectio
     if level not in Level.values:
         raise ValidationError(f"Unknown access level “{level}” (use read, ingest or manage).")
     lookup = {"user": user} if user is not None else {"group": group}
-    grant = CollectionGrant.objects.select_for_update().filter(collection=collection, **lookup).first()
+    grant = CollectionGrant.objects.select_for_update().filter(collection=collection, **lookup).order_by("id").first()
     before = grant.level if grant else None
     if grant is None:
         grant = CollectionGrant.objects.create(collection=collection, level=level, granted_by=granted_by, **lookup)
@@ -104,7 +104,7 @@ def collection_revoke(*, collection: Collection, revoked_by, user=None, group=No
     lookup = {"user": user} if user is not None else {"group": group}
     with transaction.atomic():
         _require_manager(collection, revoked_by)
-        grant = CollectionGrant.objects.select_for_update().filter(collection=collection, **lookup).first()
+        grant = CollectionGrant.objects.select_for_update().filter(collection=collection, **lookup).order_by("id").first()
         if grant is None:
             return False
         level = grant.level

@@ -1,0 +1,338 @@
+"""The REST API (/api/v1/): every endpoint authenticates a Bearer token and goes through the
+corpus selectors (collections_readable_by / _ingestable_by / _manageable_by), as the web
+views do. Anything a caller may not see answers 404 exactly like something that does not
+exist, so ids cannot be probed."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, ValidationError
+from django.http import Http404, HttpResponse, StreamingHttpResponse
+from ninja import File, NinjaAPI, Query, Router, Swagger
+from ninja.errors import AuthenticationError, HttpError
+from ninja.errors import ValidationError as NinjaValidationError
+from ninja.files import UploadedFile
+
+from apps.api.auth import TokenAuth
+from apps.api.models import ApiToken
+from apps.api.schemas import (
+    AskIn, AskOut, AuditExportQuery, CollectionIn, CollectionOut, DocumentOut, ErrorOut, GrantIn, GrantOut,
+    SearchHit, TokenOut, UploadOut,
+)
+from apps.api.services import api_token_revoke
+from apps.audit.models import EventType, Outcome
+from apps.audit.services import audit_record
+from apps.corpus.models import Collection, CollectionGrant, Document
+from apps.corpus.selectors import (
+    collection_grants, collections_ingestable_by, collections_manageable_by, collections_readable_by, grant_level_of,
+)
+from apps.corpus.services import collection_create, collection_grant, collection_revoke
+
+api = NinjaAPI(
+    title="Private document Q&A API",
+    version="1",
+    description="Ask, search, upload, manage collections and grants, export the audit trail. "
+    "Authenticate with `Authorization: Bearer <token>` (create tokens at /account/tokens/).",
+    auth=TokenAuth(),
+    urls_namespace="api",
+    docs=Swagger(settings={"validatorUrl": None, "persistAuthorization": False}),
+    docs_url="/docs",
+    openapi_url="/openapi.json",
+)
+NOT_VISIBLE = "No such {what}, or you may not use it."
+ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 413: ErrorOut, 422: ErrorOut}
+
+
+# --- Errors: always 4xx with a message, never a 500 for bad input -----------------------
+@api.exception_handler(NinjaValidationError)
+def _invalid(request, exc):
+    return api.create_response(request, {"detail": _describe(exc.errors)}, status=422)
+
+
+@api.exception_handler(ValidationError)
+def _refused(request, exc):
+    return api.create_response(request, {"detail": " ".join(exc.messages)}, status=400)
+
+
+@api.exception_handler(PermissionDenied)
+def _forbidden(request, exc):
+    return api.create_response(request, {"detail": str(exc) or "Not allowed."}, status=403)
+
+
+@api.exception_handler(Http404)
+def _not_found(request, exc):
+    return api.create_response(request, {"detail": str(exc) or "Not found."}, status=404)
+
+
+@api.exception_handler(RequestDataTooBig)
+def _too_big(request, exc):
+    return api.create_response(request, {"detail": "The request body is too large."}, status=413)
+
+
+@api.exception_handler(AuthenticationError)
+def _unauthenticated(request, exc):
+    response = api.create_response(
+        request, {"detail": "Send a valid API token: Authorization: Bearer <token>."}, status=401)
+    response["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+@api.exception_handler(HttpError)
+def _http_error(request, exc):
+    return api.create_response(request, {"detail": str(exc)}, status=exc.status_code)
+
+
+def _describe(errors) -> str:
+    parts = []
+    for error in errors[:5]:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path", "payload"))
+        parts.append(f"{where or 'request'}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts) or "Invalid request."
+
+
+def _get(queryset, what: str, **lookup):
+    found = queryset.filter(**lookup).first()
+    if found is None:
+        raise Http404(NOT_VISIBLE.format(what=what))
+    return found
+
+
+def _readable_ids(user, requested: list[int]) -> list[int]:
+    """The requested collections, all of which the user must be able to read (else 404)."""
+    if not requested:
+        return []
+    readable = set(collections_readable_by(user).filter(id__in=requested).values_list("id", flat=True))
+    for collection_id in requested:
+        if collection_id not in readable:
+            raise Http404(NOT_VISIBLE.format(what=f"collection {collection_id}"))
+    return sorted(set(requested))
+
+
+# --- Ask and search ---------------------------------------------------------------------
+ask_router = Router(tags=["ask"])
+
+
+def _citation(c) -> dict:
+    s = c.source
+    return {"n": c.number, "cited": c.cited, "chunk_id": s.chunk_id, "document_id": s.document_id,
+            "collection_id": s.collection_id, "title": s.document_title, "page": s.page_number,
+            "section": s.section_title, "score": s.score, "excerpt": s.text[:240]}
+
+
+@ask_router.post("/ask", response={200: AskOut, **ERRORS},
+                 summary="Ask a question over the collections you may read",
+                 description="JSON answer, or with `stream: true` server-sent events: `sources`, `token`..., `done`. "
+                             "Writes exactly one audit event.")
+def ask(request, payload: AskIn):
+    from apps.answering.models import AskedQuestion
+    from apps.answering.services import answer_stream, ask_question
+
+    collection_ids = _readable_ids(request.user, payload.collection_ids)
+    if payload.follow_up_of is not None:
+        _get(AskedQuestion.objects.filter(user=request.user), "question", id=payload.follow_up_of)
+    if not payload.question.strip():
+        raise HttpError(422, "question: must not be blank")
+    arguments = {"user": request.user, "question": payload.question, "collection_ids": collection_ids or None,
+                 "follow_up_of": payload.follow_up_of}
+    if payload.stream:
+        # The same generator and SSE encoding as the web page (apps.answering).
+        from apps.answering.views import _ClosingStream
+
+        response = StreamingHttpResponse(_ClosingStream(answer_stream(**arguments)), content_type="text/event-stream")
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"
+        return response
+    result = ask_question(**arguments)
+    return {"outcome": result.outcome, "answer": result.answer, "error": result.error,
+            "audit_sequence": result.audit_sequence, "history_id": result.history_id,
+            "citations": [_citation(c) for c in result.citations]}
+
+
+@ask_router.get("/search", response={200: list[SearchHit], **ERRORS},
+                summary="Hybrid search over the passages you may read (audited)")
+def search(request, q: str = Query(..., min_length=1, max_length=2000),
+           collection_id: list[int] = Query(default_factory=list, max_length=100), k: int = Query(5, ge=1, le=50)):
+    from apps.retrieval.services import chunks_search, search_filter_for
+
+    if not q.strip():
+        raise HttpError(422, "q: must not be blank")
+    picked = _readable_ids(request.user, collection_id)
+    results = chunks_search(user=request.user, query=q, collection_ids=picked or None, k=k)
+    audit_record(
+        event_type=EventType.QUESTION_ASKED, outcome=Outcome.ANSWERED if results else Outcome.REFUSED,
+        actor=request.user,
+        payload={"question": q[:2000], "search_only": True, "collections_requested": picked,
+                 "permission_filter": search_filter_for(user=request.user, collection_ids=picked or None).describe(),
+                 "retrieved": [{"n": n, "chunk_id": r.chunk_id, "document_id": r.document_id, "page": r.page_number,
+                                "score": r.score, "cited": False} for n, r in enumerate(results, start=1)]},
+    )
+    return [{"chunk_id": r.chunk_id, "document_id": r.document_id, "collection_id": r.collection_id,
+             "title": r.document_title, "page": r.page_number, "section": r.section_title, "score": r.score,
+             "text": r.text} for r in results]
+
+
+# --- Collections and grants ------------------------------------------------------------
+collections_router = Router(tags=["collections"])
+
+
+def _collection_out(user, collection: Collection) -> dict:
+    return {"id": collection.id, "name": collection.name, "description": collection.description,
+            "access": grant_level_of(user, collection)}
+
+
+@collections_router.get("", response={200: list[CollectionOut], **ERRORS}, summary="Collections you may read")
+def collections_list(request):
+    return [_collection_out(request.user, c) for c in collections_readable_by(request.user).order_by("name")]
+
+
+@collections_router.post("", response={201: CollectionOut, **ERRORS},
+                         summary="Create a collection (corpus admins); you manage it")
+def collections_create(request, payload: CollectionIn):
+    if not request.user.has_perm("corpus.add_collection"):
+        raise PermissionDenied("Only corpus admins create collections.")
+    collection = collection_create(name=payload.name, description=payload.description, created_by=request.user)
+    return 201, _collection_out(request.user, collection)
+
+
+@collections_router.get("/{int:collection_id}", response={200: CollectionOut, **ERRORS})
+def collections_get(request, collection_id: int):
+    return _collection_out(request.user, _get(collections_readable_by(request.user), "collection", id=collection_id))
+
+
+def _grant_out(grant: CollectionGrant) -> dict:
+    return {"id": grant.id, "level": grant.level, "granted_at": grant.granted_at,
+            "username": grant.user.get_username() if grant.user_id else None,
+            "group": grant.group.name if grant.group_id else None}
+
+
+def _principal(username: str | None, group: str | None):
+    if bool(username) == bool(group):
+        raise HttpError(422, "Name exactly one of username or group.")
+    if username:
+        return _get(get_user_model().objects.all(), "user", username=username), None
+    return None, _get(Group.objects.all(), "group", name=group)
+
+
+@collections_router.get("/{int:collection_id}/grants", response={200: list[GrantOut], **ERRORS},
+                        summary="Who has access (managers of the collection)")
+def grants_list(request, collection_id: int):
+    collection = _get(collections_manageable_by(request.user), "collection", id=collection_id)
+    return [_grant_out(g) for g in collection_grants(collection)]
+
+
+@collections_router.post("/{int:collection_id}/grants", response={200: GrantOut, **ERRORS},
+                         summary="Give a user or a group read, ingest or manage access (audited)")
+def grants_add(request, collection_id: int, payload: GrantIn):
+    collection = _get(collections_manageable_by(request.user), "collection", id=collection_id)
+    user, group = _principal(payload.username, payload.group)
+    grant = collection_grant(collection=collection, level=payload.level, granted_by=request.user, user=user, group=group)
+    return _grant_out(grant)
+
+
+@collections_router.delete("/{int:collection_id}/grants", response={204: None, **ERRORS},
+                           summary="Revoke a user's or a group's access; effective on their next request (audited)")
+def grants_remove(request, collection_id: int, username: str | None = Query(None, max_length=150),
+                  group: str | None = Query(None, max_length=150)):
+    collection = _get(collections_manageable_by(request.user), "collection", id=collection_id)
+    user, group_obj = _principal(username, group)
+    if not collection_revoke(collection=collection, revoked_by=request.user, user=user, group=group_obj):
+        raise Http404("That user or group has no grant on this collection.")
+    return 204, None
+
+
+# --- Documents -------------------------------------------------------------------------
+documents_router = Router(tags=["documents"])
+
+_DOCUMENT_FIELDS = ("id", "collection_id", "title", "status", "failure_reason", "version", "page_count",
+                    "chunk_count", "size_bytes", "created_at", "indexed_at")
+
+
+def _document_out(document: Document) -> dict:
+    return {f: getattr(document, f) for f in _DOCUMENT_FIELDS}
+
+
+@collections_router.get("/{int:collection_id}/documents", response={200: list[DocumentOut], **ERRORS})
+def documents_list(request, collection_id: int):
+    collection = _get(collections_readable_by(request.user), "collection", id=collection_id)
+    return [_document_out(d) for d in collection.documents.order_by("-created_at")[:1000]]
+
+
+@collections_router.post("/{int:collection_id}/documents", response={202: list[UploadOut], **ERRORS},
+                         summary="Upload a file (or a .zip of files); ingestion is asynchronous: poll the document")
+def documents_upload(request, collection_id: int, file: File[UploadedFile]):
+    from apps.ingestion.archives import files_upload
+    from apps.ingestion.services import UploadRejected
+
+    collection = _get(collections_ingestable_by(request.user), "collection", id=collection_id)
+    outcomes = files_upload(collection=collection, uploaded_by=request.user, name=file.name or "upload",
+                            content=file, size=file.size)
+    results = []
+    for outcome in outcomes:
+        if isinstance(outcome, UploadRejected):
+            results.append({"name": file.name or "upload", "created": False, "refused": str(outcome)})
+        else:
+            results.append({"name": outcome.name, "created": outcome.created, "document": _document_out(outcome.document)})
+    if all(r["refused"] if "refused" in r else False for r in results):
+        raise HttpError(400, " ".join(r["refused"] for r in results))
+    return 202, results
+
+
+@documents_router.get("/{int:document_id}", response={200: DocumentOut, **ERRORS},
+                      summary="A document and its ingestion status")
+def documents_get(request, document_id: int):
+    readable = Document.objects.filter(collection__in=collections_readable_by(request.user))
+    return _document_out(_get(readable, "document", id=document_id))
+
+
+@documents_router.delete("/{int:document_id}", response={204: None, **ERRORS},
+                         summary="Delete a document, its passages and vectors (managers; audited)")
+def documents_delete(request, document_id: int):
+    from apps.ingestion.services import document_delete
+
+    manageable = Document.objects.filter(collection__in=collections_manageable_by(request.user))
+    document = _get(manageable, "document", id=document_id)
+    document_delete(document_id=document.id, actor=request.user)
+    return 204, None
+
+
+# --- Tokens and audit ------------------------------------------------------------------
+account_router = Router(tags=["account"])
+
+
+@account_router.get("/tokens", response={200: list[TokenOut], **ERRORS}, summary="Your API tokens")
+def tokens_list(request):
+    return list(ApiToken.objects.filter(user=request.user))
+
+
+@account_router.delete("/tokens/{int:token_id}", response={204: None, **ERRORS}, summary="Revoke one of your tokens")
+def tokens_revoke(request, token_id: int):
+    token = _get(ApiToken.objects.filter(user=request.user), "token", id=token_id)
+    api_token_revoke(token=token, revoked_by=request.user)
+    return 204, None
+
+
+@account_router.get("/audit/export", response={200: bytes, **ERRORS}, tags=["audit"],
+                    summary="Export the audit trail (compliance officers): zip of CSV, JSON Lines, signed manifest",
+                    openapi_extra={"responses": {200: {"description": "A zip file",
+                                                       "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}}})
+def audit_export_endpoint(request, filters: Query[AuditExportQuery]):
+    from apps.audit.exports import audit_export
+    from apps.audit.selectors import EventFilters, audit_events_list
+
+    if not request.user.has_perm("audit.view_auditevent"):
+        raise PermissionDenied("Only compliance officers export the audit trail.")
+    f = EventFilters(event_type=filters.event_type, outcome=filters.outcome, actor=filters.actor.strip(),
+                     date_from=filters.date_from, date_to=filters.date_to, collection_id=filters.collection_id,
+                     search=filters.q.strip())
+    export = audit_export(events=audit_events_list(filters=f), filters=f.as_dict(), exported_by=request.user)
+    response = HttpResponse(export.content, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{export.file_name}"'
+    return response
+
+
+api.add_router("", ask_router)
+api.add_router("/collections", collections_router)
+api.add_router("/documents", documents_router)
+api.add_router("", account_router)
