@@ -54,7 +54,10 @@ def install_key() -> str:
 
 # Debian packages the product uses when present: OCR for scanned PDF pages (issue 3).
 # Without them scanned pages fail with "OCR is not installed" instead of being indexed.
-SYSTEM_PACKAGES = {"tesseract": ["tesseract-ocr", "tesseract-ocr-eng"]}
+SYSTEM_PACKAGES = {"tesseract": ["tesseract-ocr", "tesseract-ocr-eng"], "chromium": ["chromium"]}
+
+
+_WITHOUT = "scanned PDFs fail with 'OCR is not installed' without tesseract-ocr; browser tests skip without chromium"
 
 
 def install_system_packages() -> None:
@@ -65,23 +68,23 @@ def install_system_packages() -> None:
     if not missing:
         return
     if not shutil.which("apt-get"):
-        say(f"Not installing {', '.join(missing)} (no apt-get): scanned PDFs will fail with 'OCR is not installed'.")
+        say(f"Not installing {', '.join(missing)} (no apt-get): {_WITHOUT}.")
         return
     if os.geteuid() == 0:
         prefix: list[str] = []
     elif shutil.which("sudo") and subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode == 0:
         prefix = ["sudo", "-n"]
     else:
-        say(f"Not installing {', '.join(missing)} (needs root): scanned PDFs will fail with 'OCR is not installed'. "
-            f"To enable OCR: sudo apt-get install {' '.join(missing)}")
+        say(f"Not installing {', '.join(missing)} (needs root): {_WITHOUT}. "
+            f"To enable them: sudo apt-get install {' '.join(missing)}")
         return
-    say(f"Installing {', '.join(missing)} with apt-get (OCR for scanned PDFs) …")
+    say(f"Installing {', '.join(missing)} with apt-get (OCR for scanned PDFs, Chromium for the browser tests) …")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     ok = subprocess.run([*prefix, "apt-get", "update", "-qq"], env=env).returncode == 0 and subprocess.run(
         [*prefix, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], env=env
     ).returncode == 0
     if not ok:
-        say("apt-get failed: scanned PDFs will fail with 'OCR is not installed' until tesseract-ocr is installed.")
+        say(f"apt-get failed: {_WITHOUT}.")
 
 
 def install() -> None:
