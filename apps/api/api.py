@@ -124,7 +124,10 @@ def _citation(c) -> dict:
 @ask_router.post("/ask", response={200: AskOut, **ERRORS},
                  summary="Ask a question over the collections you may read",
                  description="JSON answer, or with `stream: true` server-sent events: `sources`, `token`..., `done`. "
-                             "Writes exactly one audit event.")
+                             "Writes exactly one audit event.",
+                 openapi_extra={"responses": {200: {"description": "The answer (JSON), or its stream (SSE)", "content": {
+                     "application/json": {"schema": {"$ref": "#/components/schemas/AskOut"}},
+                     "text/event-stream": {"schema": {"description": "each event's data is JSON: sources, token, done"}}}}}})
 def ask(request, payload: AskIn):
     from apps.answering.models import AskedQuestion
     from apps.answering.services import answer_stream, ask_question
@@ -196,7 +199,7 @@ def collections_create(request, payload: CollectionIn):
     return 201, _collection_out(request.user, collection)
 
 
-@collections_router.get("/{int:collection_id}", response={200: CollectionOut, **ERRORS})
+@collections_router.get("/{collection_id}", response={200: CollectionOut, **ERRORS})
 def collections_get(request, collection_id: int):
     return _collection_out(request.user, _get(collections_readable_by(request.user), "collection", id=collection_id))
 
@@ -215,14 +218,14 @@ def _principal(username: str | None, group: str | None):
     return None, _get(Group.objects.all(), "group", name=group)
 
 
-@collections_router.get("/{int:collection_id}/grants", response={200: list[GrantOut], **ERRORS},
+@collections_router.get("/{collection_id}/grants", response={200: list[GrantOut], **ERRORS},
                         summary="Who has access (managers of the collection)")
 def grants_list(request, collection_id: int):
     collection = _get(collections_manageable_by(request.user), "collection", id=collection_id)
     return [_grant_out(g) for g in collection_grants(collection)]
 
 
-@collections_router.post("/{int:collection_id}/grants", response={200: GrantOut, **ERRORS},
+@collections_router.post("/{collection_id}/grants", response={200: GrantOut, **ERRORS},
                          summary="Give a user or a group read, ingest or manage access (audited)")
 def grants_add(request, collection_id: int, payload: GrantIn):
     collection = _get(collections_manageable_by(request.user), "collection", id=collection_id)
@@ -231,7 +234,7 @@ def grants_add(request, collection_id: int, payload: GrantIn):
     return _grant_out(grant)
 
 
-@collections_router.delete("/{int:collection_id}/grants", response={204: None, **ERRORS},
+@collections_router.delete("/{collection_id}/grants", response={204: None, **ERRORS},
                            summary="Revoke a user's or a group's access; effective on their next request (audited)")
 def grants_remove(request, collection_id: int, username: str | None = Query(None, max_length=150),
                   group: str | None = Query(None, max_length=150)):
@@ -253,13 +256,13 @@ def _document_out(document: Document) -> dict:
     return {f: getattr(document, f) for f in _DOCUMENT_FIELDS}
 
 
-@collections_router.get("/{int:collection_id}/documents", response={200: list[DocumentOut], **ERRORS})
+@collections_router.get("/{collection_id}/documents", response={200: list[DocumentOut], **ERRORS})
 def documents_list(request, collection_id: int):
     collection = _get(collections_readable_by(request.user), "collection", id=collection_id)
     return [_document_out(d) for d in collection.documents.order_by("-created_at")[:1000]]
 
 
-@collections_router.post("/{int:collection_id}/documents", response={202: list[UploadOut], **ERRORS},
+@collections_router.post("/{collection_id}/documents", response={202: list[UploadOut], **ERRORS},
                          summary="Upload a file (or a .zip of files); ingestion is asynchronous: poll the document")
 def documents_upload(request, collection_id: int, file: File[UploadedFile]):
     from apps.ingestion.archives import files_upload
@@ -279,14 +282,14 @@ def documents_upload(request, collection_id: int, file: File[UploadedFile]):
     return 202, results
 
 
-@documents_router.get("/{int:document_id}", response={200: DocumentOut, **ERRORS},
+@documents_router.get("/{document_id}", response={200: DocumentOut, **ERRORS},
                       summary="A document and its ingestion status")
 def documents_get(request, document_id: int):
     readable = Document.objects.filter(collection__in=collections_readable_by(request.user))
     return _document_out(_get(readable, "document", id=document_id))
 
 
-@documents_router.delete("/{int:document_id}", response={204: None, **ERRORS},
+@documents_router.delete("/{document_id}", response={204: None, **ERRORS},
                          summary="Delete a document, its passages and vectors (managers; audited)")
 def documents_delete(request, document_id: int):
     from apps.ingestion.services import document_delete
@@ -306,7 +309,7 @@ def tokens_list(request):
     return list(ApiToken.objects.filter(user=request.user))
 
 
-@account_router.delete("/tokens/{int:token_id}", response={204: None, **ERRORS}, summary="Revoke one of your tokens")
+@account_router.delete("/tokens/{token_id}", response={204: None, **ERRORS}, summary="Revoke one of your tokens")
 def tokens_revoke(request, token_id: int):
     token = _get(ApiToken.objects.filter(user=request.user), "token", id=token_id)
     api_token_revoke(token=token, revoked_by=request.user)
