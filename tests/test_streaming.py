@@ -18,7 +18,7 @@ from apps.corpus.models import Document
 from apps.ingestion.services import document_ingest, document_upload
 from tests.factories import PASSWORD
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_corpus"
 FINANCE = b"# Payments\n\nPayments above 10,000 EUR require two approvals from the finance team.\n"
