@@ -32,7 +32,7 @@ os.environ.setdefault("DJANGO_LIVE_TEST_SERVER_ADDRESS", "127.0.0.1")
 
 
 @pytest.fixture
-def browser():
+def chromium():
     # Playwright's sync API runs an event loop in this thread; the test's ORM calls are
     # plain synchronous set-up, so allow them.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -69,7 +69,7 @@ def shot(page, name):
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["laptop", "phone"])
-def test_corpus_admin_and_outsider_journeys(browser, live_server, worker, tmp_path, viewport):
+def test_corpus_admin_and_outsider_journeys(chromium, live_server, worker, tmp_path, viewport):
     from playwright.sync_api import expect
 
     width = "laptop" if viewport is LAPTOP else "phone"
@@ -81,7 +81,7 @@ def test_corpus_admin_and_outsider_journeys(browser, live_server, worker, tmp_pa
     outside: list[str] = []
 
     # Corpus admin: signs in, creates a collection, uploads, watches it reach indexed, grants read.
-    page = new_page(browser, live_server, viewport, outside)
+    page = new_page(chromium, live_server, viewport, outside)
     sign_in(page, "admin")
     page.goto("/collections/new/")
     page.get_by_label("Name").fill("Finance policies")
@@ -106,11 +106,11 @@ def test_corpus_admin_and_outsider_journeys(browser, live_server, worker, tmp_pa
     expect(page.get_by_role("alert")).to_contain_text("No user named")
 
     # The member sees it; the outsider sees it nowhere.
-    reader = new_page(browser, live_server, viewport, outside)
+    reader = new_page(chromium, live_server, viewport, outside)
     sign_in(reader, "reader")
     reader.goto("/collections/")
     expect(reader.get_by_text("Finance policies")).to_be_visible()
-    outsider = new_page(browser, live_server, viewport, outside)
+    outsider = new_page(chromium, live_server, viewport, outside)
     sign_in(outsider, "outsider")
     from apps.corpus.models import Chunk, Collection
 
