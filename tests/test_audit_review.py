@@ -148,3 +148,21 @@ def test_export_is_signed_audited_and_verifies_offline(client, compliance_office
         call_command("audit_verify", "--export", str(tampered), "--public-key", manifest["public_key"])
     with pytest.raises(CommandError, match="different key"):
         call_command("audit_verify", "--export", str(good), "--public-key", "11" * 32)
+
+
+@pytest.mark.django_db
+def test_question_event_keeps_the_passage_text_and_document_version(collection, corpus_admin, member):
+    """The audit trail shows what was retrieved as it was then, even after a new version."""
+    import io
+
+    from apps.answering.services import ask_question
+    from apps.ingestion.services import document_ingest, document_upload
+
+    data = b"# Vault\n\nThe vault code changes every month.\n"
+    result = document_upload(collection=collection, uploaded_by=corpus_admin, name="vault.md", content=io.BytesIO(data), size=len(data))
+    document_ingest(document_id=result.document.id)
+    answer = ask_question(user=member, question="How often does the vault code change?")
+    event = AuditEvent.objects.get(sequence=answer.audit_sequence)
+    first = event.payload["retrieved"][0]
+    assert "vault code changes every month" in first["text"]
+    assert first["document_sha256"] == result.document.sha256

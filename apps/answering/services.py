@@ -23,6 +23,7 @@ from apps.answering.prompts import PROMPT_VERSION, build_messages, cited_numbers
 from apps.answering.tokens import count_tokens
 from apps.audit.models import EventType, Outcome
 from apps.audit.services import audit_record
+from apps.corpus.models import Document
 from apps.ingestion.embedding import embed_passages, embed_query
 from apps.retrieval.services import RetrievedChunk, chunks_search, search_filter_for
 
@@ -114,6 +115,11 @@ def answer_stream(
     recorded: list[AnswerResult] = []
 
     def finish(outcome: str, answer: str, error: str = "") -> AnswerResult:
+        # The passage text and its document version go into the event, so the audit trail
+        # shows what was retrieved as it was then, even after a new version replaced it.
+        versions = dict(
+            Document.objects.filter(id__in={c.source.document_id for c in citations}).values_list("id", "sha256")
+        )
         payload.update(
             answer=answer,
             error=error,
@@ -122,9 +128,11 @@ def answer_stream(
                     "n": c.number,
                     "chunk_id": c.source.chunk_id,
                     "document_id": c.source.document_id,
+                    "document_sha256": versions.get(c.source.document_id, ""),
                     "page": c.source.page_number,
                     "score": c.source.score,
                     "cited": c.cited,
+                    "text": c.source.text,
                 }
                 for c in citations
             ],
