@@ -150,3 +150,24 @@ def test_trigger_refuses_expiry_of_an_unprotected_event():
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET LOCAL rag.audit_expiry = 'on'")
             cursor.execute("DELETE FROM audit_auditevent WHERE sequence = 1")
+
+
+@pytest.mark.django_db
+def test_legal_hold_command_places_lists_and_releases_holds_with_audit_events():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from apps.audit.models import AuditEvent, EventType, LegalHold
+
+    out = StringIO()
+    call_command("audit_legal_hold", "place", "2026-01-01", "2026-03-31", reason="Litigation 42", stdout=out)
+    hold = LegalHold.objects.get()
+    assert "placed" in out.getvalue() and hold.released_at is None
+    call_command("audit_legal_hold", "list", stdout=out)
+    assert "Litigation 42" in out.getvalue()
+    call_command("audit_legal_hold", "release", str(hold.id), stdout=out)
+    hold.refresh_from_db()
+    assert hold.released_at is not None
+    types = list(AuditEvent.objects.order_by("sequence").values_list("event_type", flat=True))
+    assert EventType.LEGAL_HOLD_PLACED in types and EventType.LEGAL_HOLD_RELEASED in types
