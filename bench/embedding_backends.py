@@ -58,30 +58,10 @@ def export_onnx(src: Path, out_dir: Path, say) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     fp32, int8 = out_dir / "model.onnx", out_dir / "model_qint8.onnx"
     if not fp32.exists():
-        import torch
-        from transformers import AutoModel
+        from apps.ingestion.embedding import export_onnx_model  # the exporter the product ships
 
-        bert = AutoModel.from_pretrained(str(src), local_files_only=True, attn_implementation="eager").eval()
-
-        class Encoder(torch.nn.Module):  # keyword arguments: transformers 5 reordered forward()
-            def __init__(self):
-                super().__init__()
-                self.bert = bert
-
-            def forward(self, input_ids, attention_mask, token_type_ids):
-                return self.bert(input_ids=input_ids, attention_mask=attention_mask,
-                                 token_type_ids=token_type_ids).last_hidden_state
-
-        model = Encoder().eval()
-        ids = torch.ones((2, 16), dtype=torch.long)
         started = time.monotonic()
-        torch.onnx.export(
-            model, (ids, torch.ones_like(ids), torch.zeros_like(ids)), str(fp32),
-            input_names=["input_ids", "attention_mask", "token_type_ids"],
-            output_names=["last_hidden_state"],
-            dynamic_axes={name: {0: "batch", 1: "seq"} for name in ("input_ids", "attention_mask", "token_type_ids", "last_hidden_state")},
-            opset_version=17, dynamo=False,
-        )
+        export_onnx_model(src, fp32)
         say(f"exported {fp32} in {time.monotonic() - started:.1f} s")
     if not int8.exists():
         from onnxruntime.quantization import QuantType, quantize_dynamic

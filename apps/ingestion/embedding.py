@@ -82,7 +82,7 @@ def onnx_model_file() -> Path:
         if target.exists() and checksum.exists() and checksum.read_text().split()[0] == _sha256_file(target):
             return target
         tmp = out_dir / f"model.onnx.tmp-{os.getpid()}"
-        _export_onnx(embedding_model_path(), tmp)
+        export_onnx_model(embedding_model_path(), tmp)
         digest = _sha256_file(tmp)
         os.replace(tmp, target)
         checksum.write_text(f"{digest}  model.onnx\n")
@@ -91,7 +91,8 @@ def onnx_model_file() -> Path:
     return target
 
 
-def _export_onnx(src: Path, out: Path) -> None:
+def export_onnx_model(src: Path, out: Path) -> None:
+    """Export the sentence-transformers model's transformer to one ONNX file (fp32)."""
     import torch
     from transformers import AutoModel
 
