@@ -5,11 +5,14 @@ worker-level version of the same batch is in test_crash_and_worker.py.
 """
 
 import io
+import os
+import signal
 
 import pytest
 
 from apps.audit.models import AuditEvent, EventType
 from apps.corpus.models import Chunk, Document
+from apps.ingestion import parsing, pipeline
 from apps.ingestion.archives import files_upload
 from apps.ingestion.sandbox import SandboxError, run_limited
 from apps.ingestion.services import UploadRejected, document_ingest, document_upload
@@ -120,3 +123,56 @@ def test_limit_breaches_are_retried_then_quarantined(collection, corpus_admin, s
     assert document.status == Document.Status.FAILED and document.quarantined_at is not None
     assert document.attempts == 2 and "longer than" in document.failure_reason
     assert AuditEvent.objects.filter(event_type=EventType.DOCUMENT_QUARANTINED, payload__document_id=document.id).exists()
+
+
+def _parse_or_die(path, name, **options):
+    """A parser that crashes its process on one file (as a segfaulting C parser would)."""
+    if name == "poison.txt":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _real_parse_and_chunk(path, name, **options)
+
+
+_real_parse_and_chunk = parsing.parse_and_chunk
+
+
+def test_small_text_files_are_parsed_together_and_a_crash_fails_only_its_file(
+    collection, corpus_admin, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    """One child parses a batch of small text files; if that child dies, each file is parsed
+    alone, so the file that kills its parser fails by itself and the others are unaffected."""
+    settings.INGEST_PARSE_BATCH_DOCS = 8
+    names = ["a.txt", "b.md", "poison.txt", "c.txt"]
+    docs = [upload(collection, corpus_admin, name, f"# {name}\n\nParagraph about {name} number {i}.\n".encode())[0].document
+            for i, name in enumerate(names)]
+    monkeypatch.setattr(parsing, "parse_and_chunk", _parse_or_die)
+    forks = []
+    real_run_limited = pipeline.run_limited
+    monkeypatch.setattr(pipeline, "run_limited", lambda fn, *a, **k: forks.append(fn.__name__) or real_run_limited(fn, *a, **k))
+
+    with django_capture_on_commit_callbacks(execute=False):
+        assert pipeline.document_parse(document_id=docs[0].id, task_id="batch-task") == pipeline.DONE
+    # One child for the four files; it died, so each was parsed alone.
+    assert forks == ["_parse_many_in_child"] + ["_parse_in_child"] * 4
+    status = {d.title: Document.objects.get(id=d.id) for d in docs}
+    for name in ("a.txt", "b.md", "c.txt"):
+        assert status[name].status == Document.Status.PARSED and status[name].attempts == 1, name
+    poison = status["poison.txt"]
+    # Not the task's own file: back in the queue with its own task, the reason kept.
+    assert poison.status == Document.Status.QUEUED and poison.attempts == 1
+    assert "was killed" in poison.failure_reason and poison.claim_task_id == ""
+
+    # Without the crash, a batch is one fork and every file is parsed.
+    monkeypatch.setattr(parsing, "parse_and_chunk", _real_parse_and_chunk)
+    more = [upload(collection, corpus_admin, f"more-{i}.txt", f"Note {i} on the quarterly audit.\n".encode())[0].document
+            for i in range(5)]
+    forks.clear()
+    with django_capture_on_commit_callbacks(execute=False):
+        pipeline.document_parse(document_id=more[0].id, task_id="batch-task-2")
+    assert forks == ["_parse_many_in_child"]
+    assert Document.objects.filter(id__in=[d.id for d in more] + [poison.id], status=Document.Status.PARSED).count() == 6
+    # The embed step takes them all in one batch and indexes each, with its audit event.
+    pipeline.documents_embed(document_id=more[0].id, task_id="embed-task")
+    indexed = Document.objects.filter(id__in=[d.id for d in docs + more], status=Document.Status.INDEXED)
+    assert indexed.count() == 9
+    assert AuditEvent.objects.filter(event_type=EventType.DOCUMENT_INDEXED).count() == 9
+    assert all(Chunk.objects.filter(document=d).exclude(search_vector=None).count() == d.chunk_count > 0 for d in indexed)

@@ -18,13 +18,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+import traceback
 from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.postgres.search import SearchVector
 from django.db import transaction
-from django.db.models import F, Max, Q
+from django.db.models import F, Func, IntegerField, Q
 from django.utils import timezone
 
 from apps.audit.models import EventType, Outcome
@@ -77,26 +78,85 @@ def _parse_in_child(path: str, name: str, options: dict) -> list[dict]:
     return [dataclasses.asdict(d) for d in parsing.parse_and_chunk(Path(path), name, **options)]
 
 
+def _parse_many_in_child(jobs: list[tuple[str, str]], options: dict) -> list[dict]:
+    """Several small files in one child: one fork instead of one per file (a fork of a worker
+    that holds the model costs ~0.1 s, parsing a short text file ~0.02 s). Each file's own
+    error is returned as its result; running out of memory fails the whole child, and the
+    caller then parses each file alone so only the culprit fails."""
+    results = []
+    for path, name in jobs:
+        try:
+            results.append({"ok": True, "value": _parse_in_child(path, name, options)})
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported per file, like the sandbox does
+            results.append({"ok": False, "type": type(exc).__name__, "message": str(exc),
+                            "code": getattr(exc, "code", None), "traceback": traceback.format_exc(limit=20)})
+    return results
+
+
+# Formats cheap and safe enough to parse several at once in one child (small text files).
+BATCHABLE_FILE_TYPES = {".txt", ".md", ".markdown", ".csv", ".html", ".htm"}
+
+
+def _batchable(document: Document) -> bool:
+    return document.file_type in BATCHABLE_FILE_TYPES and document.size_bytes <= settings.INGEST_PARSE_BATCH_MAX_BYTES
+
+
+def _claim_more_for_parse(primary: Document, task_id: str) -> list[int]:
+    """Claim up to INGEST_PARSE_BATCH_DOCS - 1 other queued small text files (or take back
+    the ones this task held before a redelivery), so one child parses them all."""
+    limit = settings.INGEST_PARSE_BATCH_DOCS - 1
+    if limit <= 0 or not _batchable(primary):
+        return []
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(
+            Document.objects.select_for_update(skip_locked=True)
+            .filter(Q(status=S.QUEUED) | Q(status=S.PROCESSING, claim_task_id=task_id))
+            .filter(file_type__in=BATCHABLE_FILE_TYPES, size_bytes__lte=settings.INGEST_PARSE_BATCH_MAX_BYTES)
+            .exclude(id=primary.id).order_by("id").values_list("id", flat=True)[:limit]
+        )
+        if ids:
+            Document.objects.filter(id__in=ids).update(
+                status=S.PROCESSING, claim_task_id=task_id, attempts=F("attempts") + 1,
+                lease_expires_at=now + timedelta(seconds=settings.INGEST_PARSE_LEASE_SECONDS),
+            )
+    return ids
+
+
 def document_parse(*, document_id: int, task_id: str) -> str:
-    """Claim, parse in a sandboxed child, store the drafts, hand over to the embed step."""
+    """Claim, parse in a sandboxed child, store the drafts, hand over to the embed step.
+
+    Small text files are parsed in batches: this task also claims other queued ones and one
+    child parses them all. If that child dies (memory, time, crash), each file is parsed
+    alone in its own child, so a hostile file fails by itself and nothing else is affected.
+    Only ``document_id``'s failure is raised for the task to retry; another claimed file
+    that hits a transient failure goes back to the queue with its own task."""
     if not _claim(document_id, free=[S.QUEUED], held=S.PROCESSING, task_id=task_id,
                   lease_seconds=settings.INGEST_PARSE_LEASE_SECONDS, count_attempt=True):
         return _busy_or_done(document_id, S.PROCESSING)
-    document = Document.objects.get(id=document_id)
-    if document.attempts > settings.INGEST_MAX_ATTEMPTS:
-        document_quarantine(
-            document_id=document_id,
-            reason=f"Processing was interrupted {document.attempts - 1} times (the worker stopped "
-            "while handling this file). It was set aside so it cannot stop the workers again; "
-            "check the file, then retry or delete it.",
-        )
-        return DONE
-    try:
-        path = document.file.path
-        if not Path(path).exists():
-            raise FileNotFoundError(path)
-    except (FileNotFoundError, ValueError):
-        document_mark_failed(document_id=document_id, reason="The stored file is missing; upload it again.", code="missing")
+    primary = Document.objects.get(id=document_id)
+    others = _claim_more_for_parse(primary, task_id)
+    jobs: list[tuple[int, str, str]] = []
+    for document in [primary, *Document.objects.filter(id__in=others).order_by("id")]:
+        if document.attempts > settings.INGEST_MAX_ATTEMPTS:
+            document_quarantine(
+                document_id=document.id,
+                reason=f"Processing was interrupted {document.attempts - 1} times (the worker stopped "
+                "while handling this file). It was set aside so it cannot stop the workers again; "
+                "check the file, then retry or delete it.",
+            )
+            continue
+        try:
+            path = document.file.path
+            if not Path(path).exists():
+                raise FileNotFoundError(path)
+        except (FileNotFoundError, ValueError):
+            document_mark_failed(document_id=document.id, reason="The stored file is missing; upload it again.", code="missing")
+            continue
+        jobs.append((document.id, path, document.title))
+    if not jobs:
         return DONE
     _warm_parent()
     options = {
@@ -104,45 +164,82 @@ def document_parse(*, document_id: int, task_id: str) -> str:
         "new_after_n_chars": settings.CHUNK_NEW_AFTER_CHARACTERS,
         "overlap": settings.CHUNK_OVERLAP_CHARACTERS,
     }
-    try:
-        result = run_limited(
-            _parse_in_child, path, document.title, options,
-            memory_bytes=settings.INGEST_PARSE_MEMORY_MB * 1024 * 1024,
-            cpu_seconds=settings.INGEST_PARSE_CPU_SECONDS,
-            wall_seconds=settings.INGEST_PARSE_WALL_SECONDS,
-        )
-    except SandboxError as error:
-        reason = (f"Parsing this file {error} and was stopped (limits: "
-                  f"{settings.INGEST_PARSE_MEMORY_MB} MiB, {settings.INGEST_PARSE_CPU_SECONDS} s CPU); "
-                  "the file may be malformed or hostile.")
-        return _transient_failure(document_id, reason, code=f"limit_{error.code}")
-    payload = result.value
+    limits = {
+        "memory_bytes": settings.INGEST_PARSE_MEMORY_MB * 1024 * 1024,
+        "cpu_seconds": settings.INGEST_PARSE_CPU_SECONDS,
+        "wall_seconds": settings.INGEST_PARSE_WALL_SECONDS,
+    }
+    if len(jobs) > 1:
+        try:
+            result = run_limited(_parse_many_in_child, [(path, name) for _, path, name in jobs], options, **limits)
+        except SandboxError as error:
+            logger.warning("batch parse of %s documents %s; parsing each alone", len(jobs), error)
+            result = None
+        if result is not None and result.value["ok"]:
+            share = result.seconds / len(jobs)
+            retry: TransientIngestError | None = None
+            for (doc_id, _, _), payload in zip(jobs, result.value["value"], strict=True):
+                try:
+                    _parse_finished(doc_id, task_id, payload, seconds=share, primary=doc_id == document_id)
+                except TransientIngestError as error:
+                    retry = error
+            if retry is not None:
+                raise retry
+            return DONE
+    retry = None
+    for doc_id, path, name in jobs:
+        try:
+            try:
+                result = run_limited(_parse_in_child, path, name, options, **limits)
+            except SandboxError as error:
+                reason = (f"Parsing this file {error} and was stopped (limits: "
+                          f"{settings.INGEST_PARSE_MEMORY_MB} MiB, {settings.INGEST_PARSE_CPU_SECONDS} s CPU); "
+                          "the file may be malformed or hostile.")
+                _transient_failure(doc_id, reason, code=f"limit_{error.code}", primary=doc_id == document_id)
+                continue
+            _parse_finished(doc_id, task_id, result.value, seconds=result.seconds, primary=doc_id == document_id)
+        except TransientIngestError as error:  # the task's own file: retried once the others are done
+            retry = error
+    if retry is not None:
+        raise retry
+    return DONE
+
+
+def _parse_finished(document_id: int, task_id: str, payload: dict, *, seconds: float, primary: bool) -> None:
+    """Store one file's parse outcome: drafts for the embed step, or its failure."""
     if not payload["ok"]:
         if payload.get("type") == "ParseError":
             document_mark_failed(document_id=document_id, reason=payload["message"], code=payload.get("code") or "corrupt")
-            return DONE
+            return
         logger.error("parsing document %s raised %s: %s\n%s", document_id, payload.get("type"), payload.get("message"), payload.get("traceback"))
-        return _transient_failure(document_id, f"Unexpected error while parsing ({payload.get('type')}): {payload.get('message')}", code="error")
+        _transient_failure(document_id, f"Unexpected error while parsing ({payload.get('type')}): {payload.get('message')}",
+                           code="error", primary=primary)
+        return
     with transaction.atomic():
         updated = Document.objects.filter(id=document_id, status=S.PROCESSING, claim_task_id=task_id).update(
-            status=S.PARSED, draft_chunks=payload["value"], parse_seconds=result.seconds,
+            status=S.PARSED, draft_chunks=payload["value"], parse_seconds=seconds,
             claim_task_id="", lease_expires_at=None, failure_reason="", failure_code="",
         )
         if updated:
             transaction.on_commit(lambda: enqueue_embed(document_id=document_id))
-    return DONE
 
 
-def _transient_failure(document_id: int, reason: str, *, code: str) -> str:
+def _transient_failure(document_id: int, reason: str, *, code: str, primary: bool = True) -> str:
     attempts = Document.objects.filter(id=document_id).values_list("attempts", flat=True).first()
     if attempts is None:
         return DONE
     if attempts >= settings.INGEST_MAX_ATTEMPTS:
         document_quarantine(document_id=document_id, reason=f"{reason} Failed {attempts} times; set aside.", code=code)
         return DONE
-    Document.objects.filter(id=document_id, status=S.PROCESSING).update(
-        failure_reason=f"Attempt {attempts} failed, will retry: {reason}", failure_code=code
-    )
+    message = f"Attempt {attempts} failed, will retry: {reason}"
+    if not primary:  # claimed along with another file: back to the queue with its own task
+        with transaction.atomic():
+            if Document.objects.filter(id=document_id, status=S.PROCESSING).update(
+                status=S.QUEUED, claim_task_id="", lease_expires_at=None, failure_reason=message, failure_code=code
+            ):
+                transaction.on_commit(lambda: enqueue_parse(document_id=document_id))
+        return DONE
+    Document.objects.filter(id=document_id, status=S.PROCESSING).update(failure_reason=message, failure_code=code)
     raise TransientIngestError(reason)
 
 
@@ -154,27 +251,28 @@ def documents_embed(*, document_id: int, task_id: str) -> str:
     lease = settings.INGEST_EMBED_LEASE_SECONDS
     if not _claim(document_id, free=[S.PARSED], held=S.EMBEDDING, task_id=task_id, lease_seconds=lease, count_attempt=False):
         return _busy_or_done(document_id, S.EMBEDDING)
+    drafts_count = Func(F("draft_chunks"), function="jsonb_array_length", output_field=IntegerField())
     with transaction.atomic():
         budget = settings.INGEST_EMBED_BATCH_CHUNKS
         batch = [document_id]
-        used = len(Document.objects.filter(id=document_id).values_list("draft_chunks", flat=True).first() or [])
+        used = Document.objects.filter(id=document_id, draft_chunks__isnull=False).values_list(drafts_count, flat=True).first() or 0
         candidates = (
             Document.objects.select_for_update(skip_locked=True)
-            .filter(Q(status=S.PARSED) | Q(status=S.EMBEDDING, claim_task_id=task_id))
-            .exclude(id=document_id).order_by("id").values_list("id", "chunk_count")[:64]
+            .filter(Q(status=S.PARSED) | Q(status=S.EMBEDDING, claim_task_id=task_id), draft_chunks__isnull=False)
+            .exclude(id=document_id).order_by("id").values_list("id", drafts_count)[:64]
         )
-        for other_id, _ in candidates:
+        for other_id, count in candidates:
             if used >= budget:
                 break
-            drafts = Document.objects.filter(id=other_id).values_list("draft_chunks", flat=True).first() or []
-            if used + len(drafts) > budget and used:
+            if used + count > budget and used:
                 continue
             batch.append(other_id)
-            used += len(drafts)
+            used += count
         Document.objects.filter(id__in=batch[1:]).update(
             status=S.EMBEDDING, claim_task_id=task_id, lease_expires_at=timezone.now() + timedelta(seconds=lease)
         )
-    jobs = [(doc_id, Document.objects.filter(id=doc_id).values_list("draft_chunks", flat=True).first() or []) for doc_id in batch]
+    drafts_by_id = dict(Document.objects.filter(id__in=batch).values_list("id", "draft_chunks"))
+    jobs = [(doc_id, drafts_by_id.get(doc_id) or []) for doc_id in batch]
     from apps.ingestion.embedding import embed_passages
 
     started = time.monotonic()
@@ -182,61 +280,81 @@ def documents_embed(*, document_id: int, task_id: str) -> str:
     seconds = time.monotonic() - started
     total = max(1, len(vectors))
     offset = 0
+    stored = []
     for doc_id, drafts in jobs:
         mine = vectors[offset: offset + len(drafts)]
         offset += len(drafts)
-        document_store_chunks(document_id=doc_id, task_id=task_id, drafts=drafts, vectors=mine,
-                              embed_seconds=seconds * len(drafts) / total)
+        stored.append((doc_id, drafts, mine, seconds * len(drafts) / total))
+    documents_store_chunks(task_id=task_id, batch=stored)
     return DONE
 
 
-def document_store_chunks(*, document_id: int, task_id: str, drafts: list[dict], vectors: list, embed_seconds: float) -> Document | None:
-    """One transaction: the document's chunks (and a replaced version's) swap at once."""
+def documents_store_chunks(*, task_id: str, batch: list[tuple[int, list[dict], list, float]]) -> None:
+    """One transaction for the batch: each document's chunks (and a replaced version's) swap
+    at once, with its audit event; a document deleted or taken over meanwhile is skipped.
+    ``batch``: (document id, drafts, vectors, embed seconds) per document."""
     with transaction.atomic():
-        document = Document.objects.select_for_update().filter(id=document_id).first()
-        if document is None or document.status != S.EMBEDDING or document.claim_task_id != task_id:
-            return document  # deleted, or finished by another delivery meanwhile
-        newer = Document.objects.filter(replaces=document, status=S.INDEXED).exists()
-        Chunk.objects.filter(document=document).delete()
-        if newer:  # a later version got indexed first: this one must not come back to search
-            _supersede(document)
-            return document
-        Chunk.objects.bulk_create(
-            Chunk(
-                document=document, collection_id=document.collection_id, ordinal=d["ordinal"], text=d["text"],
-                page_number=d["page_number"], section_title=d["section_title"][:500],
-                metadata=d.get("metadata") or {}, embedding=vector,
+        locked = {d.id: d for d in Document.objects.select_for_update(of=("self",)).select_related("uploaded_by").filter(id__in=[b[0] for b in batch]).order_by("id")}
+        indexed = []
+        for document_id, drafts, vectors, embed_seconds in batch:
+            document = locked.get(document_id)
+            if document is None or document.status != S.EMBEDDING or document.claim_task_id != task_id:
+                continue  # deleted, or finished by another delivery meanwhile
+            if _store_one(document, drafts, vectors, embed_seconds):
+                indexed.append(document_id)
+        if indexed:  # one pass over the new chunks for the weighted full-text vectors
+            Chunk.objects.filter(document_id__in=indexed).update(
+                search_vector=SearchVector("section_title", weight="A", config="english")
+                + SearchVector("text", weight="B", config="english")
             )
-            for d, vector in zip(drafts, vectors, strict=True)
+
+
+def document_store_chunks(*, document_id: int, task_id: str, drafts: list[dict], vectors: list, embed_seconds: float) -> Document | None:
+    """One document's chunks, in their own transaction (see documents_store_chunks)."""
+    documents_store_chunks(task_id=task_id, batch=[(document_id, drafts, vectors, embed_seconds)])
+    return Document.objects.filter(id=document_id).first()
+
+
+def _store_one(document: Document, drafts: list[dict], vectors: list, embed_seconds: float) -> bool:
+    """Inside the caller's transaction, with ``document`` locked. False: superseded instead."""
+    newer = Document.objects.filter(replaces=document, status=S.INDEXED).exists()
+    Chunk.objects.filter(document=document).delete()
+    if newer:  # a later version got indexed first: this one must not come back to search
+        _supersede(document)
+        return False
+    Chunk.objects.bulk_create(
+        Chunk(
+            document=document, collection_id=document.collection_id, ordinal=d["ordinal"], text=d["text"],
+            page_number=d["page_number"], section_title=d["section_title"][:500],
+            metadata=d.get("metadata") or {}, embedding=vector,
         )
-        Chunk.objects.filter(document=document).update(
-            search_vector=SearchVector("section_title", weight="A", config="english")
-            + SearchVector("text", weight="B", config="english")
-        )
-        replaced = None
-        if document.replaces_id:
-            replaced = Document.objects.select_for_update().filter(id=document.replaces_id).first()
-            if replaced is not None and replaced.status != S.SUPERSEDED:
-                Chunk.objects.filter(document=replaced).delete()
-                _supersede(replaced)
-        document.status = S.INDEXED
-        document.chunk_count = len(drafts)
-        document.page_count = Chunk.objects.filter(document=document).aggregate(p=Max("page_number"))["p"]
-        document.indexed_at = timezone.now()
-        document.failure_reason = document.failure_code = document.claim_task_id = ""
-        document.lease_expires_at = None
-        document.draft_chunks = None
-        document.embed_seconds = embed_seconds
-        document.save()
-        audit_record(
-            event_type=EventType.DOCUMENT_INDEXED, outcome=Outcome.SUCCESS, actor=document.uploaded_by,
-            payload={
-                "collection_id": document.collection_id, "document_id": document.id, "sha256": document.sha256,
-                "chunks": document.chunk_count, "pages": document.page_count, "attempt": document.attempts,
-                "version": document.version, "replaced_document_id": replaced.id if replaced else None,
-            },
-        )
-    return document
+        for d, vector in zip(drafts, vectors, strict=True)
+    )
+    replaced = None
+    if document.replaces_id:
+        replaced = Document.objects.select_for_update().filter(id=document.replaces_id).first()
+        if replaced is not None and replaced.status != S.SUPERSEDED:
+            Chunk.objects.filter(document=replaced).delete()
+            _supersede(replaced)
+    pages = [d["page_number"] for d in drafts if d.get("page_number") is not None]
+    document.status = S.INDEXED
+    document.chunk_count = len(drafts)
+    document.page_count = max(pages) if pages else None
+    document.indexed_at = timezone.now()
+    document.failure_reason = document.failure_code = document.claim_task_id = ""
+    document.lease_expires_at = None
+    document.draft_chunks = None
+    document.embed_seconds = embed_seconds
+    document.save()
+    audit_record(
+        event_type=EventType.DOCUMENT_INDEXED, outcome=Outcome.SUCCESS, actor=document.uploaded_by,
+        payload={
+            "collection_id": document.collection_id, "document_id": document.id, "sha256": document.sha256,
+            "chunks": document.chunk_count, "pages": document.page_count, "attempt": document.attempts,
+            "version": document.version, "replaced_document_id": replaced.id if replaced else None,
+        },
+    )
+    return True
 
 
 def _supersede(document: Document) -> None:
