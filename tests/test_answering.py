@@ -232,3 +232,39 @@ def test_prompt_always_fits_the_context_window_by_the_models_token_count():
         assert count_tokens(build_messages(q, kept)[0]["content"]) + 48 == tokens
     q, kept, _ = fit_to_window("How many approvals?", evidence, count_tokens=count_tokens, window=2048, max_answer_tokens=160)
     assert q == "How many approvals?" and 1 <= len(kept) < len(evidence)
+
+
+@pytest.mark.django_db
+def test_sentence_vectors_are_computed_once_per_chunk_and_kept_with_it(indexed, member, monkeypatch):
+    """Evidence selection reads the sentence vectors stored with the chunk after the first
+    question; they equal a fresh encoding; a stale value is recomputed."""
+    import numpy as np
+
+    from apps.answering import evidence as evidence_module
+    from apps.answering.prompts import split_sentences
+    from apps.corpus.models import Chunk
+
+    sources = chunks_search(user=member, query="approvals payments")
+    chunk = Chunk.objects.get(id=sources[0].chunk_id)
+    assert chunk.sentence_vectors is None
+    calls = []
+    real = evidence_module.embed_passages
+    monkeypatch.setattr(evidence_module, "embed_passages", lambda texts: calls.append(len(texts)) or real(texts))
+
+    [first] = evidence_module.stored_sentence_vectors(sources[:1])
+    sentences = split_sentences(sources[0].text)
+    assert calls == [len(sentences)] and first.shape == (len(sentences), 384)
+    fresh = np.asarray(embed_passages(sentences), dtype=np.float32)
+    assert np.allclose(first, fresh, atol=1e-5)
+    chunk.refresh_from_db()
+    assert bytes(chunk.sentence_vectors) == first.tobytes()
+
+    [again] = evidence_module.stored_sentence_vectors(sources[:1])
+    assert calls == [len(sentences)] and np.array_equal(again, first)  # read back, not encoded
+    question = "How many approvals does a large payment need?"
+    stored = select_evidence(embed_query(question), sources[:1], sentences=1, vectors_for=evidence_module.stored_sentence_vectors)
+    assert stored == select_evidence(embed_query(question), sources[:1], sentences=1, embed=embed_passages)
+
+    Chunk.objects.filter(id=chunk.id).update(sentence_vectors=b"\x00" * 12)  # stale: wrong size
+    [recomputed] = evidence_module.stored_sentence_vectors(sources[:1])
+    assert calls == [len(sentences)] * 2 and np.allclose(recomputed, fresh, atol=1e-5)

@@ -61,21 +61,25 @@ def select_evidence(
     sources: Sequence[RetrievedChunk],
     *,
     sentences: int,
-    embed,
+    embed=None,
+    vectors_for=None,
 ) -> list[Evidence]:
-    """The ``sentences`` sentences of ``sources`` most similar to the question, best first."""
-    candidates = [
-        Evidence(number, sentence)
-        for number, source in enumerate(sources, start=1)
-        for sentence in split_sentences(source.text)
-        if not looks_like_instruction(sentence)
-    ]
-    if not candidates:
-        return []
-    vectors = embed([c.sentence for c in candidates])
-    scores = [sum(a * b for a, b in zip(vector, question_vector, strict=True)) for vector in vectors]
-    ranked = sorted(range(len(candidates)), key=lambda i: -scores[i])
-    return [candidates[i] for i in ranked[:sentences]]
+    """The ``sentences`` sentences of ``sources`` most similar to the question, best first.
+
+    ``vectors_for(sources)``: per source, one unit vector per ``split_sentences(text)`` (the
+    stored ones: apps.answering.evidence); or ``embed(texts)`` to encode them now."""
+    if vectors_for is None:
+        def vectors_for(items):
+            return [embed(split_sentences(s.text)) if split_sentences(s.text) else [] for s in items]
+    per_source = vectors_for(sources)
+    candidates: list[tuple[Evidence, float]] = []
+    for number, (source, vectors) in enumerate(zip(sources, per_source, strict=True), start=1):
+        for sentence, vector in zip(split_sentences(source.text), vectors, strict=True):
+            if not looks_like_instruction(sentence):
+                score = sum(float(a) * float(b) for a, b in zip(vector, question_vector, strict=True))
+                candidates.append((Evidence(number, sentence), score))
+    ranked = sorted(range(len(candidates)), key=lambda i: -candidates[i][1])
+    return [candidates[i][0] for i in ranked[:sentences]]
 
 
 def build_messages(question: str, evidence: Sequence[Evidence]) -> list[dict[str, str]]:

@@ -18,13 +18,14 @@ from django.conf import settings
 from django.db import transaction
 
 from apps.answering.llm import Completion, LLMUnavailable, chat_stream
+from apps.answering.evidence import stored_sentence_vectors
 from apps.answering.models import AskedQuestion
 from apps.answering.prompts import PROMPT_VERSION, build_messages, cited_numbers, fit_to_window, select_evidence
 from apps.answering.tokens import count_tokens
 from apps.audit.models import EventType, Outcome
 from apps.audit.services import audit_record
 from apps.corpus.models import Document
-from apps.ingestion.embedding import embed_passages, embed_query
+from apps.ingestion.embedding import embed_query
 from apps.retrieval.services import RetrievedChunk, chunks_search, search_filter_for
 
 NOT_FOUND_MESSAGE = "Not found in your documents: none of the passages you may read is relevant to this question."
@@ -167,11 +168,12 @@ def answer_stream(
             return
         citations = [Citation(n, s, False) for n, s in enumerate(sources, start=1)]
         yield AnswerEvent("sources", list(citations))
+        evidence_sources = sources[: settings.ANSWER_EVIDENCE_SOURCES]
         evidence = select_evidence(
             query_vector,
-            sources[: settings.ANSWER_EVIDENCE_SOURCES],
+            evidence_sources,
             sentences=settings.ANSWER_EVIDENCE_SENTENCES,
-            embed=embed_passages,
+            vectors_for=stored_sentence_vectors,
         )
         model_question, evidence, prompt_tokens = fit_to_window(
             search_query, evidence, count_tokens=count_tokens,

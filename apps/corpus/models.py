@@ -160,6 +160,10 @@ class Chunk(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS)
     search_vector = SearchVectorField(null=True)
+    # A cache for answering: the vectors of the chunk's sentences (float32, in the order of
+    # apps.answering.prompts.split_sentences), written the first time the chunk is a source,
+    # so later questions pick their evidence sentences without running the model again.
+    sentence_vectors = models.BinaryField(null=True, editable=False)
 
     class Meta:
         ordering = ["document_id", "ordinal"]

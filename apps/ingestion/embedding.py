@@ -133,6 +133,9 @@ class _OnnxEncoder:
         self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # No busy-waiting between operators: the web process encodes one short question at a
+        # time on the cores vLLM decodes on, and spinning threads would take CPU from it.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(onnx_model_file()), options, providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}
 
