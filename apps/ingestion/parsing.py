@@ -578,6 +578,12 @@ def _corrupt_message(ext: str, declared_name: str, exc: BaseException) -> ParseE
     )
 
 
+# unstructured's language detection only fills element metadata that this platform does not
+# use; skipping it for text formats saves ~20 ms per file (a third of parsing a short text).
+# OCR keeps its languages: tesseract needs them.
+_NO_DETECTION = [""]
+
+
 def _partition(path: Path, ext: str) -> list[Any]:
     filename = str(path)
     if ext == ".pdf":
@@ -621,7 +627,7 @@ def _partition(path: Path, ext: str) -> list[Any]:
     if ext == ".csv":
         from unstructured.partition.csv import partition_csv
 
-        return partition_csv(filename=filename, encoding=encoding, infer_table_structure=True)
+        return partition_csv(filename=filename, encoding=encoding, infer_table_structure=True, languages=_NO_DETECTION)
     if ext == ".eml":
         from unstructured.partition.email import partition_email
 
@@ -629,14 +635,14 @@ def _partition(path: Path, ext: str) -> list[Any]:
     if ext in {".md", ".markdown"}:
         from unstructured.partition.md import partition_md
 
-        return partition_md(filename=filename, encoding=encoding)
+        return partition_md(filename=filename, encoding=encoding, languages=_NO_DETECTION)
     if ext in {".html", ".htm"}:
         from unstructured.partition.html import partition_html
 
-        return partition_html(filename=filename, encoding=encoding)
+        return partition_html(filename=filename, encoding=encoding, languages=_NO_DETECTION)
     from unstructured.partition.text import partition_text
 
-    return partition_text(filename=filename, encoding=encoding)
+    return partition_text(filename=filename, encoding=encoding, languages=_NO_DETECTION)
 
 
 _IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
