@@ -110,3 +110,33 @@ def test_compliance_officer_reviews_the_trail(client, compliance_officer, outsid
     event = AuditEvent.objects.get(event_type=EventType.QUESTION_ASKED)
     detail = client.get(reverse("audit:event_detail", args=[event.sequence])).content.decode()
     assert event.hash in detail and "Who approves payments?" in detail
+
+
+@pytest.mark.django_db
+def test_document_actions_follow_the_collection_grants_not_the_role(client, corpus_admin, member, outsider, collection):
+    """A staff member with an ingest grant uploads and retries; deleting needs manage; a
+    reader gets a 403 saying which grant is missing; an outsider gets a 404."""
+    from apps.corpus.services import collection_grant
+
+    def post_upload(name):
+        upload = SimpleUploadedFile(name, f"Note {name}: visitors sign in at reception.\n".encode(), content_type="text/plain")
+        return client.post(reverse("ingestion:document_upload", args=[collection.id]), {"files": [upload]}, follow=True)
+
+    signed_in(client, member)  # staff role, read grant only
+    response = post_upload("read-only.txt")
+    assert response.status_code == 403 and "ingest grant" in response.content.decode()
+
+    collection_grant(collection=collection, user=member, level="ingest", granted_by=corpus_admin)
+    response = post_upload("ingested.txt")
+    assert response.status_code == 200 and "ingested.txt: queued for indexing." in response.content.decode()
+    document = Document.objects.get(title="ingested.txt")
+    assert b"Delete ingested.txt" not in response.content  # no button for what they may not do
+    delete = reverse("ingestion:document_delete", args=[collection.id, document.id])
+    assert client.post(delete).status_code == 403 and Document.objects.filter(id=document.id).exists()
+
+    collection_grant(collection=collection, user=member, level="manage", granted_by=corpus_admin)
+    assert client.post(delete).status_code == 302 and not Document.objects.filter(id=document.id).exists()
+
+    signed_in(client, outsider)
+    assert post_upload("outsider.txt").status_code == 404
+    assert not Document.objects.filter(title="outsider.txt").exists()
