@@ -150,10 +150,6 @@ def test_uploaded_msg_is_indexed_and_searchable(collection, corpus_admin):
     assert hits and hits[0].document_id == document.id and "bicycle shed" in hits[0].text
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "product gap: unstructured puts an e-mail's subject (and sender, date) in element metadata "
-    "only, and parsing._to_drafts keeps no metadata, so neither .msg nor .eml subjects are indexed"
-))
 @pytest.mark.django_db
 def test_msg_subject_is_indexed(collection, corpus_admin):
     document = ingest_one(collection, corpus_admin, "drill.msg", a_message())
@@ -182,17 +178,13 @@ def test_truncated_msg_is_refused_at_upload_with_a_reason(collection, corpus_adm
     assert isinstance(outcome, UploadRejected)
     reason = str(outcome)
     assert reason.startswith("cut.msg: ") and "Traceback" not in reason and len(reason) < 600
-    # What the product says today (see the xfail below): a legacy-Office refusal.
-    assert "legacy Microsoft Office file" in reason
+    # Called what it is: a damaged e-mail, not a legacy Office file to convert.
+    assert "legacy" not in reason and "damaged or incomplete" in reason and "Outlook" in reason
     assert AuditEvent.objects.filter(event_type=EventType.DOCUMENT_REJECTED, payload__file_name="cut.msg").exists()
     assert not Document.objects.exists()
     assert_still_ingests(collection, corpus_admin)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "product bug: detect_file_type calls any OLE file without a readable __substg1.0_ stream a "
-    "legacy .doc/.xls/.ppt, so a cut-off .msg is told to 'save it as .docx, .xlsx, .pptx or PDF'"
-))
 @pytest.mark.django_db
 def test_truncated_msg_reason_says_damaged_not_legacy_office(collection, corpus_admin):
     reason = str(upload(collection, corpus_admin, "cut.msg", truncated_msg()))
@@ -216,11 +208,6 @@ def test_damaged_msg_fails_at_parse_with_a_reason(collection, corpus_admin):
     assert_still_ingests(collection, corpus_admin)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "product bug: parsing._corrupt_message's fallback names the MIME type and gives text-file "
-    "advice: \"could not be read as application/vnd.ms-outlook (unexpected content or character "
-    "encoding). Save it as UTF-8 text and re-upload.\""
-))
 @pytest.mark.django_db
 def test_damaged_msg_reason_is_about_e_mail(collection, corpus_admin):
     document = ingest_one(collection, corpus_admin, "damaged.msg", msg_missing_its_body_stream())

@@ -256,14 +256,15 @@ _EMAIL_HEADERS_RE = re.compile(
 )
 
 
-def _is_outlook_msg(path: Path) -> bool:
+def _compound_file_kind(path: Path) -> str:
+    """An OLE compound file: "msg" (Outlook), "legacy" (.doc/.xls/.ppt), or "damaged"."""
     try:
         import olefile
 
         with olefile.OleFileIO(str(path)) as ole:
-            return any(entry[0].startswith("__substg1.0_") for entry in ole.listdir())
-    except Exception:  # noqa: BLE001 - not a readable OLE file
-        return False
+            return "msg" if any(entry[0].startswith("__substg1.0_") for entry in ole.listdir()) else "legacy"
+    except Exception:  # noqa: BLE001 - not a readable compound file: cut off or damaged
+        return "damaged"
 
 
 def check_zip_safe(zf: zipfile.ZipFile, declared_name: str, *, archive: bool) -> None:
@@ -397,8 +398,17 @@ def detect_file_type(path: Path, declared_name: str) -> str:
     if head.startswith(b"PK\x05\x06") or head.startswith(b"PK\x07\x08"):
         raise _reject_unsupported(declared_name, "is an empty or split zip archive")
     if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
-        if _is_outlook_msg(path):
+        kind = _compound_file_kind(path)
+        if kind == "msg":
             return ".msg"
+        if kind == "damaged":
+            what = "an Outlook e-mail (.msg)" if declared_ext == ".msg" else "a Microsoft Office or Outlook file"
+            raise ParseError(
+                f"{declared_name!r} looks like {what} but is damaged or incomplete (its internal "
+                "structure cannot be read). Save or export it again from the program that made it "
+                "and re-upload.",
+                code="corrupt",
+            )
         raise _reject_unsupported(
             declared_name,
             "is a legacy Microsoft Office file (.doc/.xls/.ppt); these need LibreOffice, "
@@ -571,11 +581,34 @@ def _corrupt_message(ext: str, declared_name: str, exc: BaseException) -> ParseE
             "damaged. Open it in Word, save it again as .docx, and re-upload.",
             code="corrupt",
         )
+    if ext in _DAMAGED_ADVICE:
+        kind, advice = _DAMAGED_ADVICE[ext]
+        return ParseError(
+            f"{declared_name!r} could not be read as {kind}: its content is damaged or incomplete. "
+            f"{advice}",
+            code="corrupt",
+        )
     return ParseError(
-        f"{declared_name!r} could not be read as {SUPPORTED_EXTENSIONS.get(ext, 'text')} "
-        "(unexpected content or character encoding). Save it as UTF-8 text and re-upload.",
+        f"{declared_name!r} could not be read as text (unexpected content or character "
+        "encoding). Save it as UTF-8 text and re-upload.",
         code="corrupt",
     )
+
+
+_SAVE_AGAIN = "Open it, save it again, and re-upload."
+_DAMAGED_ADVICE = {
+    ".msg": ("an Outlook e-mail", "Save the message again from Outlook (File > Save As, .msg) and re-upload."),
+    ".eml": ("an e-mail", "Save the message again from the mail program (.eml) and re-upload."),
+    ".pptx": ("a PowerPoint .pptx presentation", _SAVE_AGAIN),
+    ".xlsx": ("an Excel .xlsx workbook", _SAVE_AGAIN),
+    ".odt": ("an OpenDocument .odt text", _SAVE_AGAIN),
+    ".rtf": ("an RTF document", _SAVE_AGAIN),
+    ".png": ("a PNG image", "Export the image again and re-upload."),
+    ".jpg": ("a JPEG image", "Export the image again and re-upload."),
+    ".jpeg": ("a JPEG image", "Export the image again and re-upload."),
+    ".tif": ("a TIFF image", "Export the image again and re-upload."),
+    ".tiff": ("a TIFF image", "Export the image again and re-upload."),
+}
 
 
 # unstructured's language detection only fills element metadata that this platform does not
@@ -802,6 +835,8 @@ def parse_and_chunk(
         raise _corrupt_message(ext, declared_name, exc) from exc
 
     elements = [el for el in elements if (el.text or "").strip()]
+    if ext in {".eml", ".msg"} and elements:
+        elements = _email_header_elements(elements) + elements
     if ext == ".pdf":
         with_text = {el.metadata.page_number for el in elements}
         scanned = [n for n in range(1, _pdf_page_count(path) + 1) if n not in with_text]
@@ -826,6 +861,29 @@ def parse_and_chunk(
         include_orig_elements=True,
     )
     return _to_drafts(chunks, max_characters)
+
+
+def _email_header_elements(elements: list[Any]) -> list[Any]:
+    """unstructured keeps an e-mail's subject, sender, recipients and date in element
+    metadata only; put them in front as text (the subject as the section title), so a mail
+    can be found by its subject or sender and its chunks say which mail they come from."""
+    from unstructured.documents.elements import Text, Title
+
+    meta = elements[0].metadata
+    subject = (getattr(meta, "subject", None) or "").strip()
+    header = []
+    for label, value in (("From", getattr(meta, "sent_from", None)), ("To", getattr(meta, "sent_to", None)),
+                         ("Date", getattr(meta, "last_modified", None))):
+        if isinstance(value, (list, tuple)):
+            value = ", ".join(str(v) for v in value if v)
+        if value:
+            header.append(f"{label}: {value}")
+    out: list[Any] = []
+    if subject:
+        out.append(Title(text=f"Subject: {subject}"))
+    if header:
+        out.append(Text(text="\n".join(header)))
+    return out
 
 
 def _is_title(element: Any) -> bool:
