@@ -9,6 +9,8 @@ ingestion; then measures in one run:
   read the streams to the end, versus the same prompts (the messages the platform built,
   from each question's audit event) sent to vLLM directly with the openai client; tokens/s =
   completion tokens / wall time; rounds alternate direct, platform, direct, platform;
+* the same, once first with no stored sentence vectors (the cost of a chunk's first use as a
+  source), reported apart;
 * time to first token through the platform (POST to the first ``token`` event), p50 and p95,
   at 1 and 8 concurrent users.
 
@@ -190,6 +192,15 @@ def main() -> None:
             return result
 
         n = args.concurrency
+        # Once with no stored sentence vectors (each chunk's are computed on its first use as
+        # a source; apps.answering.evidence), reported apart; then the measured rounds.
+        from apps.corpus.models import Chunk
+
+        Chunk.objects.update(sentence_vectors=None)
+        wall, results = run_concurrently(n, platform_one)
+        tokens = sum(r["tokens"] for r in results)
+        print(f"cold    platform: {n} concurrent, {tokens} tokens in {wall:.1f} s = {tokens / wall:.0f} tokens/s "
+              "(sentence vectors computed on first use)")
         rates = {"direct": [], "platform": []}
         for round_number in range(args.rounds):
             for label, work in (("direct", direct_one), ("platform", platform_one)):
