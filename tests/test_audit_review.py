@@ -59,6 +59,8 @@ def test_staff_cannot_read_export_or_attest(client, member):
     client.force_login(member)
     for name in ("audit:event_list", "audit:event_export", "audit:attestation"):
         assert client.get(reverse(name)).status_code == 403
+    for name in ("audit:event_detail", "audit:event_detail_export"):
+        assert client.get(reverse(name, args=[1])).status_code == 403
     assert not AuditEvent.objects.filter(event_type__in=[EventType.AUDIT_VIEWED, EventType.AUDIT_EXPORTED]).exists()
 
 
@@ -166,3 +168,54 @@ def test_question_event_keeps_the_passage_text_and_document_version(collection, 
     first = event.payload["retrieved"][0]
     assert "vault code changes every month" in first["text"]
     assert first["document_sha256"] == result.document.sha256
+
+
+@pytest.mark.django_db
+def test_detail_shows_the_event_verified_and_exports_it_alone(client, compliance_officer, member):
+    from apps.audit.checkpoints import audit_checkpoint_create
+    from apps.audit.exports import verify_export
+
+    first = question(member, "What is the travel budget?", 7)
+    question(member, "Who approves transfers?", 8)
+    audit_checkpoint_create()
+    client.force_login(compliance_officer)
+    page = client.get(reverse("audit:event_detail", args=[first.sequence])).content.decode()
+    assert "Chain verified" in page and "Does not verify" not in page
+    assert f"event #{first.sequence + 1} links to it" in page
+    assert "#1 covers it" in page and "signature verifies" in page
+    response = client.get(reverse("audit:event_detail_export", args=[first.sequence]))
+    assert response.status_code == 200 and f"audit-event-{first.sequence}-" in response["Content-Disposition"]
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        lines = archive.read("events.jsonl").decode().splitlines()
+        manifest = json.loads(archive.read("manifest.json"))["manifest"]
+    assert len(lines) == 1 and "travel budget" in lines[0]
+    assert manifest["filters"] == {"sequence": str(first.sequence)} and verify_export(response.content) == []
+    assert AuditEvent.objects.filter(event_type=EventType.AUDIT_EXPORTED, payload__count=1).exists()
+
+
+@pytest.mark.django_db
+def test_detail_of_an_edited_event_says_it_does_not_verify(client, compliance_officer, member):
+    from django.db import connection
+
+    edited = question(member, "What is the travel budget?", 7)
+    with connection.cursor() as cursor:
+        cursor.execute("SET session_replication_role = replica")  # triggers off, as a superuser may
+        cursor.execute("UPDATE audit_auditevent SET payload = '{\"question\": \"edited\"}' WHERE sequence = %s",
+                       [edited.sequence])
+        cursor.execute("SET session_replication_role = DEFAULT")
+    client.force_login(compliance_officer)
+    page = client.get(reverse("audit:event_detail", args=[edited.sequence])).content.decode()
+    assert "Chain verified" not in page and "Does not verify" in page and "edited" in page
+
+
+@pytest.mark.django_db
+def test_streamed_question_is_recorded_with_the_request_context(client, member):
+    """The stream is read after the view returned; its audit event still names the request."""
+    client.login(username=member.username, password=PASSWORD)  # reads no collection: answered at once
+    response = client.post(reverse("answering:ask_stream"), {"question": "Who approves transfers?"},
+                           HTTP_USER_AGENT="StreamTest/1.0", REMOTE_ADDR="10.9.8.6")
+    assert b"event: done" in b"".join(response.streaming_content)
+    event = AuditEvent.objects.get(event_type=EventType.QUESTION_ASKED)
+    assert event.ip_address == "10.9.8.6" and event.user_agent == "StreamTest/1.0"
+    assert event.request_id == response["X-Request-ID"] and len(event.session_hash) == 64
+    assert audit_verify_chain().ok

@@ -22,6 +22,7 @@ SHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "screenshots"
 LAPTOP = {"width": 1366, "height": 860}
 PHONE = {"width": 390, "height": 844}
 POLICY = b"# Payments\n\nPayments above 10,000 EUR require two approvals from the finance team.\n"
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_corpus"
 
 pytestmark = [
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed (apt-get install chromium; "
@@ -121,4 +122,152 @@ def test_corpus_admin_and_outsider_journeys(chromium, live_server, worker, tmp_p
         assert "Finance policies" not in outsider.content() and "two approvals" not in outsider.content(), url
         assert response.status in (200, 404), url
     shot(outsider, f"outsider-collections-{width}")
+    assert outside == []
+
+
+# Every form control on a page has an accessible name (label, aria-label(ledby), title or text).
+UNLABELLED_CONTROLS = """() => Array.from(document.querySelectorAll("input, select, textarea, button"))
+  .filter(e => e.type !== "hidden")
+  .filter(e => {
+    const text = s => (s || "").trim();
+    if (text(e.getAttribute("aria-label")) || text(e.title)) return false;
+    const by = e.getAttribute("aria-labelledby");
+    if (by && by.split(/\\s+/).some(id => text((document.getElementById(id) || {}).textContent))) return false;
+    if (e.labels && Array.from(e.labels).some(l => text(l.textContent))) return false;
+    return !(e.tagName === "BUTTON" && text(e.textContent));
+  })
+  .map(e => e.outerHTML.slice(0, 120))"""
+
+# Records what the answer region shows at every change while the answer streams in.
+WATCH_ANSWER = """() => {
+  window.answerSamples = [];
+  const box = document.getElementById("stream-answer"), text = document.getElementById("stream-text");
+  new MutationObserver(() => window.answerSamples.push({
+    length: text.textContent.length, busy: box.getAttribute("aria-busy"),
+    status: document.getElementById("stream-status").textContent,
+  })).observe(box, {childList: true, subtree: true, characterData: true});
+}"""
+
+
+def assert_accessible(page):
+    assert page.evaluate(UNLABELLED_CONTROLS) == [], page.url
+
+
+def ask(page, question):
+    """Asks on the ask page; returns what the answer region showed while the answer streamed."""
+    from playwright.sync_api import expect
+
+    page.evaluate(WATCH_ANSWER)
+    page.get_by_label("Your question").fill(question)
+    page.get_by_role("button", name="Ask", exact=True).click()
+    expect(page.locator("#stream-status")).to_contain_text("outcome: answered", timeout=120_000)
+    expect(page.locator("#stream-answer")).to_have_attribute("aria-busy", "false")
+    return page.evaluate("window.answerSamples")
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["laptop", "phone"])
+def test_staff_and_compliance_officer_journeys(chromium, live_server, llm, settings, tmp_path, viewport):
+    """Staff ask, watch the answer stream in, open the cited page of a PDF and follow up; the
+    compliance officer finds that question in the audit trail, exports it, sees it verified."""
+    import io
+    import zipfile
+
+    from playwright.sync_api import expect
+
+    from apps.answering.models import AskedQuestion
+    from apps.audit.checkpoints import audit_checkpoint_create
+    from apps.audit.exports import verify_export
+    from apps.ingestion.services import document_ingest, document_upload
+    from tests.factories import CollectionFactory
+
+    settings.AUDIT_CHECKPOINT_DIR = str(tmp_path / "checkpoints")
+    width = "laptop" if viewport is LAPTOP else "phone"
+    admin = UserFactory(username="admin", groups=["corpus_admin"])
+    staff = UserFactory(username="staff", groups=["staff"])
+    UserFactory(username="compliance", groups=["compliance_officer"])
+    collection = CollectionFactory(name="Records management", created_by=admin)
+    collection.reader_users.add(staff)
+    pdf = (SAMPLES / "records-retention-schedule.pdf").read_bytes()  # two pages; financial records on page 2
+    upload = document_upload(collection=collection, uploaded_by=admin, name="records-retention-schedule.pdf",
+                             content=io.BytesIO(pdf), size=len(pdf))
+    document_ingest(document_id=upload.document.id)  # the admin journey covers the worker path
+    outside: list[str] = []
+    question = "How long are financial transaction records kept?"
+
+    # Staff: asks and watches the answer stream in.
+    page = new_page(chromium, live_server, viewport, outside)
+    sign_in(page, "staff")
+    page.goto("/")
+    assert_accessible(page)
+    expect(page.locator("#stream-answer")).to_have_attribute("aria-live", "polite")
+    # A blank question is refused next to the form, where the person is looking.
+    page.get_by_label("Your question").fill("   ")
+    page.get_by_role("button", name="Ask", exact=True).click()
+    expect(page.get_by_role("alert")).to_contain_text("required")
+    expect(page.get_by_label("Your question")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#stream-answer")).to_be_hidden()
+    samples = ask(page, question)
+    expect(page.get_by_role("alert")).to_have_count(0)
+    answer = page.locator("#stream-text").inner_text().strip()
+    streaming = [s for s in samples if s["busy"] == "true" and s["status"] == "Answering…" and s["length"]]
+    # Several partial answers were on screen, marked busy, before the finished one.
+    assert len({s["length"] for s in streaming}) >= 3 and min(s["length"] for s in streaming) < len(answer), samples
+    assert answer and "Not found" not in answer
+    sources = page.locator("#stream-sources")
+    expect(sources).to_contain_text("records-retention-schedule.pdf, page 2")
+    shot(page, f"staff-answer-{width}")
+
+    # Opens the cited source on page 2: the passage in its document, at the right page.
+    cited = page.locator("#stream-sources li").filter(has_text="(cited)").filter(has_text="page 2")
+    cited.first.get_by_role("link").click()
+    expect(page.get_by_role("heading", name="records-retention-schedule.pdf")).to_be_visible()
+    expect(page.locator("main p.muted").first).to_contain_text("page 2")
+    passage = page.locator("#cited")
+    expect(passage).to_contain_text("Page 2")
+    expect(passage).to_contain_text("Financial transaction records")
+    expect(passage).to_have_attribute("aria-current", "true")
+    assert_accessible(page)
+    shot(page, f"staff-passage-{width}")
+
+    # Follows up from the history beside the ask page: a second answer, searched with the first question.
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Ask").click()
+    page.get_by_role("complementary").get_by_role("link", name="follow up").first.click()
+    expect(page.locator("#follow-up-note")).to_contain_text(question)
+    assert_accessible(page)
+    ask(page, "After which event does that period start?")
+    expect(page.locator("#stream-text")).not_to_be_empty()
+    shot(page, f"staff-follow-up-{width}")
+    first, second = AskedQuestion.objects.filter(user=staff).order_by("id")
+    assert second.follow_up_of_id == first.id and second.search_query.startswith(question)
+
+    # Compliance officer: finds that question in the audit trail, opens, exports, sees it verified.
+    audit_checkpoint_create()  # what Celery beat does every few minutes
+    officer = new_page(chromium, live_server, viewport, outside)
+    sign_in(officer, "compliance")
+    officer.get_by_role("link", name="Audit trail").click()
+    assert_accessible(officer)
+    officer.get_by_label("Event type").select_option(label="Question asked")
+    officer.get_by_label("User name").fill("staff")
+    officer.get_by_label("Question contains").fill("financial transaction")
+    officer.get_by_role("button", name="Filter").click()
+    rows = officer.get_by_role("table", name="Events, newest first").locator("tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows).to_contain_text(question)
+    shot(officer, f"compliance-filtered-{width}")
+    rows.get_by_role("link", name=re.compile(r"^Event \d+$")).click()
+    expect(officer.get_by_role("heading", name=re.compile(r"^Audit event #\d+$"))).to_be_visible()
+    expect(officer.get_by_role("row", name=re.compile("^Question"))).to_contain_text(question)
+    expect(officer.get_by_role("row", name=re.compile("^Session, IP"))).to_contain_text("127.0.0.1")
+    expect(officer.locator("#integrity-status")).to_contain_text("Chain verified")
+    assert_accessible(officer)
+    expect(officer.get_by_text("signature verifies")).to_be_visible()
+    with officer.expect_download() as download:
+        officer.get_by_role("link", name="Export this event").click()
+    data = Path(download.value.path()).read_bytes()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert question in archive.read("events.csv").decode()
+        assert len(archive.read("events.jsonl").decode().splitlines()) == 1
+    assert verify_export(data) == []
+    shot(officer, f"compliance-detail-{width}")
     assert outside == []

@@ -6,7 +6,7 @@ from apps.answering.services import MAX_QUESTION_CHARACTERS
 class QuestionForm(forms.Form):
     question = forms.CharField(
         max_length=MAX_QUESTION_CHARACTERS,
-        widget=forms.Textarea(attrs={"rows": 3, "autofocus": True}),
+        widget=forms.Textarea(attrs={"rows": 3, "autofocus": True, "aria-describedby": "question-error"}),
         label="Your question",
     )
     collections = forms.TypedMultipleChoiceField(

@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 from apps.answering.forms import QuestionForm
 from apps.answering.models import AskedQuestion
 from apps.answering.services import AnswerEvent, AnswerResult, Citation, answer_stream, ask_question
+from apps.audit.context import audit_context, current_context
 from apps.corpus.selectors import collections_readable_by
 
 HISTORY_ON_PAGE = 10
@@ -80,20 +81,31 @@ def _event_stream(events) -> bytes:
             })
 
 
-class _ClosingStream:
+class ClosingStream:
     """Iterates the SSE bytes and closes the answer generator when the response is closed
-    (the client went away): its ``finally`` then writes the audit event."""
+    (the client went away): its ``finally`` then writes the audit event.
+
+    The server reads the stream after the view (and the audit middleware) returned, so the
+    request's audit context (hashed session, IP, user agent, request id) is captured here
+    and put back around every step: the question's audit event names who asked from where.
+    """
 
     def __init__(self, events):
         self.events = events
         self.bytes = _event_stream(events)
+        self.context = current_context()
 
     def __iter__(self):
-        return self.bytes
+        return self
+
+    def __next__(self) -> bytes:
+        with audit_context(self.context):
+            return next(self.bytes)
 
     def close(self):
-        self.bytes.close()
-        self.events.close()
+        with audit_context(self.context):
+            self.bytes.close()
+            self.events.close()
 
 
 @login_required
@@ -111,7 +123,7 @@ def ask_stream(request: HttpRequest) -> HttpResponse:
         collection_ids=form.cleaned_data["collections"] or None,
         follow_up_of=follow_up.id if follow_up else None,
     )
-    response = StreamingHttpResponse(_ClosingStream(events), content_type="text/event-stream")
+    response = StreamingHttpResponse(ClosingStream(events), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # a reverse proxy must not hold the stream back
     return response

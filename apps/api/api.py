@@ -141,9 +141,9 @@ def ask(request, payload: AskIn):
                  "follow_up_of": payload.follow_up_of}
     if payload.stream:
         # The same generator and SSE encoding as the web page (apps.answering).
-        from apps.answering.views import _ClosingStream
+        from apps.answering.views import ClosingStream
 
-        response = StreamingHttpResponse(_ClosingStream(answer_stream(**arguments)), content_type="text/event-stream")
+        response = StreamingHttpResponse(ClosingStream(answer_stream(**arguments)), content_type="text/event-stream")
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"
         return response

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from apps.audit import signing
-from apps.audit.chain import GENESIS_HASH, canonical_json
+from apps.audit.chain import GENESIS_HASH, body_of, canonical_json, event_hash
 from apps.audit.checkpoints import checkpoint_dir, read_checkpoint_files
 from apps.audit.models import AuditCheckpoint, AuditEvent, AuditTombstone, EventType
 
@@ -106,3 +106,58 @@ def _verify_checkpoints(report: VerificationReport, directory: Path, trusted_key
         gaps = [n for n in range(1, numbers[-1] + 1) if n not in statements]
         if gaps:
             report.fail(f"checkpoints missing: {gaps[:10]}")
+
+
+@dataclass
+class EventIntegrity:
+    """What can be checked about one event without walking the whole trail.
+
+    Its own hash, its link to the event (or tombstone) before it, the next event's link to
+    it, and the first signed checkpoint at or after it. The whole chain up to that
+    checkpoint is what ``manage.py audit_verify`` (and every checkpoint) checks.
+    """
+
+    content_ok: bool
+    previous_sequence: int  # 0: the start of the trail
+    previous_ok: bool
+    next_sequence: int | None  # None: the newest event (or the next one expired)
+    next_ok: bool | None
+    checkpoint: AuditCheckpoint | None
+    checkpoint_ok: bool | None  # signature verifies with this installation's key
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def audit_event_verify(event: AuditEvent) -> EventIntegrity:
+    problems: list[str] = []
+    content_ok = event_hash(event.sequence, event.prev_hash, body_of(event)) == event.hash
+    if not content_ok:
+        problems.append("its content does not match its hash (edited)")
+    previous_sequence = event.sequence - 1
+    if previous_sequence == 0:
+        expected_prev: str | None = GENESIS_HASH
+    else:
+        expected_prev = (
+            AuditEvent.objects.filter(sequence=previous_sequence).values_list("hash", flat=True).first()
+            or AuditTombstone.objects.filter(sequence=previous_sequence).values_list("hash", flat=True).first()
+        )
+    previous_ok = expected_prev is not None and event.prev_hash == expected_prev
+    if expected_prev is None:
+        problems.append(f"event #{previous_sequence} before it is missing (deleted)")
+    elif not previous_ok:
+        problems.append(f"its link to event #{previous_sequence} is broken (deleted or reordered)")
+    next_prev = AuditEvent.objects.filter(sequence=event.sequence + 1).values_list("prev_hash", flat=True).first()
+    next_ok = None if next_prev is None else next_prev == event.hash
+    if next_ok is False:
+        problems.append(f"event #{event.sequence + 1} after it does not link to it")
+    checkpoint = AuditCheckpoint.objects.filter(last_sequence__gte=event.sequence).order_by("number").first()
+    checkpoint_ok = None
+    if checkpoint is not None:
+        checkpoint_ok = signing.verify(checkpoint.statement.encode(), checkpoint.signature, signing.local_public_key_hex())
+        if not checkpoint_ok:
+            problems.append(f"checkpoint #{checkpoint.number} does not verify with this installation's key")
+    return EventIntegrity(content_ok, previous_sequence, previous_ok, event.sequence + 1 if next_ok is not None else None,
+                          next_ok, checkpoint, checkpoint_ok, problems)

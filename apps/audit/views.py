@@ -10,6 +10,7 @@ from apps.audit.exports import audit_export
 from apps.audit.models import AuditEvent, EventType, Outcome
 from apps.audit.selectors import EventFilters, audit_events_list, audit_integrity_status, passages_as_retrieved
 from apps.audit.services import audit_record
+from apps.audit.verification import audit_event_verify
 
 
 def _date(value: str) -> date | None:
@@ -52,7 +53,23 @@ def event_detail(request: HttpRequest, sequence: int) -> HttpResponse:
     event = get_object_or_404(AuditEvent, sequence=sequence)
     audit_record(event_type=EventType.AUDIT_VIEWED, outcome=Outcome.SUCCESS, actor=request.user,
                  payload={"view": "detail", "sequence": sequence})
-    return render(request, "audit/event_detail.html", {"event": event, "passages": passages_as_retrieved(event)})
+    # Checked after this view's own event is written, so the newest event's forward link is checked too.
+    return render(request, "audit/event_detail.html", {
+        "event": event, "passages": passages_as_retrieved(event), "integrity": audit_event_verify(event),
+        "trail": audit_integrity_status(),
+    })
+
+
+@login_required
+@permission_required("audit.view_auditevent", raise_exception=True)
+def event_detail_export(request: HttpRequest, sequence: int) -> HttpResponse:
+    """The one event as a signed export (same zip as a range), to hand to an investigator."""
+    event = get_object_or_404(AuditEvent, sequence=sequence)
+    export = audit_export(events=AuditEvent.objects.filter(pk=event.pk), filters={"sequence": str(sequence)},
+                          exported_by=request.user)
+    response = HttpResponse(export.content, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="audit-event-{sequence}-{export.file_name.removeprefix("audit-export-")}"'
+    return response
 
 
 @login_required

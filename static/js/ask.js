@@ -42,11 +42,21 @@
     var sourcesHeading = document.getElementById("stream-sources-heading");
     var sourcesList = document.getElementById("stream-sources");
     var status = document.getElementById("stream-status");
+    var question = document.getElementById("id_question");
+    var questionError = document.getElementById("question-error");
+    // A form error belongs next to the form, where the person is looking.
+    function showQuestionError(message) {
+      questionError.textContent = message; questionError.hidden = !message;
+      if (message) question.setAttribute("aria-invalid", "true"); else question.removeAttribute("aria-invalid");
+    }
     form.addEventListener("submit", function (event) {
       event.preventDefault();
       var old = document.getElementById("answer");
       if (old) old.remove();
-      box.hidden = false; error.hidden = true; cited.hidden = true; sourcesHeading.hidden = true;
+      showQuestionError("");
+      // aria-busy: screen readers wait for the finished answer instead of reading every token.
+      box.hidden = false; box.setAttribute("aria-busy", "true");
+      error.hidden = true; cited.hidden = true; sourcesHeading.hidden = true;
       text.textContent = ""; sourcesList.textContent = ""; status.textContent = "Searching your documents…";
       var button = form.querySelector("button[type=submit]");
       button.disabled = true;
@@ -77,6 +87,14 @@
       }
       fetch(form.dataset.streamUrl, { method: "POST", body: new FormData(form), credentials: "same-origin" })
         .then(function (response) {
+          if (response.status === 400) {
+            return response.json().then(function (body) {
+              var errors = body.errors || {};
+              var messages = Object.keys(errors).reduce(function (all, k) { return all.concat(errors[k]); }, []);
+              box.hidden = true; status.textContent = "";
+              showQuestionError(messages.join(" ") || "The question was not accepted.");
+            });
+          }
           if (!response.ok || !response.body) throw new Error("The server refused the question (" + response.status + ").");
           var reader = response.body.getReader(), decoder = new TextDecoder(), buffer = "";
           function pump() {
@@ -99,7 +117,7 @@
           return pump();
         })
         .catch(function (e) { error.textContent = e.message; error.hidden = false; status.textContent = ""; })
-        .finally(function () { button.disabled = false; });
+        .finally(function () { button.disabled = false; box.setAttribute("aria-busy", "false"); });
     });
   });
 })();
