@@ -178,15 +178,19 @@ def document_parse(*, document_id: int, task_id: str) -> str:
         if result is not None and result.value["ok"]:
             share = result.seconds / len(jobs)
             retry: TransientIngestError | None = None
+            parsed = []
             for (doc_id, _, _), payload in zip(jobs, result.value["value"], strict=True):
                 try:
-                    _parse_finished(doc_id, task_id, payload, seconds=share, primary=doc_id == document_id)
+                    if _parse_finished(doc_id, task_id, payload, seconds=share, primary=doc_id == document_id):
+                        parsed.append(doc_id)
                 except TransientIngestError as error:
                     retry = error
+            _hand_over(parsed)
             if retry is not None:
                 raise retry
             return DONE
     retry = None
+    parsed = []
     for doc_id, path, name in jobs:
         try:
             try:
@@ -197,31 +201,37 @@ def document_parse(*, document_id: int, task_id: str) -> str:
                           "the file may be malformed or hostile.")
                 _transient_failure(doc_id, reason, code=f"limit_{error.code}", primary=doc_id == document_id)
                 continue
-            _parse_finished(doc_id, task_id, result.value, seconds=result.seconds, primary=doc_id == document_id)
+            if _parse_finished(doc_id, task_id, result.value, seconds=result.seconds, primary=doc_id == document_id):
+                parsed.append(doc_id)
         except TransientIngestError as error:  # the task's own file: retried once the others are done
             retry = error
+    _hand_over(parsed)
     if retry is not None:
         raise retry
     return DONE
 
 
-def _parse_finished(document_id: int, task_id: str, payload: dict, *, seconds: float, primary: bool) -> None:
-    """Store one file's parse outcome: drafts for the embed step, or its failure."""
+def _hand_over(parsed: list[int]) -> None:
+    """One embed task for the files this task parsed: it takes all of them (and any other
+    parsed file) in one batch, and queues a successor if any are left over."""
+    if parsed:
+        transaction.on_commit(lambda: enqueue_embed(document_id=parsed[0]))
+
+
+def _parse_finished(document_id: int, task_id: str, payload: dict, *, seconds: float, primary: bool) -> bool:
+    """Store one file's parse outcome: drafts for the embed step (True), or its failure."""
     if not payload["ok"]:
         if payload.get("type") == "ParseError":
             document_mark_failed(document_id=document_id, reason=payload["message"], code=payload.get("code") or "corrupt")
-            return
+            return False
         logger.error("parsing document %s raised %s: %s\n%s", document_id, payload.get("type"), payload.get("message"), payload.get("traceback"))
         _transient_failure(document_id, f"Unexpected error while parsing ({payload.get('type')}): {payload.get('message')}",
                            code="error", primary=primary)
-        return
-    with transaction.atomic():
-        updated = Document.objects.filter(id=document_id, status=S.PROCESSING, claim_task_id=task_id).update(
-            status=S.PARSED, draft_chunks=payload["value"], parse_seconds=seconds,
-            claim_task_id="", lease_expires_at=None, failure_reason="", failure_code="",
-        )
-        if updated:
-            transaction.on_commit(lambda: enqueue_embed(document_id=document_id))
+        return False
+    return bool(Document.objects.filter(id=document_id, status=S.PROCESSING, claim_task_id=task_id).update(
+        status=S.PARSED, draft_chunks=payload["value"], parse_seconds=seconds,
+        claim_task_id="", lease_expires_at=None, failure_reason="", failure_code="",
+    ))
 
 
 def _transient_failure(document_id: int, reason: str, *, code: str, primary: bool = True) -> str:
@@ -286,6 +296,10 @@ def documents_embed(*, document_id: int, task_id: str) -> str:
         offset += len(drafts)
         stored.append((doc_id, drafts, mine, seconds * len(drafts) / total))
     documents_store_chunks(task_id=task_id, batch=stored)
+    # Parsed files this batch had no room for: make sure a task will take them.
+    left = Document.objects.filter(status=S.PARSED).exclude(id__in=batch).order_by("id").values_list("id", flat=True).first()
+    if left is not None:
+        transaction.on_commit(lambda: enqueue_embed(document_id=left))
     return DONE
 
 
