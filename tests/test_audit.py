@@ -60,3 +60,22 @@ def test_a_deleted_event_is_detected():
         cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_event_append_only")
     report = audit_verify_chain()
     assert not report.ok and report.first_bad_sequence == 2
+
+
+@pytest.mark.django_db
+def test_a_batch_of_events_extends_the_chain_like_single_events(corpus_admin):
+    from apps.audit.services import audit_record_many
+
+    first = audit_record(event_type=EventType.DOCUMENT_UPLOADED, outcome=Outcome.SUCCESS, actor=corpus_admin, payload={"n": 0})
+    batch = audit_record_many([
+        {"event_type": EventType.DOCUMENT_INDEXED, "outcome": Outcome.SUCCESS, "actor": corpus_admin, "payload": {"n": n}}
+        for n in (1, 2, 3)
+    ])
+    last = audit_record(event_type=EventType.DOCUMENT_DELETED, outcome=Outcome.SUCCESS, actor=None, payload={"n": 4})
+    events = list(AuditEvent.objects.order_by("sequence"))
+    assert [e.sequence for e in events] == [first.sequence + i for i in range(5)]
+    assert [e.sequence for e in batch] == [first.sequence + 1, first.sequence + 2, first.sequence + 3]
+    assert all(b.prev_hash == a.hash for a, b in zip(events, events[1:]))
+    assert all(e.actor_username == corpus_admin.username and e.actor_roles for e in batch)
+    assert last.prev_hash == batch[-1].hash and len({e.event_id for e in events}) == 5
+    assert audit_verify_chain().ok

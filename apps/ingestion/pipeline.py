@@ -29,7 +29,7 @@ from django.db.models import F, Func, IntegerField, Q
 from django.utils import timezone
 
 from apps.audit.models import EventType, Outcome
-from apps.audit.services import audit_record
+from apps.audit.services import audit_record, audit_record_many
 from apps.corpus.models import Chunk, Document
 from apps.ingestion import parsing
 from apps.ingestion.sandbox import SandboxError, run_limited
@@ -306,69 +306,78 @@ def documents_embed(*, document_id: int, task_id: str) -> str:
 def documents_store_chunks(*, task_id: str, batch: list[tuple[int, list[dict], list, float]]) -> None:
     """One transaction for the batch: each document's chunks (and a replaced version's) swap
     at once, with its audit event; a document deleted or taken over meanwhile is skipped.
-    ``batch``: (document id, drafts, vectors, embed seconds) per document."""
+    ``batch``: (document id, drafts, vectors, embed seconds) per document. The statements
+    are per batch, not per document (chunks, full-text vectors, statuses, audit events)."""
     with transaction.atomic():
-        locked = {d.id: d for d in Document.objects.select_for_update(of=("self",)).select_related("uploaded_by").filter(id__in=[b[0] for b in batch]).order_by("id")}
-        indexed = []
-        for document_id, drafts, vectors, embed_seconds in batch:
-            document = locked.get(document_id)
-            if document is None or document.status != S.EMBEDDING or document.claim_task_id != task_id:
-                continue  # deleted, or finished by another delivery meanwhile
-            if _store_one(document, drafts, vectors, embed_seconds):
-                indexed.append(document_id)
-        if indexed:  # one pass over the new chunks for the weighted full-text vectors
-            Chunk.objects.filter(document_id__in=indexed).update(
-                search_vector=SearchVector("section_title", weight="A", config="english")
-                + SearchVector("text", weight="B", config="english")
-            )
+        locked = {d.id: d for d in Document.objects.select_for_update(of=("self",)).select_related("uploaded_by")
+                  .filter(id__in=[b[0] for b in batch]).order_by("id")}
+        mine = [b for b in batch if (d := locked.get(b[0])) is not None
+                and d.status == S.EMBEDDING and d.claim_task_id == task_id]  # others: deleted or taken over
+        if not mine:
+            return
+        ids = [b[0] for b in mine]
+        # A later version indexed first: this one must not come back to search.
+        overtaken = set(Document.objects.filter(replaces_id__in=ids, status=S.INDEXED).values_list("replaces_id", flat=True))
+        Chunk.objects.filter(document_id__in=ids).delete()
+        chunks, indexed, events = [], [], []
+        now = timezone.now()
+        for document_id, drafts, vectors, embed_seconds in mine:
+            document = locked[document_id]
+            if document_id in overtaken:
+                _supersede(document)
+                continue
+            chunks += [
+                Chunk(
+                    document=document, collection_id=document.collection_id, ordinal=d["ordinal"], text=d["text"],
+                    page_number=d["page_number"], section_title=d["section_title"][:500],
+                    metadata=d.get("metadata") or {}, embedding=vector,
+                )
+                for d, vector in zip(drafts, vectors, strict=True)
+            ]
+            replaced = None
+            if document.replaces_id:
+                replaced = Document.objects.select_for_update().filter(id=document.replaces_id).first()
+                if replaced is not None and replaced.status != S.SUPERSEDED:
+                    Chunk.objects.filter(document=replaced).delete()
+                    _supersede(replaced)
+            pages = [d["page_number"] for d in drafts if d.get("page_number") is not None]
+            document.status = S.INDEXED
+            document.chunk_count = len(drafts)
+            document.page_count = max(pages) if pages else None
+            document.indexed_at = now
+            document.failure_reason = document.failure_code = document.claim_task_id = ""
+            document.lease_expires_at = None
+            document.draft_chunks = None
+            document.embed_seconds = embed_seconds
+            document.updated_at = now  # bulk_update does not apply auto_now
+            indexed.append(document)
+            events.append({
+                "event_type": EventType.DOCUMENT_INDEXED, "outcome": Outcome.SUCCESS, "actor": document.uploaded_by,
+                "payload": {
+                    "collection_id": document.collection_id, "document_id": document.id, "sha256": document.sha256,
+                    "chunks": document.chunk_count, "pages": document.page_count, "attempt": document.attempts,
+                    "version": document.version, "replaced_document_id": replaced.id if replaced else None,
+                },
+            })
+        if not indexed:
+            return
+        Chunk.objects.bulk_create(chunks, batch_size=500)
+        # One pass over the new chunks for the weighted full-text vectors.
+        Chunk.objects.filter(document_id__in=[d.id for d in indexed]).update(
+            search_vector=SearchVector("section_title", weight="A", config="english")
+            + SearchVector("text", weight="B", config="english")
+        )
+        Document.objects.bulk_update(indexed, [
+            "status", "chunk_count", "page_count", "indexed_at", "failure_reason", "failure_code",
+            "claim_task_id", "lease_expires_at", "draft_chunks", "embed_seconds", "updated_at",
+        ])
+        audit_record_many(events)
 
 
 def document_store_chunks(*, document_id: int, task_id: str, drafts: list[dict], vectors: list, embed_seconds: float) -> Document | None:
     """One document's chunks, in their own transaction (see documents_store_chunks)."""
     documents_store_chunks(task_id=task_id, batch=[(document_id, drafts, vectors, embed_seconds)])
     return Document.objects.filter(id=document_id).first()
-
-
-def _store_one(document: Document, drafts: list[dict], vectors: list, embed_seconds: float) -> bool:
-    """Inside the caller's transaction, with ``document`` locked. False: superseded instead."""
-    newer = Document.objects.filter(replaces=document, status=S.INDEXED).exists()
-    Chunk.objects.filter(document=document).delete()
-    if newer:  # a later version got indexed first: this one must not come back to search
-        _supersede(document)
-        return False
-    Chunk.objects.bulk_create(
-        Chunk(
-            document=document, collection_id=document.collection_id, ordinal=d["ordinal"], text=d["text"],
-            page_number=d["page_number"], section_title=d["section_title"][:500],
-            metadata=d.get("metadata") or {}, embedding=vector,
-        )
-        for d, vector in zip(drafts, vectors, strict=True)
-    )
-    replaced = None
-    if document.replaces_id:
-        replaced = Document.objects.select_for_update().filter(id=document.replaces_id).first()
-        if replaced is not None and replaced.status != S.SUPERSEDED:
-            Chunk.objects.filter(document=replaced).delete()
-            _supersede(replaced)
-    pages = [d["page_number"] for d in drafts if d.get("page_number") is not None]
-    document.status = S.INDEXED
-    document.chunk_count = len(drafts)
-    document.page_count = max(pages) if pages else None
-    document.indexed_at = timezone.now()
-    document.failure_reason = document.failure_code = document.claim_task_id = ""
-    document.lease_expires_at = None
-    document.draft_chunks = None
-    document.embed_seconds = embed_seconds
-    document.save()
-    audit_record(
-        event_type=EventType.DOCUMENT_INDEXED, outcome=Outcome.SUCCESS, actor=document.uploaded_by,
-        payload={
-            "collection_id": document.collection_id, "document_id": document.id, "sha256": document.sha256,
-            "chunks": document.chunk_count, "pages": document.page_count, "attempt": document.attempts,
-            "version": document.version, "replaced_document_id": replaced.id if replaced else None,
-        },
-    )
-    return True
 
 
 def _supersede(document: Document) -> None:
