@@ -22,6 +22,7 @@ pipeline stored them); "pipeline chunks/s vs raw encode" uses the mean of the tw
 the machine is shared and its load drifts.
 
     make bench-ingest        # or: .venv/bin/python bench/ingest.py [--docs 500] [--workers 1,2]
+    .venv/bin/python bench/ingest.py --docs 300 --alternate 3   # raw, pipeline, raw, ... (1 worker)
 
 Broker: an embedded redis-server on a Unix socket (rag_platform.embedded.start_redis), or
 --broker URL (bench/scaleout.py passes the system Redis).
@@ -406,6 +407,10 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (database, logs)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--alternate", type=int, default=0, metavar="N",
+                        help="only the text phase with 1 worker, N times, each run between two raw encodes "
+                             "of the same chunks (raw, pipeline, raw, pipeline, ..., raw): the fairest ratio "
+                             "on a machine whose load drifts")
     args = parser.parse_args()
 
     base = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=ROOT / "var" / "bench" if (ROOT / "var").exists() else None))
@@ -416,6 +421,9 @@ def main() -> None:
     runs = []
     try:
         pg, redis, broker = setup_environment(base, args.broker)
+        if args.alternate:
+            alternate(args, files, pg.url, broker, base)
+            return
         # The raw encode is measured before and after the pipeline runs (the machine is
         # shared: its load changes), and the pipeline is compared with their mean.
         before = raw_encode_rate(parsed_chunk_texts(files), "before the workers")
@@ -441,6 +449,31 @@ def main() -> None:
             pg.stop()
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
+
+
+def alternate(args, files, database: str, broker: str, base: Path) -> None:
+    """raw, pipeline, raw, pipeline, ..., raw: each pipeline run against its neighbours' mean."""
+    texts = parsed_chunk_texts(files)
+    raws = [raw_encode_rate(texts, "round 0")]
+    pipeline = []
+    for i in range(args.alternate):
+        run = run_configuration(1, files=files, database=database, broker=broker, log_dir=base,
+                                concurrency=args.concurrency, phases=("text",), timeout=args.timeout, tag=f"alt{i}-")
+        pipeline.append(run["phases"]["text"].chunks_per_s)
+        raws.append(raw_encode_rate(texts, f"round {i + 1}"))
+    say(f"\n== alternating summary (load average now {os.getloadavg()[0]:.1f})")
+    ratios = []
+    for i, rate in enumerate(pipeline):
+        neighbours = (raws[i] + raws[i + 1]) / 2
+        ratios.append(rate / neighbours)
+        say(f"round {i + 1}: pipeline {rate:.2f} chunks/s, raw encode before/after {raws[i]:.2f}/{raws[i + 1]:.2f} "
+            f"-> ratio {ratios[-1]:.2f}")
+    import statistics
+
+    say(f"pipeline / raw encode, 1 worker, {len(texts)} chunks: median {statistics.median(ratios):.2f} "
+        f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})")
+    if args.json:
+        args.json.write_text(json.dumps({"raw": raws, "pipeline": pipeline, "ratios": ratios}, indent=2))
 
 
 def report(runs, raw: float, n_raw: int) -> None:
