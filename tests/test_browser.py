@@ -219,6 +219,8 @@ def test_staff_and_compliance_officer_journeys(chromium, live_server, llm, setti
     shot(page, f"staff-answer-{width}")
 
     # Opens the cited source on page 2: the passage in its document, at the right page.
+    # The question is in "Your recent questions" at once, without reloading the page.
+    expect(page.get_by_role("complementary").locator(".history-list li").first).to_contain_text(question)
     cited = page.locator("#stream-sources li").filter(has_text="(cited)").filter(has_text="page 2")
     cited.first.get_by_role("link").click()
     expect(page.get_by_role("heading", name="records-retention-schedule.pdf")).to_be_visible()

@@ -49,8 +49,27 @@
       questionError.textContent = message; questionError.hidden = !message;
       if (message) question.setAttribute("aria-invalid", "true"); else question.removeAttribute("aria-invalid");
     }
+    // The question just answered goes to the top of "Your recent questions" at once.
+    function addToHistory(asked, outcome, followUpUrl) {
+      var aside = document.querySelector("aside.history");
+      if (!aside) return;
+      var list = aside.querySelector(".history-list");
+      if (!list) {
+        var empty = aside.querySelector("p.muted");
+        list = el("ol", { class: "history-list" });
+        if (empty) empty.replaceWith(list); else aside.appendChild(list);
+      }
+      var li = el("li");
+      li.appendChild(el("span", { class: "muted" }, "just now · " + outcome));
+      li.appendChild(el("br"));
+      li.appendChild(document.createTextNode(asked.length > 120 ? asked.slice(0, 119) + "…" : asked));
+      li.appendChild(document.createTextNode(" · "));
+      li.appendChild(el("a", { href: followUpUrl }, "follow up"));
+      list.insertBefore(li, list.firstChild);
+    }
     form.addEventListener("submit", function (event) {
       event.preventDefault();
+      var asked = question.value.trim();
       var old = document.getElementById("answer");
       if (old) old.remove();
       showQuestionError("");
@@ -82,6 +101,7 @@
           if (data.follow_up_url) {
             status.appendChild(document.createTextNode(" · "));
             status.appendChild(el("a", { href: data.follow_up_url }, "ask a follow-up"));
+            addToHistory(asked, data.outcome, data.follow_up_url);
           }
         }
       }
