@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 from django.db import connection
-from django.test.utils import CaptureQueriesContext
+from django.test.utils import CaptureQueriesContext, override_settings
 
 from apps.corpus.models import Chunk, Document
 from apps.ingestion.services import document_ingest, document_upload
@@ -99,10 +99,10 @@ def test_search_is_one_sql_statement_with_the_filter_inside(corpus, member):
     assert "corpus_collectiongrant" in sql and "<=>" in sql and "@@" in sql
 
 
-@pytest.mark.django_db
-def test_selective_filter_still_returns_k_results(corpus_admin, member):
-    """2,000 chunks, the member may read 5% of them: the HNSW iterative scan keeps going
-    until k rows pass the filter, and the result equals exact search."""
+@pytest.fixture
+def big_and_small(corpus_admin, member):
+    """2,000 chunks with random vectors around one centre: "Big" (1,900, only its owner
+    reads it) and "Small" (100, ``member`` reads it: 5% of the table)."""
     big = CollectionFactory(name="Big", created_by=corpus_admin)
     small = CollectionFactory(name="Small", created_by=corpus_admin)
     small.reader_users.add(member)
@@ -121,11 +121,86 @@ def test_selective_filter_still_returns_k_results(corpus_admin, member):
     Chunk.objects.bulk_create(chunks)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE corpus_chunk")
-    query = centre / np.linalg.norm(centre)
-    results = chunks_search(user=member, query="", query_vector=query.tolist(), k=10, mode="vector", max_distance=None)
+    return big, small, (centre / np.linalg.norm(centre)).tolist()
+
+
+def exact_nearest(collection, query, k=10):
+    rows = Chunk.objects.filter(collection=collection).values_list("id", "embedding")
+    return [row[0] for row in sorted(rows, key=lambda row: (-float(np.dot(row[1], query)), row[0]))[:k]]
+
+
+def planner_as_at_scale():
+    """For the rest of the test's transaction the HNSW index serves "ORDER BY distance
+    LIMIT n" as it does at scale (on 2,000 rows the planner would rather sort them all)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_sort = off")
+
+
+def vector_half_ran(search) -> str:
+    """Which form of the vector half the search statement ran: "hnsw" or "exact"."""
+    with CaptureQueriesContext(connection) as queries:
+        search()
+    statement = [q["sql"] for q in queries.captured_queries if q["sql"].lstrip().startswith("WITH allowed")][-1]
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + statement)
+        plan = [row[0] for row in cursor.fetchall()]
+    hnsw = [line for line in plan if "Index Scan using chunk_embedding_hnsw" in line]
+    return "hnsw" if hnsw and "never executed" not in hnsw[0] else "exact"
+
+
+@pytest.mark.django_db
+def test_selective_filter_still_returns_k_results_through_the_hnsw_index(big_and_small, member):
+    """The member may read 5% of 2,000 chunks and the HNSW walk starts with 40 candidates
+    (~2 of them readable): the iterative scan keeps going until k rows pass the filter."""
+    big, small, query = big_and_small
+    planner_as_at_scale()
+    with override_settings(RETRIEVAL_EXACT_MAX_CHUNKS=0, RETRIEVAL_EF_SEARCH=40):
+        def search():
+            return chunks_search(user=member, query="", query_vector=query, k=10, mode="vector", max_distance=None)
+
+        results = search()
+        assert vector_half_ran(search) == "hnsw"
     assert len(results) == 10 and {r.collection_id for r in results} == {small.id}
-    exact = sorted(
-        Chunk.objects.filter(collection=small).values_list("id", "embedding"),
-        key=lambda row: -float(np.dot(row[1], query)),
-    )[:10]
-    assert {r.chunk_id for r in results} == {row[0] for row in exact}
+    assert len({r.chunk_id for r in results} & set(exact_nearest(small, query))) >= 8
+
+
+@pytest.mark.django_db
+def test_a_small_readable_set_is_searched_exactly(big_and_small, member, outsider):
+    """At most RETRIEVAL_EXACT_MAX_CHUNKS readable chunks: exact distances instead of the
+    HNSW walk, chosen inside the same one statement, with the permission filter in it."""
+    big, small, query = big_and_small
+    planner_as_at_scale()
+
+    def search(user=member, **kwargs):
+        return chunks_search(user=user, query=kwargs.pop("query", ""), query_vector=query, k=10, max_distance=None,
+                             **kwargs)
+
+    with override_settings(RETRIEVAL_EXACT_MAX_CHUNKS=99):  # the member reads 100 chunks: HNSW
+        assert vector_half_ran(lambda: search(mode="vector")) == "hnsw"
+    with override_settings(RETRIEVAL_EXACT_MAX_CHUNKS=100):  # at most 100: exact
+        assert vector_half_ran(lambda: search(mode="vector")) == "exact"
+        exact = search(mode="vector")
+        hybrid = search(query="chunk")
+        assert search(user=outsider, query="chunk") == []
+        assert search(query="chunk", collection_ids=[big.id]) == []
+        assert search(user=outsider, query="chunk", mode="vector", collection_ids=[small.id]) == []
+    assert [r.chunk_id for r in exact] == exact_nearest(small, query)
+    assert [r.vector_rank for r in exact] == list(range(1, 11))
+    assert len(hybrid) == 10 and {r.collection_id for r in hybrid} == {small.id}
+
+
+@pytest.mark.django_db
+def test_picking_documents_makes_a_large_collection_small_enough_for_exact_search(big_and_small, corpus_admin):
+    """The owner reads all 2,000 chunks (HNSW) but picks one document of 100 (exact)."""
+    big, small, query = big_and_small
+    planner_as_at_scale()
+    document = Document.objects.get(collection=small)
+    with override_settings(RETRIEVAL_EXACT_MAX_CHUNKS=1000):
+        def search(**kwargs):
+            return chunks_search(user=corpus_admin, query="", query_vector=query, k=10, mode="vector",
+                                 max_distance=None, **kwargs)
+
+        assert vector_half_ran(search) == "hnsw"
+        assert vector_half_ran(lambda: search(document_ids=[document.id])) == "exact"
+        results = search(document_ids=[document.id])
+    assert [r.chunk_id for r in results] == exact_nearest(small, query)

@@ -4,8 +4,10 @@
 
 * compiles the permission filter from ``collections_readable_by`` (the one visibility rule)
   into a CTE, narrowed by the collections/documents the user picked;
-* takes the nearest chunks by cosine distance (pgvector HNSW; with pgvector >= 0.8 iterative
-  index scans so a selective permission filter still yields enough candidates);
+* takes the nearest chunks by cosine distance. When the filter keeps few chunks (at most
+  ``RETRIEVAL_EXACT_MAX_CHUNKS``, counted inside the statement) by exact distance over those
+  rows; otherwise through the pgvector HNSW index, with pgvector >= 0.8 iterative index
+  scans so a selective permission filter still yields enough candidates;
 * takes the best full-text matches (``search_vector`` tsvector, GIN index; the question's
   words are OR-ed, as BM25 does, and ranked with ``ts_rank``);
 * fuses both lists by weighted reciprocal rank fusion and returns the top ``k``.
@@ -84,39 +86,81 @@ def _vector_literal(vector: Sequence[float]) -> str:
 # gathered by ANALYZE). Those carry almost no information (BM25 gives them ~0 IDF: ts_rank
 # has no IDF at all) and would make the full-text half rank most of the table (measured
 # at 100,000 chunks: 600 ms for a 9-word question). Tuned on SciFact dev: 2%.
-_TSQUERY = """to_tsquery('simple', coalesce((
-    SELECT string_agg(quote_literal(t.lexeme), ' | ')
+# The statistics row is read once (not once per word), and the query is built once in a
+# MATERIALIZED CTE and used through an InitPlan: inlined, to_tsquery() was parsed again
+# for every matching row (250 -> 110 ms for a 12-word question matching 8,000 chunks).
+_TSQUERY = """
+term_stats AS MATERIALIZED (
+    SELECT s.most_common_elems::text::text[] AS elems, s.most_common_elem_freqs AS freqs
+    FROM pg_stats s
+    WHERE s.schemaname = current_schema() AND s.tablename = 'corpus_chunk' AND s.attname = 'search_vector'
+),
+q AS MATERIALIZED (
+    SELECT to_tsquery('simple', coalesce(string_agg(quote_literal(t.lexeme), ' | '), '')) AS ts
     FROM unnest(to_tsvector('english', %s)) AS t
-    WHERE coalesce((
-        SELECT s.most_common_elem_freqs[array_position(s.most_common_elems::text::text[], t.lexeme)]
-        FROM pg_stats s
-        WHERE s.schemaname = current_schema() AND s.tablename = 'corpus_chunk' AND s.attname = 'search_vector'
-    ), 0) <= %s
-    -- a small table's frequencies say nothing about how informative a word is
-    OR (SELECT c.reltuples FROM pg_class c WHERE c.oid = 'corpus_chunk'::regclass) < %s
-), ''))"""
+    WHERE coalesce((SELECT s.freqs[array_position(s.elems, t.lexeme)] FROM term_stats s), 0) <= %s
+       -- a small table's frequencies say nothing about how informative a word is
+       OR (SELECT c.reltuples FROM pg_class c WHERE c.oid = 'corpus_chunk'::regclass) < %s
+)"""
 
+# The vector half has two forms, and ``scope`` picks one inside the statement (a one-time
+# filter: the other form is never started):
+# * the filter keeps at most RETRIEVAL_EXACT_MAX_CHUNKS chunks (counted per readable
+#   collection through the collection_id btree, stopping one past the limit): exact cosine
+#   distance over those rows, then sort. Recall 1.0, and k results however selective the
+#   filter, where an HNSW walk visits ~candidates / selectivity graph nodes and gives up at
+#   hnsw.max_scan_tuples (20,000: fine above the limit up to ~750,000 chunks).
+# * otherwise the HNSW index with an iterative scan; ``OFFSET 0`` keeps the planner from
+#   serving the exact form from the index. The walk is the faster of the two beyond a few
+#   thousand chunks (see RETRIEVAL_EXACT_MAX_CHUNKS in settings).
 _SQL = """
-WITH allowed AS (
+WITH allowed AS MATERIALIZED (
     SELECT a.id FROM ({readable}) AS a
     WHERE %s::bigint[] IS NULL OR a.id = ANY(%s::bigint[])
 ),
-q AS (SELECT {tsquery} AS ts),
+scope AS MATERIALIZED (
+    SELECT count(*) <= %s AS exact FROM (
+        SELECT 1 FROM allowed a CROSS JOIN LATERAL (
+            SELECT 1 FROM corpus_chunk c
+            WHERE c.collection_id = a.id
+              AND (%s::bigint[] IS NULL OR c.document_id = ANY(%s::bigint[]))
+            LIMIT %s
+        ) AS in_collection
+        LIMIT %s
+    ) AS kept
+),
+{tsquery},
 vec AS (
     SELECT id, row_number() OVER (ORDER BY distance, id) AS r FROM (
-        SELECT c.id, c.embedding <=> %s::vector AS distance
-        FROM corpus_chunk c
-        WHERE c.collection_id IN (SELECT id FROM allowed)
-          AND (%s::bigint[] IS NULL OR c.document_id = ANY(%s::bigint[]))
-        ORDER BY c.embedding <=> %s::vector
-        LIMIT %s
+        (
+            SELECT c.id, c.embedding <=> %s::vector AS distance
+            FROM corpus_chunk c
+            WHERE NOT (SELECT exact FROM scope)
+              AND c.collection_id IN (SELECT id FROM allowed)
+              AND (%s::bigint[] IS NULL OR c.document_id = ANY(%s::bigint[]))
+            ORDER BY c.embedding <=> %s::vector
+            LIMIT %s
+        )
+        UNION ALL
+        (
+            SELECT e.id, e.distance FROM (
+                SELECT c.id, c.embedding <=> %s::vector AS distance
+                FROM corpus_chunk c
+                WHERE (SELECT exact FROM scope)
+                  AND c.collection_id IN (SELECT id FROM allowed)
+                  AND (%s::bigint[] IS NULL OR c.document_id = ANY(%s::bigint[]))
+                OFFSET 0
+            ) AS e
+            ORDER BY e.distance, e.id
+            LIMIT %s
+        )
     ) AS nearest
 ),
 kw AS (
     SELECT id, row_number() OVER (ORDER BY rank DESC, id) AS r FROM (
-        SELECT c.id, ts_rank(c.search_vector, q.ts, %s) AS rank
-        FROM corpus_chunk c, q
-        WHERE c.search_vector @@ q.ts
+        SELECT c.id, ts_rank(c.search_vector, (SELECT ts FROM q), %s) AS rank
+        FROM corpus_chunk c
+        WHERE c.search_vector @@ (SELECT ts FROM q)
           AND c.collection_id IN (SELECT id FROM allowed)
           AND (%s::bigint[] IS NULL OR c.document_id = ANY(%s::bigint[]))
         ORDER BY rank DESC, c.id
@@ -172,10 +216,14 @@ def chunks_search(
     picked = list(collection_ids) if collection_ids else None
     docs = list(document_ids) if document_ids else None
     rrf_k = float(settings.RETRIEVAL_RRF_K)
+    exact_max = settings.RETRIEVAL_EXACT_MAX_CHUNKS
+    vector_candidates = candidates if vector_weight else 0
     params = [
         *readable_params, picked, picked,
+        exact_max, docs, docs, exact_max + 1, exact_max + 1,
         query, settings.RETRIEVAL_KEYWORD_MAX_TERM_FREQUENCY, settings.RETRIEVAL_KEYWORD_STATS_MIN_CHUNKS,
-        vector, docs, docs, vector, candidates if vector_weight else 0,
+        vector, docs, docs, vector, vector_candidates,
+        vector, docs, docs, vector_candidates,
         settings.RETRIEVAL_TS_RANK_NORMALIZATION, docs, docs, candidates if keyword_weight else 0,
         vector_weight, rrf_k, keyword_weight, rrf_k,
         vector,
@@ -186,8 +234,13 @@ def chunks_search(
     with transaction.atomic(), connection.cursor() as cursor:
         # pgvector >= 0.8: keep walking the HNSW graph until enough rows pass the filter
         # (relaxed order: the statement re-ranks the candidates by exact distance anyway).
-        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        cursor.execute(f"SET LOCAL hnsw.ef_search = {int(max(candidates, settings.RETRIEVAL_EF_SEARCH))}")
+        # No JIT: compiling costs more than this statement runs (and the exact form's cost
+        # estimate grows with the table). One round trip (no parameters: simple protocol).
+        cursor.execute(
+            "SET LOCAL hnsw.iterative_scan = relaxed_order; "
+            f"SET LOCAL hnsw.ef_search = {int(max(candidates, settings.RETRIEVAL_EF_SEARCH))}; "
+            "SET LOCAL jit = off"
+        )
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     return [
