@@ -233,3 +233,16 @@ def test_wait_for_llm_returns_when_models_answers():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_served_dtype_follows_the_cpu(monkeypatch):
+    """bfloat16 only where the CPU has native bf16 (on AVX2-only CPUs vLLM's bf16 falls back
+    to an emulated matmul, ~5x slower at 32 streams here); the environment overrides."""
+    from rag_platform.llm_model import served_dtype
+
+    monkeypatch.delenv("RAG_LLM_DTYPE", raising=False)
+    assert served_dtype("flags : fpu sse avx avx2 fma") == "float32"
+    assert served_dtype("flags : fpu avx2 avx512f avx512_bf16") == "bfloat16"
+    assert served_dtype("flags : fpu avx2 amx_bf16 amx_tile") == "bfloat16"
+    monkeypatch.setenv("RAG_LLM_DTYPE", "bfloat16")
+    assert served_dtype("flags : avx2") == "bfloat16"
