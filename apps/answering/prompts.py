@@ -68,13 +68,11 @@ def select_evidence(
 
     ``vectors_for(sources)``: per source, one unit vector per ``split_sentences(text)`` (the
     stored ones: apps.answering.evidence); or ``embed(texts)`` to encode them now."""
-    if vectors_for is None:
-        def vectors_for(items):
-            return [embed(split_sentences(s.text)) if split_sentences(s.text) else [] for s in items]
-    per_source = vectors_for(sources)
+    texts = [split_sentences(source.text) for source in sources]
+    per_source = vectors_for(sources) if vectors_for else [embed(t) if t else [] for t in texts]
     candidates: list[tuple[Evidence, float]] = []
-    for number, (source, vectors) in enumerate(zip(sources, per_source, strict=True), start=1):
-        for sentence, vector in zip(split_sentences(source.text), vectors, strict=True):
+    for number, (sentences_of_source, vectors) in enumerate(zip(texts, per_source, strict=True), start=1):
+        for sentence, vector in zip(sentences_of_source, vectors, strict=True):
             if not looks_like_instruction(sentence):
                 score = sum(float(a) * float(b) for a, b in zip(vector, question_vector, strict=True))
                 candidates.append((Evidence(number, sentence), score))

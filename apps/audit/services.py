@@ -41,12 +41,13 @@ def audit_record_many(records: list[dict[str, Any]]) -> list[AuditEvent]:
     prepared = []
     for record in records:
         actor = record.get("actor")
-        key = getattr(actor, "pk", None) if actor is not None else None
-        if key not in actors or key is None:
+        key = getattr(actor, "pk", None)  # None: anonymous or system, described the same way
+        if key not in actors:
             actors[key] = _describe_actor(actor)
         # Store exactly what we hash: a JSON round trip normalises tuples, dates, decimals.
         prepared.append((record, json.loads(canonical_json(record.get("payload") or {})), actors[key]))
     base_context = current_context().as_fields()
+    process = process_name()
     events = []
     with transaction.atomic():
         with connection.cursor() as cursor:
@@ -57,32 +58,14 @@ def audit_record_many(records: list[dict[str, Any]]) -> list[AuditEvent]:
         created_at = timezone.now()
         for record, clean_payload, (actor_id, actor_username, actor_roles) in prepared:
             sequence += 1
-            context = {**base_context, "event_id": str(uuid.uuid4()), "process": process_name()}
-            body = event_body(
-                sequence=sequence,
-                created_at=created_at,
-                event_type=record["event_type"],
-                outcome=record["outcome"],
-                actor_id=actor_id,
-                actor_username=actor_username,
-                actor_roles=actor_roles,
-                payload=clean_payload,
-                context=context,
-            )
-            event_hash_value = event_hash(sequence, prev_hash, body)
-            events.append(AuditEvent(
-                sequence=sequence,
-                created_at=created_at,
-                event_type=record["event_type"],
-                outcome=record["outcome"],
-                actor_id=actor_id,
-                actor_username=actor_username,
-                actor_roles=actor_roles,
-                payload=clean_payload,
-                **context,
-                prev_hash=prev_hash,
-                hash=event_hash_value,
-            ))
+            context = {**base_context, "event_id": str(uuid.uuid4()), "process": process}
+            fields = {
+                "sequence": sequence, "created_at": created_at, "event_type": record["event_type"],
+                "outcome": record["outcome"], "actor_id": actor_id, "actor_username": actor_username,
+                "actor_roles": actor_roles, "payload": clean_payload,
+            }
+            event_hash_value = event_hash(sequence, prev_hash, event_body(**fields, context=context))
+            events.append(AuditEvent(**fields, **context, prev_hash=prev_hash, hash=event_hash_value))
             prev_hash = event_hash_value
         return AuditEvent.objects.bulk_create(events)
 

@@ -169,39 +169,17 @@ def document_parse(*, document_id: int, task_id: str) -> str:
         "cpu_seconds": settings.INGEST_PARSE_CPU_SECONDS,
         "wall_seconds": settings.INGEST_PARSE_WALL_SECONDS,
     }
-    if len(jobs) > 1:
-        try:
-            result = run_limited(_parse_many_in_child, [(path, name) for _, path, name in jobs], options, **limits)
-        except SandboxError as error:
-            logger.warning("batch parse of %s documents %s; parsing each alone", len(jobs), error)
-            result = None
-        if result is not None and result.value["ok"]:
-            share = result.seconds / len(jobs)
-            retry: TransientIngestError | None = None
-            parsed = []
-            for (doc_id, _, _), payload in zip(jobs, result.value["value"], strict=True):
-                try:
-                    if _parse_finished(doc_id, task_id, payload, seconds=share, primary=doc_id == document_id):
-                        parsed.append(doc_id)
-                except TransientIngestError as error:
-                    retry = error
-            _hand_over(parsed)
-            if retry is not None:
-                raise retry
-            return DONE
-    retry = None
+    retry: TransientIngestError | None = None
     parsed = []
-    for doc_id, path, name in jobs:
+    for doc_id, outcome, seconds in _parse_outcomes(jobs, options, limits):
+        primary = doc_id == document_id
         try:
-            try:
-                result = run_limited(_parse_in_child, path, name, options, **limits)
-            except SandboxError as error:
-                reason = (f"Parsing this file {error} and was stopped (limits: "
+            if isinstance(outcome, SandboxError):
+                reason = (f"Parsing this file {outcome} and was stopped (limits: "
                           f"{settings.INGEST_PARSE_MEMORY_MB} MiB, {settings.INGEST_PARSE_CPU_SECONDS} s CPU); "
                           "the file may be malformed or hostile.")
-                _transient_failure(doc_id, reason, code=f"limit_{error.code}", primary=doc_id == document_id)
-                continue
-            if _parse_finished(doc_id, task_id, result.value, seconds=result.seconds, primary=doc_id == document_id):
+                _transient_failure(doc_id, reason, code=f"limit_{outcome.code}", primary=primary)
+            elif _parse_finished(doc_id, task_id, outcome, seconds=seconds, primary=primary):
                 parsed.append(doc_id)
         except TransientIngestError as error:  # the task's own file: retried once the others are done
             retry = error
@@ -209,6 +187,29 @@ def document_parse(*, document_id: int, task_id: str) -> str:
     if retry is not None:
         raise retry
     return DONE
+
+
+def _parse_outcomes(jobs: list[tuple[int, str, str]], options: dict, limits: dict):
+    """(document id, the child's payload or the SandboxError, seconds) per job: all in one
+    child when there are several; if that child dies, each alone."""
+    if len(jobs) > 1:
+        try:
+            result = run_limited(_parse_many_in_child, [(path, name) for _, path, name in jobs], options, **limits)
+        except SandboxError as error:
+            logger.warning("batch parse of %s documents %s; parsing each alone", len(jobs), error)
+        else:
+            if result.value["ok"]:
+                share = result.seconds / len(jobs)
+                for (doc_id, _, _), payload in zip(jobs, result.value["value"], strict=True):
+                    yield doc_id, payload, share
+                return
+    for doc_id, path, name in jobs:
+        try:
+            result = run_limited(_parse_in_child, path, name, options, **limits)
+        except SandboxError as error:
+            yield doc_id, error, 0.0
+        else:
+            yield doc_id, result.value, result.seconds
 
 
 def _hand_over(parsed: list[int]) -> None:
@@ -372,12 +373,6 @@ def documents_store_chunks(*, task_id: str, batch: list[tuple[int, list[dict], l
             "claim_task_id", "lease_expires_at", "draft_chunks", "embed_seconds", "updated_at",
         ])
         audit_record_many(events)
-
-
-def document_store_chunks(*, document_id: int, task_id: str, drafts: list[dict], vectors: list, embed_seconds: float) -> Document | None:
-    """One document's chunks, in their own transaction (see documents_store_chunks)."""
-    documents_store_chunks(task_id=task_id, batch=[(document_id, drafts, vectors, embed_seconds)])
-    return Document.objects.filter(id=document_id).first()
 
 
 def _supersede(document: Document) -> None:
