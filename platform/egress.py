@@ -10,11 +10,12 @@ removed or bypassed by replacing ``socket.socket``. What it cannot see: C librar
 open their own sockets (libpq inside psycopg) and other processes that are not Python
 (the vLLM server is Python but not ours: it relies on its offline variables and binding to
 127.0.0.1). Configured endpoints are therefore also checked at start-up (the Django system
-check ``rag.E001``-``E003`` in apps.audit.checks).
+check ``rag.E001``-``E006`` in apps.audit.checks).
 
 Allowed: AF_UNIX; loopback (127.0.0.0/8, ::1, localhost); the hosts of DATABASE_URL,
-CELERY_BROKER_URL and LLM_BASE_URL when they are loopback or private (a public one only if
-also on the allowlist); ``RAG_EGRESS_ALLOW`` (comma-separated CIDRs, IPs, hosts,
+CELERY_BROKER_URL, LLM_BASE_URL and, with single sign-on, the OIDC provider's token,
+userinfo and JWKS endpoints, when they are loopback or private (a public one only if also
+on the allowlist); ``RAG_EGRESS_ALLOW`` (comma-separated CIDRs, IPs, hosts,
 ``host:port``). Everything else raises :class:`EgressBlocked` (a ConnectionRefusedError)
 before the connection is made, is counted in-process, and is written to the audit trail
 best-effort by the recorder apps.audit installs.
@@ -35,7 +36,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
-ENDPOINT_VARIABLES = ("DATABASE_URL", "CELERY_BROKER_URL", "LLM_BASE_URL")
+# The order gives the system check ids: rag.E001 (database) ... rag.E006 (OIDC JWKS).
+# The OIDC provider's server-side endpoints count when single sign-on is configured; its
+# authorization endpoint is visited by the user's browser, not by this server.
+ENDPOINT_VARIABLES = ("DATABASE_URL", "CELERY_BROKER_URL", "LLM_BASE_URL",
+                      "OIDC_OP_TOKEN_ENDPOINT", "OIDC_OP_USER_ENDPOINT", "OIDC_OP_JWKS_ENDPOINT")
 _LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
 
 
@@ -133,6 +138,8 @@ def parse_endpoint(variable: str, url: str) -> Endpoint:
         port = parts.port
     except ValueError:
         port = None
+    if port is None:  # https://idp.internal/token connects to 443: a "host:443" allowlist entry matches it
+        port = {"http": 80, "https": 443}.get(parts.scheme)
     return Endpoint(variable, url, parts.scheme, host, port)
 
 

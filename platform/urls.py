@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
@@ -18,3 +19,13 @@ urlpatterns = [
     path("account/tokens/<int:token_id>/revoke/", api_views.token_revoke, name="api_token_revoke"),
     path("", include("apps.answering.urls")),
 ]
+
+if settings.OIDC_ENABLED:  # single sign-on: only when configured (OIDC_RP_CLIENT_ID, platform/settings.py)
+    from mozilla_django_oidc.views import OIDCAuthenticationRequestView
+
+    from apps.accounts.views import SingleSignOnCallbackView
+
+    urlpatterns += [
+        path("oidc/authenticate/", OIDCAuthenticationRequestView.as_view(), name="oidc_authentication_init"),
+        path("oidc/callback/", SingleSignOnCallbackView.as_view(), name="oidc_authentication_callback"),
+    ]

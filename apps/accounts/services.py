@@ -81,3 +81,70 @@ def user_roles_set(*, user, roles: list[str], changed_by, reason: str = "") -> t
                          "removed": removed, "roles_before": sorted(before), "reason": reason},
             )
     return added, removed
+
+
+# --- Single sign-on (apps.accounts.sso) -----------------------------------------------------
+class SsoUserRefused(Exception):
+    """An identity the provider vouched for that may not sign in here (the reason is the message)."""
+
+
+def _claimed_roles(claims: dict) -> list[str] | None:
+    """The roles OIDC_ROLE_MAP gives the provider's groups, or None when roles are not mapped."""
+    claim = getattr(settings, "OIDC_GROUPS_CLAIM", "")
+    if not claim:
+        return None
+    groups = claims.get(claim) or []  # absent: no role (least privilege), not "keep the old ones"
+    if isinstance(groups, str):
+        groups = [groups]
+    mapping = getattr(settings, "OIDC_ROLE_MAP", {})
+    return sorted({role for group in groups for role in mapping.get(str(group), [])})
+
+
+def sso_user_sync(*, username: str, claims: dict, create: bool = True):
+    """The account for a single sign-on identity, created or updated from the provider's claims.
+
+    Matched by user name (the account of the same name, password or SSO, is that person).
+    With OIDC_GROUPS_CLAIM set the provider decides the roles at every sign-in: the mapped
+    roles are set exactly (removed at the provider, removed here), audited as role changes.
+    Returns (user, details for the sign-in event). Raises SsoUserRefused for a disabled
+    account, an unknown one when OIDC_CREATE_USER is off, or an unusable user name.
+    """
+    User = get_user_model()
+    if len(username) > User._meta.get_field(User.USERNAME_FIELD).max_length:
+        raise SsoUserRefused("the user name from the provider is too long")
+    fields = {
+        "email": str(claims.get("email") or "")[:254],
+        "first_name": str(claims.get("given_name") or "")[:150],
+        "last_name": str(claims.get("family_name") or "")[:150],
+    }
+    roles = _claimed_roles(claims)
+    with transaction.atomic():
+        user = User.objects.select_for_update().filter(**{f"{User.USERNAME_FIELD}__iexact": username}).first()
+        created = user is None
+        if created:
+            if not create:
+                raise SsoUserRefused("no account with this user name, and OIDC_CREATE_USER is off")
+            user = User.objects.create_user(username, **fields)  # no password: unusable
+        elif not user.is_active:
+            raise SsoUserRefused("disabled account")
+        else:
+            changed = [name for name, value in fields.items() if value and getattr(user, name) != value]
+            for name in changed:
+                setattr(user, name, fields[name])
+            if changed:
+                user.save(update_fields=changed)
+        details = {"account_created": created}
+        if roles is not None:
+            user_roles_set(user=user, roles=roles, changed_by=None,
+                           reason="single sign-on: mapped from the provider's groups claim")
+            details["roles_from_provider"] = roles
+    return user, details
+
+
+def sso_sign_in_failed_record(*, reason: str, username: str = "") -> None:
+    """A single sign-on that did not sign anyone in, like a wrong password (auth.sign_in_failed)."""
+    audit_record(
+        event_type=EventType.SIGN_IN_FAILED,
+        outcome=Outcome.DENIED,
+        payload={"method": "oidc", "username": username[:150], "reason": reason[:500]},
+    )

@@ -1,7 +1,9 @@
 """Sign-in, sign-out and failed sign-in, written to the audit trail.
 
-Django's auth signals are the one place every sign-in path passes (login view, API, admin),
-so these are receivers rather than calls from a service (see STYLE.md: the exception).
+Django's auth signals are the one place every sign-in path passes (login view, API, admin,
+single sign-on), so these are receivers rather than calls from a service (see STYLE.md: the
+exception). Failed single sign-ons never reach Django's authenticate(), so the SSO callback
+records them itself (apps.accounts.services.sso_sign_in_failed_record).
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from apps.audit.services import audit_record
 
 @receiver(user_logged_in, dispatch_uid="audit_signed_in")
 def record_signed_in(sender, request, user, **kwargs) -> None:
-    audit_record(event_type=EventType.SIGNED_IN, outcome=Outcome.SUCCESS, actor=user)
+    # Single sign-on attaches its details (method "oidc", issuer, subject, account created,
+    # roles from the provider) to the user it signs in: apps.accounts.sso.
+    payload = getattr(user, "sso_sign_in", None) or {"method": "password"}
+    audit_record(event_type=EventType.SIGNED_IN, outcome=Outcome.SUCCESS, actor=user, payload=payload)
 
 
 @receiver(user_logged_out, dispatch_uid="audit_signed_out")
@@ -30,5 +35,6 @@ def record_sign_in_failed(sender, credentials, request=None, **kwargs) -> None:
     audit_record(
         event_type=EventType.SIGN_IN_FAILED,
         outcome=Outcome.DENIED,
-        payload={"username": username, "reason": "wrong user name or password, or inactive account"},
+        payload={"method": "password", "username": username,
+                 "reason": "wrong user name or password, or inactive account"},
     )
