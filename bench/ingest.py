@@ -232,7 +232,8 @@ class PhaseResult:
     seconds: float
     upload_seconds: float
     failed: int
-    embed_calls_chunks: list = field(default_factory=list)
+    parse_seconds: float = 0.0  # sandboxed parsing, as the worker recorded it (Document.parse_seconds)
+    encode_seconds: float = 0.0  # the model inside the worker (Document.embed_seconds)
 
     @property
     def chunks_per_s(self) -> float:
@@ -274,12 +275,15 @@ def run_phase(collection, user, files: list[CorpusFile], phase: str, timeout: fl
         time.sleep(0.2)
     seconds = time.monotonic() - started
     docs = Document.objects.filter(id__in=ids)
-    totals = docs.filter(status=Document.Status.INDEXED).aggregate(chunks=Sum("chunk_count"), pages=Sum("page_count"), n=Count("id"))
+    totals = docs.filter(status=Document.Status.INDEXED).aggregate(
+        chunks=Sum("chunk_count"), pages=Sum("page_count"), n=Count("id"),
+        parse=Sum("parse_seconds"), encode=Sum("embed_seconds"))
     failed = docs.filter(status=Document.Status.FAILED)
     for d in failed[:5]:
         say(f"  FAILED {d.title}: {d.failure_reason}")
     pages = sum(f.pages for f in chosen)
-    return PhaseResult(phase, totals["n"], pages, totals["chunks"] or 0, seconds, uploaded, failed.count())
+    return PhaseResult(phase, totals["n"], pages, totals["chunks"] or 0, seconds, uploaded, failed.count(),
+                       totals["parse"] or 0.0, totals["encode"] or 0.0)
 
 
 def run_configuration(n_workers: int, *, files, database: str, broker: str, log_dir: Path, concurrency: int,
@@ -308,6 +312,10 @@ def run_configuration(n_workers: int, *, files, database: str, broker: str, log_
                     say(f"  {phase:5s}: {r.documents} docs, {r.pages} pages, {r.chunks} chunks in {r.seconds:.1f} s "
                         f"(uploads {r.upload_seconds:.1f} s) -> {r.docs_per_s:.2f} docs/s, {r.chunks_per_s:.2f} chunks/s, "
                         f"{r.pages_per_s:.2f} pages/s; failed {r.failed}")
+                    say(f"         where the time went: parsing {r.parse_seconds:.1f} s, encoding in the worker "
+                        f"{r.encode_seconds:.1f} s ({r.chunks / max(r.encode_seconds, 1e-9):.1f} chunks/s), "
+                        f"uploads {r.upload_seconds:.1f} s, the rest (claims, storing, tasks, waiting) "
+                        f"{r.seconds - r.parse_seconds - r.encode_seconds - r.upload_seconds:.1f} s")
         say(f"  peak RSS (worker + children): total {memory.peak_total / 2**20:.0f} MiB, per worker "
             + ", ".join(f"{p / 2**20:.0f}" for p in memory.peak_per_worker) + " MiB")
     finally:

