@@ -290,10 +290,12 @@ INGEST_PARSE_WALL_SECONDS = env_int("INGEST_PARSE_WALL_SECONDS", 420)
 INGEST_PARSE_LEASE_SECONDS = env_int("INGEST_PARSE_LEASE_SECONDS", INGEST_PARSE_WALL_SECONDS + 60)
 INGEST_EMBED_LEASE_SECONDS = env_int("INGEST_EMBED_LEASE_SECONDS", 600)
 INGEST_EMBED_BATCH_CHUNKS = env_int("INGEST_EMBED_BATCH_CHUNKS", 256)  # across documents
-# Small text files (txt, md, csv, html up to this size) are parsed up to N at a time in one
-# sandboxed child: the fork of a worker holding the model costs more than parsing them.
-INGEST_PARSE_BATCH_DOCS = env_int("INGEST_PARSE_BATCH_DOCS", 16)
+# Small text files (txt, md, csv, html up to MAX_BYTES each) are parsed up to N at a time,
+# TOTAL_BYTES together, in one sandboxed child: the fork of a worker holding the model costs
+# more than parsing them, and the embed step that follows encodes them in one full batch.
+INGEST_PARSE_BATCH_DOCS = env_int("INGEST_PARSE_BATCH_DOCS", 100)
 INGEST_PARSE_BATCH_MAX_BYTES = env_int("INGEST_PARSE_BATCH_MAX_BYTES", 256 * 1024)
+INGEST_PARSE_BATCH_TOTAL_BYTES = env_int("INGEST_PARSE_BATCH_TOTAL_BYTES", 1024 * 1024)
 INGEST_BUSY_RECHECK_SECONDS = env_int("INGEST_BUSY_RECHECK_SECONDS", 15)
 CELERY_TASK_ROUTES = {
     "apps.ingestion.tasks.ingest_document": {"queue": "parse"},
