@@ -11,8 +11,9 @@ Corpus (generated in a temp dir, deleted at the end):
 
 For each worker configuration (default: 1 worker, then 2 workers, each a separate
 `celery worker --concurrency 1` process consuming parse,embed,celery) the three phases run
-one after another, each timed from the first upload (apps.ingestion.services.document_upload)
-to the last document indexed. Before timing, a warm-up document is ingested so the model
+one after another, each timed from the first upload (apps.ingestion.services.document_upload,
+inside ``bulk_enqueue()`` as ``manage.py ingest FOLDER`` and a .zip upload do it) to the last
+document indexed. Before timing, a warm-up document is ingested so the model
 is loaded. RSS of each worker process and all its children is sampled every 0.25 s (psutil).
 
 The raw encode rate of the same chunk texts, in this process with the same model and batch
@@ -254,16 +255,17 @@ def run_phase(collection, user, files: list[CorpusFile], phase: str, timeout: fl
     from django.db.models import Count, Sum
 
     from apps.corpus.models import Document
-    from apps.ingestion.services import document_upload
+    from apps.ingestion.services import bulk_enqueue, document_upload
 
     chosen = [f for f in files if f.phase == phase]
     if not chosen:
         return PhaseResult(phase, 0, 0, 0, float("nan"), 0.0, 0)
     started = time.monotonic()
     ids = []
-    for f in chosen:
-        result = document_upload(collection=collection, uploaded_by=user, name=f.name, content=io.BytesIO(f.data), size=len(f.data))
-        ids.append(result.document.id)
+    with bulk_enqueue():  # a bulk import, as manage.py ingest FOLDER and a .zip upload do it
+        for f in chosen:
+            result = document_upload(collection=collection, uploaded_by=user, name=f.name, content=io.BytesIO(f.data), size=len(f.data))
+            ids.append(result.document.id)
     uploaded = time.monotonic() - started
     deadline = started + timeout
     while True:

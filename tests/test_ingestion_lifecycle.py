@@ -89,3 +89,48 @@ def test_formats_are_indexed_with_pages_and_tables(collection, corpus_admin, nam
     assert chunk.page_number == page
     if "|" in expect:
         assert "<table" in chunk.metadata["table_html"]
+
+
+def test_a_bulk_upload_sends_one_task_per_group_and_leaves_no_file_behind(
+    collection, corpus_admin, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Inside bulk_enqueue() small text files get one parse task per INGEST_PARSE_BATCH_DOCS,
+    other files their own at once. Even when the tasks run out of order (a group's task
+    claiming another group's files), every file is parsed: a parse task that leaves small
+    files queued sends a successor."""
+    from apps.ingestion import pipeline, services
+    from apps.ingestion.services import bulk_enqueue
+
+    settings.INGEST_PARSE_BATCH_DOCS = 3
+    sent: list[int] = []
+
+    def record(*, document_id):
+        sent.append(document_id)
+        return True
+
+    monkeypatch.setattr(pipeline, "enqueue_parse", record)
+    monkeypatch.setattr(services, "enqueue_parse", record)
+    monkeypatch.setattr(pipeline, "enqueue_embed", lambda *, document_id: True)
+    with bulk_enqueue():
+        notes, report = [], None
+        for i in range(8):  # each upload commits (the test's transaction: run its on-commit hooks)
+            with django_capture_on_commit_callbacks(execute=True):
+                if i < 7:
+                    notes.append(upload(collection, corpus_admin, f"note-{i}.txt",
+                                        f"Note {i}: the audit committee meets monthly.\n".encode()).document)
+                else:
+                    report = upload(collection, corpus_admin, "report.docx", files.docx_with_table()).document
+    assert sent == [notes[0].id, notes[3].id, report.id, notes[6].id]
+
+    # The workers take the second group's task first: it claims the lowest ids (notes 0, 1).
+    runs = 0
+    queue = [notes[3].id, notes[0].id, notes[6].id]
+    sent.clear()
+    while queue:
+        runs += 1
+        with django_capture_on_commit_callbacks(execute=True):
+            pipeline.document_parse(document_id=queue.pop(0), task_id=f"task-{runs}")
+        queue += sent
+        sent.clear()
+        assert runs < 10
+    assert Document.objects.filter(id__in=[n.id for n in notes], status=Document.Status.PARSED).count() == 7

@@ -10,7 +10,7 @@ from typing import IO
 from django.conf import settings
 
 from apps.ingestion.parsing import ParseError, check_zip_safe
-from apps.ingestion.services import UploadRejected, UploadResult, document_upload
+from apps.ingestion.services import UploadRejected, UploadResult, bulk_enqueue, document_upload
 
 
 def files_upload(*, collection, uploaded_by, name: str, content: IO[bytes], size: int | None) -> list[UploadResult | UploadRejected]:
@@ -35,16 +35,17 @@ def files_upload(*, collection, uploaded_by, name: str, content: IO[bytes], size
             with zipfile.ZipFile(tmp) as archive:
                 check_zip_safe(archive, name, archive=True)
                 results: list[UploadResult | UploadRejected] = []
-                for info in archive.infolist():
-                    member = PurePosixPath(info.filename)
-                    if info.is_dir() or member.parts[0] == "__MACOSX" or member.name.startswith("."):
-                        continue
-                    with archive.open(info) as handle:
-                        try:
-                            results.append(document_upload(collection=collection, uploaded_by=uploaded_by,
-                                                           name=member.name, content=handle, size=info.file_size))
-                        except UploadRejected as rejection:
-                            results.append(rejection)
+                with bulk_enqueue():
+                    for info in archive.infolist():
+                        member = PurePosixPath(info.filename)
+                        if info.is_dir() or member.parts[0] == "__MACOSX" or member.name.startswith("."):
+                            continue
+                        with archive.open(info) as handle:
+                            try:
+                                results.append(document_upload(collection=collection, uploaded_by=uploaded_by,
+                                                               name=member.name, content=handle, size=info.file_size))
+                            except UploadRejected as rejection:
+                                results.append(rejection)
                 return results
         except ParseError as error:
             return [_refuse(collection, uploaded_by, name, f"{name}: {error}")]

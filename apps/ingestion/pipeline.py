@@ -99,8 +99,26 @@ def _parse_many_in_child(jobs: list[tuple[str, str]], options: dict) -> list[dic
 BATCHABLE_FILE_TYPES = {".txt", ".md", ".markdown", ".csv", ".html", ".htm"}
 
 
+def is_batchable(file_type: str, size_bytes: int) -> bool:
+    return file_type in BATCHABLE_FILE_TYPES and size_bytes <= settings.INGEST_PARSE_BATCH_MAX_BYTES
+
+
 def _batchable(document: Document) -> bool:
-    return document.file_type in BATCHABLE_FILE_TYPES and document.size_bytes <= settings.INGEST_PARSE_BATCH_MAX_BYTES
+    return is_batchable(document.file_type, document.size_bytes)
+
+
+def _queued_batchable():
+    return Document.objects.filter(status=S.QUEUED, file_type__in=BATCHABLE_FILE_TYPES,
+                                   size_bytes__lte=settings.INGEST_PARSE_BATCH_MAX_BYTES)
+
+
+def _send_successor(primary: Document) -> None:
+    """Small files still queued after this batch (its claim was full, or they belong to a
+    bulk upload's group whose task found its own file taken): one more task takes them."""
+    if _batchable(primary):
+        left = _queued_batchable().order_by("id").values_list("id", flat=True).first()
+        if left is not None:
+            transaction.on_commit(lambda: enqueue_parse(document_id=left))
 
 
 def _claim_more_for_parse(primary: Document, task_id: str) -> list[int]:
@@ -166,6 +184,7 @@ def document_parse(*, document_id: int, task_id: str) -> str:
             continue
         jobs.append((document.id, path, document.title))
     if not jobs:
+        _send_successor(primary)
         return DONE
     _warm_parent()
     options = {
@@ -181,18 +200,19 @@ def document_parse(*, document_id: int, task_id: str) -> str:
     retry: TransientIngestError | None = None
     parsed = []
     for doc_id, outcome, seconds in _parse_outcomes(jobs, options, limits):
-        primary = doc_id == document_id
+        own = doc_id == document_id
         try:
             if isinstance(outcome, SandboxError):
                 reason = (f"Parsing this file {outcome} and was stopped (limits: "
                           f"{settings.INGEST_PARSE_MEMORY_MB} MiB, {settings.INGEST_PARSE_CPU_SECONDS} s CPU); "
                           "the file may be malformed or hostile.")
-                _transient_failure(doc_id, reason, code=f"limit_{outcome.code}", primary=primary)
-            elif _parse_finished(doc_id, task_id, outcome, seconds=seconds, primary=primary):
+                _transient_failure(doc_id, reason, code=f"limit_{outcome.code}", primary=own)
+            elif _parse_finished(doc_id, task_id, outcome, seconds=seconds, primary=own):
                 parsed.append(doc_id)
         except TransientIngestError as error:  # the task's own file: retried once the others are done
             retry = error
     _hand_over(parsed)
+    _send_successor(primary)
     if retry is not None:
         raise retry
     return DONE

@@ -9,9 +9,11 @@ See apps.ingestion.pipeline for claims, retries and quarantine.
 from __future__ import annotations
 
 import hashlib
-import uuid
 import logging
 import tempfile
+import threading
+import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -34,6 +36,7 @@ from apps.ingestion.pipeline import (  # noqa: F401 - re-exported: the services'
     documents_embed,
     enqueue_embed,
     enqueue_parse,
+    is_batchable,
 )
 
 logger = logging.getLogger(__name__)
@@ -145,7 +148,8 @@ def _store_upload(*, collection, uploaded_by, name, content, size) -> UploadResu
                     event_type=EventType.DOCUMENT_VERSION_ADDED, outcome=Outcome.SUCCESS, actor=uploaded_by,
                     payload={**payload, "version": document.version, "previous_document_id": previous.id},
                 )
-            transaction.on_commit(lambda: document_enqueue(document_id=document.id))
+            batchable = is_batchable(file_type, written)
+            transaction.on_commit(lambda: document_enqueue(document_id=document.id, batchable=batchable))
     except IntegrityError:  # the same bytes stored concurrently by another upload
         existing = Document.objects.filter(collection=collection, sha256=sha256).first()
         if existing is None:
@@ -166,9 +170,46 @@ def _duplicate(existing: Document, uploaded_by, name: str) -> UploadResult:
     return UploadResult(existing, created=False, name=name)
 
 
-def document_enqueue(*, document_id: int) -> bool:
+_bulk = threading.local()
+
+
+@contextmanager
+def bulk_enqueue():
+    """Uploads made inside this block (a folder, a zip, a multi-file form) hand their small
+    text files to the workers in groups: one parse task per ``INGEST_PARSE_BATCH_DOCS``
+    files, sent as soon as a group is full, instead of one task per file, which a worker
+    took ~11 ms to receive and drop once another task's batch had parsed its file (3 s of
+    every 30 s in the ingestion benchmark). Other files are queued one by one as usual.
+    Nothing can be left behind: the group's task claims queued small files by id, and a
+    parse task that leaves any queued sends a successor (apps.ingestion.pipeline)."""
+    outer = getattr(_bulk, "pending", None)
+    if outer is not None:  # nested: the outer block sends
+        yield
+        return
+    _bulk.pending = []
+    try:
+        yield
+    finally:
+        pending, _bulk.pending = _bulk.pending, None
+        _send_group(pending)
+
+
+def _send_group(document_ids: list[int]) -> None:
+    if document_ids and not enqueue_parse(document_id=document_ids[0]):
+        Document.objects.filter(id__in=document_ids[1:], status=Document.Status.QUEUED).update(
+            failure_reason="Waiting: the ingestion queue is unreachable. It will be retried.")
+
+
+def document_enqueue(*, document_id: int, batchable: bool = False) -> bool:
     """Hand the document to a worker. A dead broker leaves it queued (retried at start-up)."""
-    return enqueue_parse(document_id=document_id)
+    pending = getattr(_bulk, "pending", None)
+    if pending is None or not batchable:
+        return enqueue_parse(document_id=document_id)
+    pending.append(document_id)
+    if len(pending) >= settings.INGEST_PARSE_BATCH_DOCS:
+        _send_group(pending[:])
+        pending.clear()
+    return True
 
 
 def documents_requeue_unfinished() -> int:

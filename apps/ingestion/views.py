@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 from apps.corpus.models import Collection
 from apps.corpus.selectors import collections_ingestable_by, collections_manageable_by, collections_readable_by
 from apps.ingestion.archives import files_upload
-from apps.ingestion.services import UploadRejected, document_delete, document_retry
+from apps.ingestion.services import UploadRejected, bulk_enqueue, document_delete, document_retry
 
 
 def _collection(request: HttpRequest, collection_id: int, allowed, needed: str) -> Collection:
@@ -30,17 +30,17 @@ def document_upload_view(request: HttpRequest, collection_id: int) -> HttpRespon
     files = request.FILES.getlist("files")
     if not files:
         messages.error(request, "Choose at least one file to upload.")
-    for uploaded in files:
-        outcomes = files_upload(
+    with bulk_enqueue():
+        outcomes = [result for uploaded in files for result in files_upload(
             collection=collection, uploaded_by=request.user, name=uploaded.name, content=uploaded, size=uploaded.size
-        )
-        for result in outcomes:
-            if isinstance(result, UploadRejected):
-                messages.error(request, str(result))
-            elif result.created:
-                messages.success(request, f"{result.name}: queued for indexing.")
-            else:
-                messages.info(request, f"{result.name}: already in this collection as “{result.document.title}”.")
+        )]
+    for result in outcomes:
+        if isinstance(result, UploadRejected):
+            messages.error(request, str(result))
+        elif result.created:
+            messages.success(request, f"{result.name}: queued for indexing.")
+        else:
+            messages.info(request, f"{result.name}: already in this collection as “{result.document.title}”.")
     return redirect("corpus:collection_detail", collection_id=collection.id)
 
 

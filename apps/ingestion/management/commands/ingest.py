@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from apps.corpus.models import Collection, Document
 from apps.ingestion.archives import files_upload
 from apps.ingestion.parsing import ARCHIVE_EXTENSIONS, SUPPORTED_EXTENSIONS
-from apps.ingestion.services import UploadRejected
+from apps.ingestion.services import UploadRejected, bulk_enqueue
 
 
 class Command(BaseCommand):
@@ -32,15 +32,16 @@ class Command(BaseCommand):
             else:
                 raise CommandError(f"{path}: no such file or folder")
         document_ids = []
-        for path in files:
-            with path.open("rb") as handle:
-                outcomes = files_upload(collection=target, uploaded_by=None, name=path.name, content=handle, size=path.stat().st_size)
-            for result in outcomes:
-                if isinstance(result, UploadRejected):
-                    self.stderr.write(f"  refused  {result}")
-                    continue
-                document_ids.append(result.document.id)
-                self.stdout.write(f"  {'queued ' if result.created else 'already'}  {result.name}")
+        with bulk_enqueue():  # small text files go to the workers in groups, not one task each
+            for path in files:
+                with path.open("rb") as handle:
+                    outcomes = files_upload(collection=target, uploaded_by=None, name=path.name, content=handle, size=path.stat().st_size)
+                for result in outcomes:
+                    if isinstance(result, UploadRejected):
+                        self.stderr.write(f"  refused  {result}")
+                        continue
+                    document_ids.append(result.document.id)
+                    self.stdout.write(f"  {'queued ' if result.created else 'already'}  {result.name}")
         if wait and document_ids:
             self._wait(document_ids, timeout)
 
