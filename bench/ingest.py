@@ -314,7 +314,8 @@ def run_configuration(n_workers: int, *, files, database: str, broker: str, log_
                     say(f"  {phase:5s}: {r.documents} docs, {r.pages} pages, {r.chunks} chunks in {r.seconds:.1f} s "
                         f"(uploads {r.upload_seconds:.1f} s) -> {r.docs_per_s:.2f} docs/s, {r.chunks_per_s:.2f} chunks/s, "
                         f"{r.pages_per_s:.2f} pages/s; failed {r.failed}")
-                    say(f"         where the time went: parsing {r.parse_seconds:.1f} s, encoding in the worker "
+                    summed = f" (summed over {n_workers} workers)" if n_workers > 1 else ""
+                    say(f"         where the time went{summed}: parsing {r.parse_seconds:.1f} s, encoding in the worker "
                         f"{r.encode_seconds:.1f} s ({r.chunks / max(r.encode_seconds, 1e-9):.1f} chunks/s), "
                         f"uploads {r.upload_seconds:.1f} s, the rest (claims, storing, tasks, waiting) "
                         f"{r.seconds - r.parse_seconds - r.encode_seconds - r.upload_seconds:.1f} s")
@@ -326,11 +327,11 @@ def run_configuration(n_workers: int, *, files, database: str, broker: str, log_
             "peak_rss_total": memory.peak_total, "peak_rss_per_worker": memory.peak_per_worker}
 
 
-def stored_chunk_texts(collection_id: int) -> list[str]:
-    """The chunk texts the pipeline stored for this collection's text phase."""
+def stored_chunk_texts(collection_id: int, prefix: str = "scifact-") -> list[str]:
+    """The chunk texts the pipeline stored for this collection's text (or pdf) phase."""
     from apps.corpus.models import Chunk
 
-    return list(Chunk.objects.filter(collection_id=collection_id, document__title__startswith="scifact-")
+    return list(Chunk.objects.filter(collection_id=collection_id, document__title__startswith=prefix)
                 .order_by("document_id", "ordinal").values_list("text", flat=True))
 
 
@@ -445,7 +446,9 @@ def main() -> None:
         raw = (before + after) / 2
         say(f"raw encode, mean of before and after: {raw:.2f} chunks/s")
         n_raw = len(texts)
-        report(runs, raw, n_raw)
+        pdf_texts = stored_chunk_texts(runs[0]["collection_id"], "report-")
+        raw_pdf = raw_encode_rate(pdf_texts, "of the text PDFs' chunks") if pdf_texts else None
+        report(runs, raw, n_raw, raw_pdf)
         if args.json:
             args.json.write_text(json.dumps({
                 "raw_encode_chunks_per_s": raw, "raw_encode_before": before, "raw_encode_after": after,
@@ -486,7 +489,7 @@ def alternate(args, files, database: str, broker: str, base: Path) -> None:
         args.json.write_text(json.dumps({"raw": raws, "pipeline": pipeline, "ratios": ratios}, indent=2))
 
 
-def report(runs, raw: float, n_raw: int) -> None:
+def report(runs, raw: float, n_raw: int, raw_pdf: float | None = None) -> None:
     say(f"\n== summary (load average now {os.getloadavg()[0]:.1f})")
     base = runs[0]
     for r in runs:
@@ -501,6 +504,8 @@ def report(runs, raw: float, n_raw: int) -> None:
             p = r["phases"].get(phase)
             if p:
                 line += f"; {phase} {p.pages_per_s:.2f} pages/s"
+                if phase == "pdf" and raw_pdf:
+                    line += f" ({p.chunks_per_s:.2f} chunks/s = {p.chunks_per_s / raw_pdf:.2f} of their raw encode, {raw_pdf:.2f}/s)"
         line += f"; peak RSS {r['peak_rss_total'] / 2**20:.0f} MiB"
         say(line)
 

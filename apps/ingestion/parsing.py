@@ -682,8 +682,8 @@ _DAMAGED_ADVICE = {
 
 
 # unstructured's language detection only fills element metadata that this platform does not
-# use; skipping it for text formats saves ~20 ms per file (a third of parsing a short text).
-# OCR keeps its languages: tesseract needs them.
+# use; skipping it for text formats saves ~20 ms per file (a third of parsing a short text),
+# for text PDFs ~9 ms per page (a tenth). OCR keeps its languages: tesseract needs them.
 _NO_DETECTION = [""]
 
 
@@ -699,6 +699,7 @@ def _partition(path: Path, ext: str) -> list[Any]:
             strategy="fast",
             infer_table_structure=False,
             extract_images_in_pdf=False,
+            languages=_NO_DETECTION,  # no OCR here (our OCR passes tesseract its languages)
         )
     if ext == ".docx":
         from unstructured.partition.docx import partition_docx
