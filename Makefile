@@ -2,7 +2,7 @@
 PYTHON ?= .venv/bin/python
 DATASET ?= ../shared/eval/scifact-dev
 
-.PHONY: evaluate bench-search bench-answer bench-ingest bench-embedding bench-scaleout
+.PHONY: evaluate bench-search bench-answer bench-ingest bench-parse bench-embedding bench-scaleout
 
 # Retrieval quality (nDCG@10, recall@10: keyword, vector, hybrid) on a BEIR dataset,
 # loaded through the product's ingestion into an embedded PostgreSQL under var/bench/.
@@ -22,6 +22,11 @@ bench-answer:
 DOCS ?= 500
 bench-ingest:
 	$(PYTHON) bench/ingest.py --docs $(DOCS)
+
+# Parsing: unstructured's own spaCy pipeline vs the product's (sentence recogniser, lazy tags):
+# time for the same files, and a check that every file gives the same chunks.
+bench-parse:
+	$(PYTHON) bench/parse.py
 
 # Embedding backends: PyTorch vs ONNX Runtime (fp32, int8): encode rate and nDCG@10.
 bench-embedding:
