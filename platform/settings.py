@@ -360,7 +360,6 @@ if env_bool("DJANGO_SECURE", False):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 
-
 # --- Single sign-on through OpenID Connect (optional; issue 5) ---
 # Off unless OIDC_RP_CLIENT_ID is set: then the sign-in page offers "Sign in with single
 # sign-on" next to the password form (apps.accounts.sso). The provider's token, userinfo

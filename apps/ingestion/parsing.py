@@ -184,41 +184,34 @@ def _fast_sentences() -> bool:
 # unstructured's own pipeline.
 
 
-def _sentences_doc(text: str) -> Any:
-    """Tokens and sentence boundaries only (what ``tokenize._run_pipeline`` is used for by
-    ``sent_tokenize`` and ``word_tokenize``)."""
+def _run_pipes(text: str, names: tuple[str, ...]) -> Any:
+    """``text`` through the named components only, truncated as unstructured's
+    ``_run_pipeline`` does (at a space within the model's max_length)."""
     from unstructured.nlp import tokenize
 
     nlp = tokenize._get_nlp()
-    doc = nlp.make_doc(_within_max_length(nlp, str(text)))
-    return nlp.get_pipe("senter")(doc)
-
-
-def _tagged_doc(text: str) -> Any:
-    from unstructured.nlp import tokenize
-
-    nlp = tokenize._get_nlp()
-    doc = nlp.make_doc(_within_max_length(nlp, str(text)))
-    for name in ("tok2vec", "tagger"):
+    text = str(text)
+    if len(text) > nlp.max_length:
+        cut = text.rfind(" ", max(0, nlp.max_length - 256), nlp.max_length)
+        text = text[: cut if cut != -1 else nlp.max_length]
+    doc = nlp.make_doc(text)
+    for name in names:
         doc = nlp.get_pipe(name)(doc)
     return doc
 
 
-def _within_max_length(nlp: Any, text: str) -> str:
-    if len(text) <= nlp.max_length:  # as unstructured's _run_pipeline: cut at a space
-        return text
-    cut = text.rfind(" ", max(0, nlp.max_length - 256), nlp.max_length)
-    return text[: cut if cut != -1 else nlp.max_length]
+def _sentences_doc(text: str) -> Any:
+    """Tokens and sentence boundaries only (what ``tokenize._run_pipeline`` is used for by
+    ``sent_tokenize`` and ``word_tokenize``)."""
+    return _run_pipes(text, ("senter",))
 
 
-def _install_lazy_tagging(tokenize: Any) -> None:
+def _install_lazy_tagging(tokenize: Any, text_type: Any) -> None:
     from functools import lru_cache
-
-    from unstructured.partition import text_type
 
     @lru_cache(maxsize=getattr(tokenize, "CACHE_MAX_SIZE", 128))
     def pos_tag(text: str) -> list[tuple[str, str]]:
-        return [(token.text, token.tag_) for token in _tagged_doc(text)]
+        return [(token.text, token.tag_) for token in _run_pipes(text, ("tok2vec", "tagger"))]
 
     tokenize._run_pipeline = _sentences_doc
     tokenize.pos_tag = pos_tag
@@ -273,7 +266,7 @@ def ensure_offline_nlp() -> None:
         tokenize._install_spacy_model = _refuse_spacy_download
         if _fast_sentences():
             if getattr(text_type, "pos_tag", None) is tokenize.pos_tag:
-                _install_lazy_tagging(tokenize)
+                _install_lazy_tagging(tokenize, text_type)
             else:  # only speed is at stake: parse with the full pipeline
                 logger.warning("unstructured.partition.text_type no longer takes pos_tag from "
                                "unstructured.nlp.tokenize (upgraded?): spaCy tagging is not made lazy")

@@ -107,16 +107,16 @@ def _batchable(document: Document) -> bool:
     return is_batchable(document.file_type, document.size_bytes)
 
 
-def _queued_batchable():
-    return Document.objects.filter(status=S.QUEUED, file_type__in=BATCHABLE_FILE_TYPES,
-                                   size_bytes__lte=settings.INGEST_PARSE_BATCH_MAX_BYTES)
+def _batchable_q() -> Q:
+    """``is_batchable`` as a query filter."""
+    return Q(file_type__in=BATCHABLE_FILE_TYPES, size_bytes__lte=settings.INGEST_PARSE_BATCH_MAX_BYTES)
 
 
 def _send_successor(primary: Document) -> None:
     """Small files still queued after this batch (its claim was full, or they belong to a
     bulk upload's group whose task found its own file taken): one more task takes them."""
     if _batchable(primary):
-        left = _queued_batchable().order_by("id").values_list("id", flat=True).first()
+        left = Document.objects.filter(_batchable_q(), status=S.QUEUED).order_by("id").values_list("id", flat=True).first()
         if left is not None:
             transaction.on_commit(lambda: enqueue_parse(document_id=left))
 
@@ -137,7 +137,7 @@ def _claim_more_for_parse(primary: Document, task_id: str) -> list[int]:
         for doc_id, size in (
             Document.objects.select_for_update(skip_locked=True)
             .filter(Q(status=S.QUEUED) | Q(status=S.PROCESSING, claim_task_id=task_id))
-            .filter(file_type__in=BATCHABLE_FILE_TYPES, size_bytes__lte=settings.INGEST_PARSE_BATCH_MAX_BYTES)
+            .filter(_batchable_q())
             .exclude(id=primary.id).order_by("id").values_list("id", "size_bytes")[:limit]
         ):
             if size > budget:
@@ -463,8 +463,13 @@ def _send(task, document_id: int) -> bool:
         task.apply_async(args=[document_id], retry=True, retry_policy={"max_retries": 2, "interval_start": 0.5, "interval_step": 1})
     except Exception as error:  # kombu raises OperationalError subclasses, not one base
         logger.error("Could not queue document %s (%s): %s", document_id, task.name, error)
-        Document.objects.filter(id=document_id, status__in=[S.QUEUED, S.PARSED]).update(
-            failure_reason=f"Waiting: the ingestion queue is unreachable ({error}). It will be retried."
-        )
+        mark_waiting([document_id], f" ({error})")
         return False
     return True
+
+
+def mark_waiting(document_ids: list[int], detail: str = "", statuses=(S.QUEUED, S.PARSED)) -> None:
+    """Documents whose task could not be sent: they stay queued, with a note saying why."""
+    Document.objects.filter(id__in=document_ids, status__in=statuses).update(
+        failure_reason=f"Waiting: the ingestion queue is unreachable{detail}. It will be retried."
+    )

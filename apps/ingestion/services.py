@@ -37,6 +37,7 @@ from apps.ingestion.pipeline import (  # noqa: F401 - re-exported: the services'
     enqueue_embed,
     enqueue_parse,
     is_batchable,
+    mark_waiting,
 )
 
 logger = logging.getLogger(__name__)
@@ -182,8 +183,7 @@ def bulk_enqueue():
     every 30 s in the ingestion benchmark). Other files are queued one by one as usual.
     Nothing can be left behind: the group's task claims queued small files by id, and a
     parse task that leaves any queued sends a successor (apps.ingestion.pipeline)."""
-    outer = getattr(_bulk, "pending", None)
-    if outer is not None:  # nested: the outer block sends
+    if getattr(_bulk, "pending", None) is not None:  # nested: the outer block sends
         yield
         return
     _bulk.pending = []
@@ -196,8 +196,7 @@ def bulk_enqueue():
 
 def _send_group(document_ids: list[int]) -> None:
     if document_ids and not enqueue_parse(document_id=document_ids[0]):
-        Document.objects.filter(id__in=document_ids[1:], status=Document.Status.QUEUED).update(
-            failure_reason="Waiting: the ingestion queue is unreachable. It will be retried.")
+        mark_waiting(document_ids[1:], statuses=(Document.Status.QUEUED,))
 
 
 def document_enqueue(*, document_id: int, batchable: bool = False) -> bool:
