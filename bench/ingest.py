@@ -79,18 +79,24 @@ def _ascii(text: str) -> str:
     return text.encode("cp1252", "replace").decode("cp1252")
 
 
-def build_corpus(dataset: Path, docs: int, pdfs: int, pdf_pages: int, scans: int) -> list[CorpusFile]:
+def build_corpus(dataset: Path, docs: int, pdfs: int, pdf_pages: int, scans: int, per_doc: int = 1) -> list[CorpusFile]:
     sys.path.insert(0, str(ROOT / "sample_corpus"))
     from make_binary_samples import build_pdf
 
     abstracts = _abstracts(dataset)
     files: list[CorpusFile] = []
-    for i, (doc_id, text) in enumerate(abstracts[:docs]):
+    per_doc = max(1, per_doc)
+    for i in range(docs):
+        group = abstracts[i * per_doc: (i + 1) * per_doc]
+        if not group:
+            break
+        doc_id = group[0][0]
         if i % 2:
-            files.append(CorpusFile(f"scifact-{doc_id}.md", f"# {_title(text)}\n\n{text}\n".encode(), "text", 1))
+            body = "\n\n".join(f"{'#' if per_doc == 1 else '##'} {_title(text)}\n\n{text}" for _, text in group)
+            files.append(CorpusFile(f"scifact-{doc_id}.md", f"{body}\n".encode(), "text", 1))
         else:
-            files.append(CorpusFile(f"scifact-{doc_id}.txt", f"{text}\n".encode(), "text", 1))
-    pool = abstracts[docs:] or abstracts
+            files.append(CorpusFile(f"scifact-{doc_id}.txt", ("\n\n".join(text for _, text in group) + "\n").encode(), "text", 1))
+    pool = abstracts[docs * per_doc:] or abstracts
     cursor = 0
 
     def take() -> str:
@@ -160,10 +166,12 @@ def start_workers(n: int, *, database: str, broker: str, log_dir: Path, concurre
             database=database, broker=broker, log_path=log_dir / f"{tag}{n}-{i}.log", concurrency=concurrency,
             hostname=f"bench-{tag}{n}-{i}-{os.getpid()}@%h", RAG_DATA_DIR=os.environ["RAG_DATA_DIR"],
         ))
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 300
     for i, worker in enumerate(workers):
         log = log_dir / f"{tag}{n}-{i}.log"
-        while " ready." not in (log.read_text(errors="replace") if log.exists() else ""):
+        # Ready, and every pool process has loaded the parsers and the model (warm_pool_process).
+        while not ((text := log.read_text(errors="replace") if log.exists() else "")
+                   and " ready." in text and text.count("embedding model loaded in") >= concurrency):
             if worker.poll() is not None or time.monotonic() > deadline:
                 stop_workers(workers)
                 raise RuntimeError(f"worker did not start:\n{log.read_text(errors='replace')[-3000:]}")
@@ -224,6 +232,41 @@ class MemorySampler:
 # -- the measured run -------------------------------------------------------------------------
 
 
+def _tree_cpu(pids) -> float:
+    """CPU seconds of these processes and all their descendants, reaped ones included."""
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            for proc in [root, *root.children(recursive=True)]:
+                try:
+                    t = proc.cpu_times()
+                    total += t.user + t.system + t.children_user + t.children_system
+                except psutil.Error:
+                    pass
+        except psutil.Error:
+            pass
+    return total
+
+
+def cpu_snapshot(worker_pids) -> tuple[float, float, float]:
+    """(machine busy CPU seconds, the workers' trees, this process) for ``cpu_spent``."""
+    import psutil
+
+    machine = psutil.cpu_times()
+    busy = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
+    me = psutil.Process().cpu_times()
+    return busy, _tree_cpu(worker_pids), me.user + me.system
+
+
+def cpu_spent(before, after) -> str:
+    busy, workers, me = (b - a for a, b in zip(before, after))
+    return (f"CPU seconds: machine {busy:.1f} = workers (pool, parse children) {workers:.1f} + uploads "
+            f"(this process) {me:.1f} + PostgreSQL, broker and the rest {busy - workers - me:.1f}")
+
+
 @dataclass
 class PhaseResult:
     phase: str
@@ -235,6 +278,7 @@ class PhaseResult:
     failed: int
     parse_seconds: float = 0.0  # sandboxed parsing, as the worker recorded it (Document.parse_seconds)
     encode_seconds: float = 0.0  # the model inside the worker (Document.embed_seconds)
+    cpu: str = ""  # where the machine's CPU time went during the phase
 
     @property
     def chunks_per_s(self) -> float:
@@ -249,7 +293,7 @@ class PhaseResult:
         return self.documents / self.seconds
 
 
-def run_phase(collection, user, files: list[CorpusFile], phase: str, timeout: float) -> PhaseResult:
+def run_phase(collection, user, files: list[CorpusFile], phase: str, timeout: float, worker_pids=()) -> PhaseResult:
     import io
 
     from django.db.models import Count, Sum
@@ -260,6 +304,7 @@ def run_phase(collection, user, files: list[CorpusFile], phase: str, timeout: fl
     chosen = [f for f in files if f.phase == phase]
     if not chosen:
         return PhaseResult(phase, 0, 0, 0, float("nan"), 0.0, 0)
+    cpu_before = cpu_snapshot(worker_pids)
     started = time.monotonic()
     ids = []
     with bulk_enqueue():  # a bulk import, as manage.py ingest FOLDER and a .zip upload do it
@@ -276,6 +321,14 @@ def run_phase(collection, user, files: list[CorpusFile], phase: str, timeout: fl
             raise RuntimeError(f"{phase}: {left} of {len(ids)} documents not finished after {timeout:.0f} s")
         time.sleep(0.2)
     seconds = time.monotonic() - started
+    cpu = cpu_spent(cpu_before, cpu_snapshot(worker_pids))
+    if os.environ.get("BENCH_CPU_DETAIL"):
+        import psutil
+        for pid in worker_pids:
+            root = psutil.Process(pid)
+            for proc in [root, *root.children(recursive=True)]:
+                t = proc.cpu_times()
+                say(f"    pid {proc.pid} {proc.name()} ppid {proc.ppid()}: user {t.user:.1f} sys {t.system:.1f} children {t.children_user + t.children_system:.1f}")
     docs = Document.objects.filter(id__in=ids)
     totals = docs.filter(status=Document.Status.INDEXED).aggregate(
         chunks=Sum("chunk_count"), pages=Sum("page_count"), n=Count("id"),
@@ -285,7 +338,7 @@ def run_phase(collection, user, files: list[CorpusFile], phase: str, timeout: fl
         say(f"  FAILED {d.title}: {d.failure_reason}")
     pages = sum(f.pages for f in chosen)
     return PhaseResult(phase, totals["n"], pages, totals["chunks"] or 0, seconds, uploaded, failed.count(),
-                       totals["parse"] or 0.0, totals["encode"] or 0.0)
+                       totals["parse"] or 0.0, totals["encode"] or 0.0, cpu)
 
 
 def run_configuration(n_workers: int, *, files, database: str, broker: str, log_dir: Path, concurrency: int,
@@ -308,7 +361,7 @@ def run_configuration(n_workers: int, *, files, database: str, broker: str, log_
             run_phase(collection, user, warm, "warm", timeout)
             results = {}
             for phase in phases:
-                r = run_phase(collection, user, files, phase, timeout)
+                r = run_phase(collection, user, files, phase, timeout, [w.pid for w in workers])
                 if r.documents or r.failed:
                     results[phase] = r
                     say(f"  {phase:5s}: {r.documents} docs, {r.pages} pages, {r.chunks} chunks in {r.seconds:.1f} s "
@@ -319,6 +372,7 @@ def run_configuration(n_workers: int, *, files, database: str, broker: str, log_
                         f"{r.encode_seconds:.1f} s ({r.chunks / max(r.encode_seconds, 1e-9):.1f} chunks/s), "
                         f"uploads {r.upload_seconds:.1f} s, the rest (claims, storing, tasks, waiting) "
                         f"{r.seconds - r.parse_seconds - r.encode_seconds - r.upload_seconds:.1f} s")
+                    say(f"         {r.cpu} ({os.cpu_count()} cores x {r.seconds:.1f} s = {os.cpu_count() * r.seconds:.1f})")
         say(f"  peak RSS (worker + children): total {memory.peak_total / 2**20:.0f} MiB, per worker "
             + ", ".join(f"{p / 2**20:.0f}" for p in memory.peak_per_worker) + " MiB")
     finally:
@@ -362,11 +416,15 @@ def raw_encode_rate(texts: list[str], label: str) -> float:
     from apps.ingestion.embedding import embed_passages
 
     embed_passages(texts[:32])  # load the model outside the timing
+    cpu = time.process_time()
     started = time.monotonic()
     embed_passages(texts)
-    rate = len(texts) / (time.monotonic() - started)
+    seconds = time.monotonic() - started
+    cpu = time.process_time() - cpu
+    rate = len(texts) / seconds
     say(f"raw encode {label} (apps.ingestion.embedding.embed_passages, batch {settings.EMBEDDING_BATCH_SIZE}): "
-        f"{len(texts)} chunks at {rate:.2f} chunks/s (load average {os.getloadavg()[0]:.1f})")
+        f"{len(texts)} chunks at {rate:.2f} chunks/s, {seconds:.1f} s, {cpu:.1f} CPU seconds "
+        f"(load average {os.getloadavg()[0]:.1f})")
     return rate
 
 
@@ -408,12 +466,18 @@ def machine_line() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", type=Path, default=DATASET)
-    parser.add_argument("--docs", type=int, default=500, help="abstracts as .txt/.md files")
+    parser.add_argument("--docs", type=int, default=500, help=".txt/.md files of SciFact abstracts")
+    parser.add_argument("--abstracts-per-doc", type=int, default=1,
+                        help="abstracts in each text file (1: one-paragraph files; 10: documents of ~25 chunks)")
     parser.add_argument("--pdfs", type=int, default=8, help="text PDFs")
     parser.add_argument("--pdf-pages", type=int, default=5)
     parser.add_argument("--scans", type=int, default=6, help="scanned one-page PDFs (OCR)")
     parser.add_argument("--workers", default="1,2", help="worker process counts to compare")
-    parser.add_argument("--concurrency", type=int, default=1, help="pool processes per worker")
+    from apps.ingestion.turns import POOL_PROCESSES
+
+    parser.add_argument("--concurrency", default=os.environ.get("RAG_WORKERS", str(POOL_PROCESSES)),
+                        help="pool processes per worker (default: the stack's, RAG_WORKERS); with --alternate, "
+                             "a list such as 1,2 compares them round by round")
     parser.add_argument("--broker", help="Celery broker URL (default: an embedded Redis)")
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (database, logs)")
@@ -423,10 +487,14 @@ def main() -> None:
                              "of the same chunks (raw, pipeline, raw, pipeline, ..., raw): the fairest ratio "
                              "on a machine whose load drifts")
     args = parser.parse_args()
+    args.concurrencies = [int(x) for x in args.concurrency.split(",")]
+    args.concurrency = args.concurrencies[0]
 
+    if (ROOT / "var").exists():
+        (ROOT / "var" / "bench").mkdir(exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=ROOT / "var" / "bench" if (ROOT / "var").exists() else None))
     say(f"machine: {machine_line()}; work dir {base}")
-    files = build_corpus(args.dataset, args.docs, args.pdfs, args.pdf_pages, args.scans)
+    files = build_corpus(args.dataset, args.docs, args.pdfs, args.pdf_pages, args.scans, args.abstracts_per_doc)
     say("corpus: " + ", ".join(f"{p} {sum(1 for f in files if f.phase == p)} files / {sum(f.pages for f in files if f.phase == p)} pages" for p in PHASES))
     pg = redis = None
     runs = []
@@ -465,28 +533,31 @@ def main() -> None:
 
 
 def alternate(args, files, database: str, broker: str, base: Path) -> None:
-    """raw, pipeline, raw, pipeline, ..., raw: each pipeline run against its neighbours' mean."""
-    texts = parsed_chunk_texts(files)
-    raws = [raw_encode_rate(texts, "round 0")]
-    pipeline = []
-    for i in range(args.alternate):
-        run = run_configuration(1, files=files, database=database, broker=broker, log_dir=base,
-                                concurrency=args.concurrency, phases=("text",), timeout=args.timeout, tag=f"alt{i}-")
-        pipeline.append(run["phases"]["text"].chunks_per_s)
-        raws.append(raw_encode_rate(texts, f"round {i + 1}"))
-    say(f"\n== alternating summary (load average now {os.getloadavg()[0]:.1f})")
-    ratios = []
-    for i, rate in enumerate(pipeline):
-        neighbours = (raws[i] + raws[i + 1]) / 2
-        ratios.append(rate / neighbours)
-        say(f"round {i + 1}: pipeline {rate:.2f} chunks/s, raw encode before/after {raws[i]:.2f}/{raws[i + 1]:.2f} "
-            f"-> ratio {ratios[-1]:.2f}")
+    """raw, pipeline, raw, pipeline, ..., raw: each pipeline run against its neighbours' mean.
+    With several --concurrency values, each round runs each of them (raw between all)."""
     import statistics
 
-    say(f"pipeline / raw encode, 1 worker, {len(texts)} chunks: median {statistics.median(ratios):.2f} "
-        f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})")
+    texts = parsed_chunk_texts(files)
+    raws = [raw_encode_rate(texts, "round 0")]
+    runs = []  # (concurrency, chunks/s, index of the raw before it)
+    for i in range(args.alternate):
+        for c in args.concurrencies:
+            run = run_configuration(1, files=files, database=database, broker=broker, log_dir=base,
+                                    concurrency=c, phases=("text",), timeout=args.timeout, tag=f"alt{i}-")
+            runs.append((c, run["phases"]["text"].chunks_per_s, len(raws) - 1))
+            raws.append(raw_encode_rate(texts, f"after round {i + 1}, concurrency {c}"))
+    say(f"\n== alternating summary (load average now {os.getloadavg()[0]:.1f})")
+    ratios: dict[int, list[float]] = {}
+    for c, rate, before in runs:
+        neighbours = (raws[before] + raws[before + 1]) / 2
+        ratios.setdefault(c, []).append(rate / neighbours)
+        say(f"1 worker x {c}: pipeline {rate:.2f} chunks/s, raw encode before/after {raws[before]:.2f}/{raws[before + 1]:.2f} "
+            f"-> ratio {ratios[c][-1]:.2f}")
+    for c, values in ratios.items():
+        say(f"pipeline / raw encode, 1 worker x {c} pool process(es), {len(texts)} chunks: median "
+            f"{statistics.median(values):.2f} (rounds: {', '.join(f'{r:.2f}' for r in values)})")
     if args.json:
-        args.json.write_text(json.dumps({"raw": raws, "pipeline": pipeline, "ratios": ratios}, indent=2))
+        args.json.write_text(json.dumps({"raw": raws, "runs": runs, "ratios": ratios}, indent=2))
 
 
 def report(runs, raw: float, n_raw: int, raw_pdf: float | None = None) -> None:

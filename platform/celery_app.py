@@ -11,7 +11,36 @@ install_egress_guard()
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rag_platform.settings")
 
 from celery import Celery  # noqa: E402
+from celery.signals import worker_init, worker_process_init, worker_shutdown  # noqa: E402
 
 app = Celery("rag_platform")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_init.connect
+def _encoder_turns_start(**_kwargs) -> None:
+    """Before the pool forks: the file its processes take turns on the model with."""
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from apps.ingestion import turns
+
+    turns.worker_started(Path(settings.DATA_DIR) / "run")
+
+
+@worker_shutdown.connect
+def _encoder_turns_stop(**_kwargs) -> None:
+    from apps.ingestion import turns
+
+    turns.worker_stopped()
+
+
+@worker_process_init.connect
+def _warm_pool_process(**_kwargs) -> None:
+    """Each pool process loads the parsers and the model before its first task
+    (CELERY_WORKER_PROC_ALIVE_TIMEOUT allows for it)."""
+    from apps.ingestion.pipeline import warm_pool_process
+
+    warm_pool_process()

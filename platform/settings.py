@@ -193,6 +193,9 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A pool process loads the parsers and the embedding model before it reports for work
+# (apps.ingestion.pipeline.warm_pool_process); the first start also exports the ONNX graph.
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = env_float("CELERY_WORKER_PROC_ALIVE_TIMEOUT", 600.0)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("INGEST_SOFT_TIME_LIMIT", 600)
@@ -287,13 +290,17 @@ INGEST_RETRY_BACKOFF_SECONDS = env_float("INGEST_RETRY_BACKOFF_SECONDS", 5.0)  #
 INGEST_PARSE_MEMORY_MB = env_int("INGEST_PARSE_MEMORY_MB", 1536)
 INGEST_PARSE_CPU_SECONDS = env_int("INGEST_PARSE_CPU_SECONDS", 300)
 INGEST_PARSE_WALL_SECONDS = env_int("INGEST_PARSE_WALL_SECONDS", 420)
+INGEST_PARSE_NICE = env_int("INGEST_PARSE_NICE", 10)
 INGEST_PARSE_LEASE_SECONDS = env_int("INGEST_PARSE_LEASE_SECONDS", INGEST_PARSE_WALL_SECONDS + 60)
 INGEST_EMBED_LEASE_SECONDS = env_int("INGEST_EMBED_LEASE_SECONDS", 600)
-INGEST_EMBED_BATCH_CHUNKS = env_int("INGEST_EMBED_BATCH_CHUNKS", 256)  # across documents
+INGEST_EMBED_BATCH_CHUNKS = env_int("INGEST_EMBED_BATCH_CHUNKS", 512)  # across documents
 # Small text files (txt, md, csv, html up to MAX_BYTES each) are parsed up to N at a time,
 # TOTAL_BYTES together, in one sandboxed child: the fork of a worker holding the model costs
 # more than parsing them, and the embed step that follows encodes them in one full batch.
 INGEST_PARSE_BATCH_DOCS = env_int("INGEST_PARSE_BATCH_DOCS", 100)
+# A bulk import sends its first group this early, so the model starts encoding while the rest
+# is still being uploaded (apps.ingestion.services.bulk_enqueue).
+INGEST_PARSE_FIRST_GROUP_DOCS = env_int("INGEST_PARSE_FIRST_GROUP_DOCS", 10)
 INGEST_PARSE_BATCH_MAX_BYTES = env_int("INGEST_PARSE_BATCH_MAX_BYTES", 256 * 1024)
 INGEST_PARSE_BATCH_TOTAL_BYTES = env_int("INGEST_PARSE_BATCH_TOTAL_BYTES", 1024 * 1024)
 INGEST_BUSY_RECHECK_SECONDS = env_int("INGEST_BUSY_RECHECK_SECONDS", 15)

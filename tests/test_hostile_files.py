@@ -111,6 +111,15 @@ def test_sandbox_stops_a_parser_that_eats_memory_or_time():
     assert run_limited(sum, [1, 2, 3], memory_bytes=256 * 1024 * 1024, cpu_seconds=10, wall_seconds=10).value["value"] == 6
 
 
+def test_the_parse_child_runs_at_a_lower_priority_than_the_worker(settings):
+    """Parsing untrusted files yields the CPU to the encoder and the web server."""
+    assert settings.INGEST_PARSE_NICE > 0
+    own = os.nice(0)
+    limits = {"memory_bytes": 256 * 1024 * 1024, "cpu_seconds": 10, "wall_seconds": 10}
+    assert run_limited(os.nice, 0, **limits, nice=settings.INGEST_PARSE_NICE).value["value"] == min(19, own + settings.INGEST_PARSE_NICE)
+    assert run_limited(os.nice, 0, **limits).value["value"] == own
+
+
 def test_limit_breaches_are_retried_then_quarantined(collection, corpus_admin, settings):
     settings.INGEST_PARSE_WALL_SECONDS = 0.01  # nothing can be parsed in 10 ms
     settings.INGEST_MAX_ATTEMPTS = 2
@@ -145,14 +154,16 @@ def test_small_text_files_are_parsed_together_and_a_crash_fails_only_its_file(
     docs = [upload(collection, corpus_admin, name, f"# {name}\n\nParagraph about {name} number {i}.\n".encode())[0].document
             for i, name in enumerate(names)]
     monkeypatch.setattr(parsing, "parse_and_chunk", _parse_or_die)
-    forks = []
+    forks, nice = [], []
     real_run_limited = pipeline.run_limited
-    monkeypatch.setattr(pipeline, "run_limited", lambda fn, *a, **k: forks.append(fn.__name__) or real_run_limited(fn, *a, **k))
+    monkeypatch.setattr(pipeline, "run_limited",
+                        lambda fn, *a, **k: forks.append(fn.__name__) or nice.append(k["nice"]) or real_run_limited(fn, *a, **k))
 
     with django_capture_on_commit_callbacks(execute=False):
         assert pipeline.document_parse(document_id=docs[0].id, task_id="batch-task") == pipeline.DONE
     # One child for the four files; it died, so each was parsed alone.
     assert forks == ["_parse_many_in_child"] + ["_parse_in_child"] * 4
+    assert set(nice) == {settings.INGEST_PARSE_NICE}  # every child at the lower priority
     status = {d.title: Document.objects.get(id=d.id) for d in docs}
     for name in ("a.txt", "b.md", "c.txt"):
         assert status[name].status == Document.Status.PARSED and status[name].attempts == 1, name

@@ -134,3 +134,26 @@ def test_a_bulk_upload_sends_one_task_per_group_and_leaves_no_file_behind(
         sent.clear()
         assert runs < 10
     assert Document.objects.filter(id__in=[n.id for n in notes], status=Document.Status.PARSED).count() == 7
+
+
+def test_a_bulk_upload_sends_its_first_group_early_so_the_workers_start_at_once(
+    collection, corpus_admin, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The first group goes after INGEST_PARSE_FIRST_GROUP_DOCS files, later ones when full:
+    the model starts encoding while the rest of a large import is still being uploaded."""
+    from apps.ingestion import pipeline, services
+    from apps.ingestion.services import bulk_enqueue
+
+    settings.INGEST_PARSE_BATCH_DOCS = 4
+    settings.INGEST_PARSE_FIRST_GROUP_DOCS = 2
+    sent: list[int] = []
+    monkeypatch.setattr(services, "enqueue_parse", lambda *, document_id: sent.append(document_id) or True)
+    monkeypatch.setattr(pipeline, "enqueue_parse", lambda *, document_id: sent.append(document_id) or True)
+    with bulk_enqueue():
+        notes = []
+        for i in range(7):
+            with django_capture_on_commit_callbacks(execute=True):
+                notes.append(upload(collection, corpus_admin, f"memo-{i}.txt", f"Memo {i}: the board approved it.\n".encode()).document)
+            if i == 1:
+                assert sent == [notes[0].id], "the first group is sent as soon as it has 2 files"
+    assert sent == [notes[0].id, notes[2].id, notes[6].id]

@@ -34,4 +34,7 @@ def test_uploads_are_indexed_or_failed_by_the_worker(worker, collection, corpus_
     if "scan.pdf" in docs:
         assert docs["scan.pdf"].status == Document.Status.FAILED and docs["scan.pdf"].failure_reason
     assert "ingest_document" in worker.read_text() and "embed_documents" in worker.read_text()  # the worker, not this process, did the work
+    # Both pool processes loaded the parsers and the model at start, and the encoding took its turn.
+    wait_until(lambda: worker.read_text().count("embedding model loaded in") == 2, timeout=120, what="both pool processes warm", log=worker)
+    assert "waited" in worker.read_text() and "for the model" in worker.read_text()
     assert audit_verify_chain().ok

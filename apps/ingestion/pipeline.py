@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 import traceback
 from datetime import timedelta
@@ -33,6 +34,7 @@ from apps.audit.services import audit_record, audit_record_many
 from apps.corpus.models import Chunk, Document
 from apps.ingestion import parsing
 from apps.ingestion.sandbox import SandboxError, run_limited
+from apps.ingestion.turns import model_turn
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +74,23 @@ def _warm_parent() -> None:
     if not _warm:
         parsing.warm_up()
         _warm = True
+
+
+def warm_pool_process() -> None:
+    """When a worker's pool process starts (the worker_process_init signal): load the parsers
+    and the embedding model now, so the first documents after a start do not wait for them
+    (4-7 s on 2 cores) and a process that never encoded does not stall the pipeline the first
+    time it takes a batch. A failure is only logged: the task that needs the model reports it."""
+    started = time.monotonic()
+    try:
+        _warm_parent()
+        from apps.ingestion.embedding import _model
+
+        _model()
+    except Exception:
+        logger.exception("pool process %s: warming the parsers and the embedding model failed", os.getpid())
+        return
+    logger.info("pool process %s warm: parsers and embedding model loaded in %.1f s", os.getpid(), time.monotonic() - started)
 
 
 def _parse_in_child(path: str, name: str, options: dict) -> list[dict]:
@@ -196,6 +215,7 @@ def document_parse(*, document_id: int, task_id: str) -> str:
         "memory_bytes": settings.INGEST_PARSE_MEMORY_MB * 1024 * 1024,
         "cpu_seconds": settings.INGEST_PARSE_CPU_SECONDS,
         "wall_seconds": settings.INGEST_PARSE_WALL_SECONDS,
+        "nice": settings.INGEST_PARSE_NICE,
     }
     retry: TransientIngestError | None = None
     parsed = []
@@ -287,10 +307,45 @@ def _transient_failure(document_id: int, reason: str, *, code: str, primary: boo
 
 
 def documents_embed(*, document_id: int, task_id: str) -> str:
-    """Embed this document's drafts together with other parsed documents' (one batch)."""
+    """Embed this document's drafts together with other parsed documents' (one batch).
+
+    The batch is claimed once this process has its turn on the model (apps.ingestion.turns),
+    so it takes whatever was parsed while another process encoded, and stored after the turn
+    is handed on, so the next batch encodes while this one is written."""
+    from apps.ingestion.embedding import embed_passages
+
+    with model_turn() as waited:
+        batch = _claim_embed_batch(document_id, task_id)
+        if not batch:
+            return _busy_or_done(document_id, S.EMBEDDING)
+        drafts_by_id = dict(Document.objects.filter(id__in=batch).values_list("id", "draft_chunks"))
+        jobs = [(doc_id, drafts_by_id.get(doc_id) or []) for doc_id in batch]
+        started = time.monotonic()
+        vectors = embed_passages([d["text"] for _, drafts in jobs for d in drafts])
+        seconds = time.monotonic() - started
+    logger.info("embedded %s chunks of %s documents in %.2f s (waited %.2f s for the model)",
+                len(vectors), len(batch), seconds, waited)
+    total = max(1, len(vectors))
+    offset = 0
+    stored = []
+    for doc_id, drafts in jobs:
+        mine = vectors[offset: offset + len(drafts)]
+        offset += len(drafts)
+        stored.append((doc_id, drafts, mine, seconds * len(drafts) / total))
+    documents_store_chunks(task_id=task_id, batch=stored)
+    # Parsed files this batch had no room for: make sure a task will take them.
+    left = Document.objects.filter(status=S.PARSED).exclude(id__in=batch).order_by("id").values_list("id", flat=True).first()
+    if left is not None:
+        transaction.on_commit(lambda: enqueue_embed(document_id=left))
+    return DONE
+
+
+def _claim_embed_batch(document_id: int, task_id: str) -> list[int]:
+    """Claim ``document_id`` and other parsed documents, up to INGEST_EMBED_BATCH_CHUNKS
+    chunks together; [] if ``document_id`` is not this task's to embed."""
     lease = settings.INGEST_EMBED_LEASE_SECONDS
     if not _claim(document_id, free=[S.PARSED], held=S.EMBEDDING, task_id=task_id, lease_seconds=lease, count_attempt=False):
-        return _busy_or_done(document_id, S.EMBEDDING)
+        return []
     drafts_count = Func(F("draft_chunks"), function="jsonb_array_length", output_field=IntegerField())
     with transaction.atomic():
         budget = settings.INGEST_EMBED_BATCH_CHUNKS
@@ -311,26 +366,7 @@ def documents_embed(*, document_id: int, task_id: str) -> str:
         Document.objects.filter(id__in=batch[1:]).update(
             status=S.EMBEDDING, claim_task_id=task_id, lease_expires_at=timezone.now() + timedelta(seconds=lease)
         )
-    drafts_by_id = dict(Document.objects.filter(id__in=batch).values_list("id", "draft_chunks"))
-    jobs = [(doc_id, drafts_by_id.get(doc_id) or []) for doc_id in batch]
-    from apps.ingestion.embedding import embed_passages
-
-    started = time.monotonic()
-    vectors = embed_passages([d["text"] for _, drafts in jobs for d in drafts])
-    seconds = time.monotonic() - started
-    total = max(1, len(vectors))
-    offset = 0
-    stored = []
-    for doc_id, drafts in jobs:
-        mine = vectors[offset: offset + len(drafts)]
-        offset += len(drafts)
-        stored.append((doc_id, drafts, mine, seconds * len(drafts) / total))
-    documents_store_chunks(task_id=task_id, batch=stored)
-    # Parsed files this batch had no room for: make sure a task will take them.
-    left = Document.objects.filter(status=S.PARSED).exclude(id__in=batch).order_by("id").values_list("id", flat=True).first()
-    if left is not None:
-        transaction.on_commit(lambda: enqueue_embed(document_id=left))
-    return DONE
+    return batch
 
 
 def documents_store_chunks(*, task_id: str, batch: list[tuple[int, list[dict], list, float]]) -> None:

@@ -50,9 +50,11 @@ def _address_space_now() -> int:
     return 0
 
 
-def _child(write_fd: int, fn: Callable[..., Any], args: tuple, memory_bytes: int, cpu_seconds: int) -> None:
+def _child(write_fd: int, fn: Callable[..., Any], args: tuple, memory_bytes: int, cpu_seconds: int, nice: int) -> None:
     status = 0
     try:
+        if nice:
+            os.nice(nice)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         limit = _address_space_now() + memory_bytes
@@ -86,7 +88,7 @@ def _child(write_fd: int, fn: Callable[..., Any], args: tuple, memory_bytes: int
 
 
 def run_limited(
-    fn: Callable[..., Any], *args: Any, memory_bytes: int, cpu_seconds: int, wall_seconds: float
+    fn: Callable[..., Any], *args: Any, memory_bytes: int, cpu_seconds: int, wall_seconds: float, nice: int = 0
 ) -> SandboxResult:
     """``fn(*args)`` in a forked child; its JSON-serialisable return value, or an error.
 
@@ -98,7 +100,7 @@ def run_limited(
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
         os.close(read_fd)
-        _child(write_fd, fn, args, memory_bytes, cpu_seconds)
+        _child(write_fd, fn, args, memory_bytes, cpu_seconds, nice)
     os.close(write_fd)
     chunks: list[bytes] = []
     deadline = started + wall_seconds

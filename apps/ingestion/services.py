@@ -178,7 +178,8 @@ _bulk = threading.local()
 def bulk_enqueue():
     """Uploads made inside this block (a folder, a zip, a multi-file form) hand their small
     text files to the workers in groups: one parse task per ``INGEST_PARSE_BATCH_DOCS``
-    files, sent as soon as a group is full, instead of one task per file, which a worker
+    files, sent as soon as a group is full (the first group after INGEST_PARSE_FIRST_GROUP_DOCS
+    files, so the workers start parsing and encoding at once), instead of one task per file, which a worker
     took ~11 ms to receive and drop once another task's batch had parsed its file (3 s of
     every 30 s in the ingestion benchmark). Other files are queued one by one as usual.
     Nothing can be left behind: the group's task claims queued small files by id, and a
@@ -187,6 +188,7 @@ def bulk_enqueue():
         yield
         return
     _bulk.pending = []
+    _bulk.groups_sent = 0
     try:
         yield
     finally:
@@ -205,9 +207,13 @@ def document_enqueue(*, document_id: int, batchable: bool = False) -> bool:
     if pending is None or not batchable:
         return enqueue_parse(document_id=document_id)
     pending.append(document_id)
-    if len(pending) >= settings.INGEST_PARSE_BATCH_DOCS:
+    group = settings.INGEST_PARSE_BATCH_DOCS
+    if not _bulk.groups_sent:
+        group = min(group, settings.INGEST_PARSE_FIRST_GROUP_DOCS)
+    if len(pending) >= group:
         _send_group(pending[:])
         pending.clear()
+        _bulk.groups_sent += 1
     return True
 
 

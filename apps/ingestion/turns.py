@@ -1,0 +1,66 @@
+"""The pool processes of one Celery worker take turns on the embedding model.
+
+The encoder already keeps every core busy (ONNX Runtime runs one thread per core), so two
+processes encoding at once only slow each other down, while one process encoding as another
+parses the next batch (one core, in a sandboxed child) or stores the last one (mostly
+PostgreSQL) puts the cores that work would leave idle to use. So the worker runs two pool
+processes (``RAG_WORKERS``, platform/stack.py) and they take the model in turns.
+
+The turn is an ``flock`` on a file the worker's main process makes at start-up
+(``worker_started``, from the ``worker_init`` signal) and its forked pool processes inherit
+the path of: the kernel releases the lock when its holder dies, so a pool process killed
+mid-batch (SIGKILL, out of memory) never leaves the others waiting. Outside a worker (tests,
+``manage.py ingest --inline``) there is no file and a turn is free.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+# Pool processes of the stack's Celery worker (``RAG_WORKERS`` overrides): one encodes while
+# the other parses or stores. Measured in docs/benchmarks.md (bench/ingest.py --concurrency 1,2).
+POOL_PROCESSES = 2
+
+_lock_path: Path | None = None
+
+
+def worker_started(run_dir: Path) -> Path:
+    """Called in the worker's main process before the pool forks."""
+    global _lock_path
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / f"encoder-turn-{os.getpid()}.lock"
+    path.touch()
+    _lock_path = path
+    return path
+
+
+def worker_stopped() -> None:
+    global _lock_path
+    if _lock_path is not None:
+        _lock_path.unlink(missing_ok=True)
+        _lock_path = None
+
+
+@contextmanager
+def model_turn():
+    """Hold the model for this block; yields the seconds spent waiting for the turn."""
+    if _lock_path is None:
+        yield 0.0
+        return
+    started = time.monotonic()
+    # Each process opens the file itself: flock locks belong to an open file description,
+    # which a descriptor inherited through fork would share with the other processes.
+    with _lock_path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        waited = time.monotonic() - started
+        try:
+            yield waited
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
