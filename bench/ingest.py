@@ -187,7 +187,10 @@ def stop_workers(workers) -> None:
 
 
 class MemorySampler:
-    """Peak RSS of each worker process tree (the worker, its pool children, parse children)."""
+    """Peak memory of each worker process tree (the worker, its pool processes, parse
+    children): RSS, which counts the pages forked processes share once per process, and PSS
+    (proportional set size: a shared page split between its sharers), the memory the tree
+    really takes."""
 
     def __init__(self, workers, interval: float = 0.25):
         import psutil
@@ -196,28 +199,36 @@ class MemorySampler:
         self.interval = interval
         self.peak_total = 0
         self.peak_per_worker = [0] * len(self.roots)
+        self.peak_pss_total = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _tree_rss(self, root) -> int:
+    def _tree(self, root, with_pss: bool) -> tuple[int, int]:
         import psutil
 
-        total = 0
+        rss = pss = 0
         try:
             for proc in [root, *root.children(recursive=True)]:
                 try:
-                    total += proc.memory_info().rss
+                    rss += proc.memory_info().rss
+                    if with_pss:  # the kernel walks the page tables: costly, so every 2 s only
+                        pss += proc.memory_full_info().pss
                 except psutil.Error:
                     pass
         except psutil.Error:
             pass
-        return total
+        return rss, pss
 
     def _run(self) -> None:
+        tick = 0
         while not self._stop.is_set():
-            values = [self._tree_rss(r) for r in self.roots]
-            self.peak_per_worker = [max(a, b) for a, b in zip(self.peak_per_worker, values)]
-            self.peak_total = max(self.peak_total, sum(values))
+            with_pss = tick % 8 == 0
+            tick += 1
+            values = [self._tree(r, with_pss) for r in self.roots]
+            self.peak_per_worker = [max(a, b[0]) for a, b in zip(self.peak_per_worker, values)]
+            self.peak_total = max(self.peak_total, sum(v[0] for v in values))
+            if with_pss:
+                self.peak_pss_total = max(self.peak_pss_total, sum(v[1] for v in values))
             self._stop.wait(self.interval)
 
     def __enter__(self):
@@ -322,13 +333,6 @@ def run_phase(collection, user, files: list[CorpusFile], phase: str, timeout: fl
         time.sleep(0.2)
     seconds = time.monotonic() - started
     cpu = cpu_spent(cpu_before, cpu_snapshot(worker_pids))
-    if os.environ.get("BENCH_CPU_DETAIL"):
-        import psutil
-        for pid in worker_pids:
-            root = psutil.Process(pid)
-            for proc in [root, *root.children(recursive=True)]:
-                t = proc.cpu_times()
-                say(f"    pid {proc.pid} {proc.name()} ppid {proc.ppid()}: user {t.user:.1f} sys {t.system:.1f} children {t.children_user + t.children_system:.1f}")
     docs = Document.objects.filter(id__in=ids)
     totals = docs.filter(status=Document.Status.INDEXED).aggregate(
         chunks=Sum("chunk_count"), pages=Sum("page_count"), n=Count("id"),
@@ -374,11 +378,13 @@ def run_configuration(n_workers: int, *, files, database: str, broker: str, log_
                         f"{r.seconds - r.parse_seconds - r.encode_seconds - r.upload_seconds:.1f} s")
                     say(f"         {r.cpu} ({os.cpu_count()} cores x {r.seconds:.1f} s = {os.cpu_count() * r.seconds:.1f})")
         say(f"  peak RSS (worker + children): total {memory.peak_total / 2**20:.0f} MiB, per worker "
-            + ", ".join(f"{p / 2**20:.0f}" for p in memory.peak_per_worker) + " MiB")
+            + ", ".join(f"{p / 2**20:.0f}" for p in memory.peak_per_worker)
+            + f" MiB; peak PSS (shared pages counted once) {memory.peak_pss_total / 2**20:.0f} MiB")
     finally:
         stop_workers(workers)
     return {"workers": n_workers, "concurrency": concurrency, "collection_id": collection.id, "phases": results,
-            "peak_rss_total": memory.peak_total, "peak_rss_per_worker": memory.peak_per_worker}
+            "peak_rss_total": memory.peak_total, "peak_rss_per_worker": memory.peak_per_worker,
+            "peak_pss_total": memory.peak_pss_total}
 
 
 def stored_chunk_texts(collection_id: int, prefix: str = "scifact-") -> list[str]:
@@ -577,7 +583,7 @@ def report(runs, raw: float, n_raw: int, raw_pdf: float | None = None) -> None:
                 line += f"; {phase} {p.pages_per_s:.2f} pages/s"
                 if phase == "pdf" and raw_pdf:
                     line += f" ({p.chunks_per_s:.2f} chunks/s = {p.chunks_per_s / raw_pdf:.2f} of their raw encode, {raw_pdf:.2f}/s)"
-        line += f"; peak RSS {r['peak_rss_total'] / 2**20:.0f} MiB"
+        line += f"; peak RSS {r['peak_rss_total'] / 2**20:.0f} MiB (PSS {r['peak_pss_total'] / 2**20:.0f} MiB)"
         say(line)
 
 

@@ -18,8 +18,11 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
+_consumed_queues: set[str] = set()  # this worker's --queues (empty: all), for warming
+
+
 @worker_init.connect
-def _encoder_turns_start(**_kwargs) -> None:
+def _encoder_turns_start(sender=None, **_kwargs) -> None:
     """Before the pool forks: the file its processes take turns on the model with."""
     from pathlib import Path
 
@@ -27,6 +30,8 @@ def _encoder_turns_start(**_kwargs) -> None:
 
     from apps.ingestion import turns
 
+    if sender is not None:
+        _consumed_queues.update((sender.app.amqp.queues.consume_from or {}).keys())
     turns.worker_started(Path(settings.DATA_DIR) / "run")
 
 
@@ -39,8 +44,9 @@ def _encoder_turns_stop(**_kwargs) -> None:
 
 @worker_process_init.connect
 def _warm_pool_process(**_kwargs) -> None:
-    """Each pool process loads the parsers and the model before its first task
-    (CELERY_WORKER_PROC_ALIVE_TIMEOUT allows for it)."""
+    """Each pool process loads what its queues need (the parsers for "parse", the model for
+    "embed") before its first task; CELERY_WORKER_PROC_ALIVE_TIMEOUT allows for it."""
     from apps.ingestion.pipeline import warm_pool_process
 
-    warm_pool_process()
+    every = not _consumed_queues
+    warm_pool_process(parsers=every or "parse" in _consumed_queues, model=every or "embed" in _consumed_queues)

@@ -15,7 +15,6 @@ def worker_lock(tmp_path):
     path = turns.worker_started(tmp_path / "run")
     yield path
     turns.worker_stopped()
-    assert not path.exists(), "the worker removes its lock file when it stops"
 
 
 def _fork(body) -> int:
@@ -72,7 +71,29 @@ def test_a_process_killed_while_holding_the_model_does_not_block_the_others(work
         assert time.monotonic() - started < 5 and waited < 5
 
 
+def test_every_worker_on_a_host_shares_one_turn(tmp_path):
+    """A second worker on the same machine (another main process) takes the same turn."""
+    first = turns.worker_started(tmp_path / "run")
+    turns.worker_stopped()
+    second = turns.worker_started(tmp_path / "run")
+    turns.worker_stopped()
+    assert first == second and first.exists()
+
+
 def test_outside_a_worker_a_turn_is_free():
     assert turns._lock_path is None
     with turns.model_turn() as waited:
         assert waited == 0.0
+
+
+def test_a_pool_process_warms_only_what_its_queues_need(caplog):
+    """A parse-only worker (deploy/k8s) does not load the model, an embed-only one not the parsers."""
+    import logging
+
+    from apps.ingestion.pipeline import warm_pool_process
+
+    with caplog.at_level(logging.INFO, logger="apps.ingestion.pipeline"):
+        warm_pool_process(parsers=False, model=True)
+        warm_pool_process(parsers=False, model=False)
+    lines = [r.getMessage() for r in caplog.records if "warm:" in r.getMessage()]
+    assert len(lines) == 1 and "embedding model loaded in" in lines[0] and "parsers" not in lines[0]

@@ -76,21 +76,27 @@ def _warm_parent() -> None:
         _warm = True
 
 
-def warm_pool_process() -> None:
+def warm_pool_process(*, parsers: bool = True, model: bool = True) -> None:
     """When a worker's pool process starts (the worker_process_init signal): load the parsers
     and the embedding model now, so the first documents after a start do not wait for them
     (4-7 s on 2 cores) and a process that never encoded does not stall the pipeline the first
     time it takes a batch. A failure is only logged: the task that needs the model reports it."""
     started = time.monotonic()
+    loaded = []
     try:
-        _warm_parent()
-        from apps.ingestion.embedding import _model
+        if parsers:
+            _warm_parent()
+            loaded.append("parsers")
+        if model:
+            from apps.ingestion.embedding import _model
 
-        _model()
+            _model()
+            loaded.append("embedding model")
     except Exception:
         logger.exception("pool process %s: warming the parsers and the embedding model failed", os.getpid())
         return
-    logger.info("pool process %s warm: parsers and embedding model loaded in %.1f s", os.getpid(), time.monotonic() - started)
+    if loaded:
+        logger.info("pool process %s warm: %s loaded in %.1f s", os.getpid(), " and ".join(loaded), time.monotonic() - started)
 
 
 def _parse_in_child(path: str, name: str, options: dict) -> list[dict]:

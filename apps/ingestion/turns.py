@@ -6,23 +6,24 @@ parses the next batch (one core, in a sandboxed child) or stores the last one (m
 PostgreSQL) puts the cores that work would leave idle to use. So the worker runs two pool
 processes (``RAG_WORKERS``, platform/stack.py) and they take the model in turns.
 
-The turn is an ``flock`` on a file the worker's main process makes at start-up
-(``worker_started``, from the ``worker_init`` signal) and its forked pool processes inherit
-the path of: the kernel releases the lock when its holder dies, so a pool process killed
-mid-batch (SIGKILL, out of memory) never leaves the others waiting. Outside a worker (tests,
-``manage.py ingest --inline``) there is no file and a turn is free.
+The turn is an ``flock`` on one file per host under ``<data dir>/run/`` that the worker's main
+process makes at start-up (``worker_started``, from the ``worker_init`` signal) and its forked
+pool processes inherit the path of. Every worker on the host shares it, so a second worker
+started on the same machine adds parsing capacity without two encoders fighting over the
+cores; the host name in the file name keeps hosts that share a data directory (NFS) apart.
+The kernel releases the lock when its holder dies, so a pool process killed mid-batch
+(SIGKILL, out of memory) never leaves the others waiting; the file stays (0 bytes), since
+another worker may hold it. Outside a worker (tests, ``manage.py ingest --inline``) there is
+no file and a turn is free.
 """
 
 from __future__ import annotations
 
 import fcntl
-import logging
-import os
+import socket
 import time
 from contextlib import contextmanager
 from pathlib import Path
-
-logger = logging.getLogger(__name__)
 
 # Pool processes of the stack's Celery worker (``RAG_WORKERS`` overrides): one encodes while
 # the other parses or stores. Measured in docs/benchmarks.md (bench/ingest.py --concurrency 1,2).
@@ -35,7 +36,7 @@ def worker_started(run_dir: Path) -> Path:
     """Called in the worker's main process before the pool forks."""
     global _lock_path
     run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / f"encoder-turn-{os.getpid()}.lock"
+    path = run_dir / f"encoder-turn-{socket.gethostname()}.lock"
     path.touch()
     _lock_path = path
     return path
@@ -43,9 +44,7 @@ def worker_started(run_dir: Path) -> Path:
 
 def worker_stopped() -> None:
     global _lock_path
-    if _lock_path is not None:
-        _lock_path.unlink(missing_ok=True)
-        _lock_path = None
+    _lock_path = None
 
 
 @contextmanager
