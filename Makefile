@@ -2,7 +2,7 @@
 PYTHON ?= .venv/bin/python
 DATASET ?= ../shared/eval/scifact-dev
 
-.PHONY: evaluate bench-search bench-answer bench-ingest bench-parse bench-embedding bench-scaleout
+.PHONY: evaluate bench-search bench-answer bench-ingest bench-ingest-ratio bench-parse bench-embedding bench-scaleout
 
 # Retrieval quality (nDCG@10, recall@10: keyword, vector, hybrid) on a BEIR dataset,
 # loaded through the product's ingestion into an embedded PostgreSQL under var/bench/.
@@ -22,6 +22,12 @@ bench-answer:
 DOCS ?= 500
 bench-ingest:
 	$(PYTHON) bench/ingest.py --docs $(DOCS)
+
+# Pipeline / raw encode, alternated round by round, 1 vs 2 pool processes per worker: for
+# one-abstract files (per-file work weighs most) and for documents of ten abstracts.
+bench-ingest-ratio:
+	$(PYTHON) bench/ingest.py --docs 300 --pdfs 0 --scans 0 --alternate 3 --concurrency 1,2
+	$(PYTHON) bench/ingest.py --docs 40 --abstracts-per-doc 10 --pdfs 0 --scans 0 --alternate 3 --concurrency 1,2
 
 # Parsing: unstructured's own spaCy pipeline vs the product's (sentence recogniser, lazy tags):
 # time for the same files, and a check that every file gives the same chunks.

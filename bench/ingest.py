@@ -10,11 +10,15 @@ Corpus (generated in a temp dir, deleted at the end):
   (no text layer), so the pipeline OCRs them with tesseract.
 
 For each worker configuration (default: 1 worker, then 2 workers, each a separate
-`celery worker --concurrency 1` process consuming parse,embed,celery) the three phases run
-one after another, each timed from the first upload (apps.ingestion.services.document_upload,
-inside ``bulk_enqueue()`` as ``manage.py ingest FOLDER`` and a .zip upload do it) to the last
-document indexed. Before timing, a warm-up document is ingested so the model
-is loaded. RSS of each worker process and all its children is sampled every 0.25 s (psutil).
+`celery worker` process consuming parse,embed,celery with the stack's pool processes,
+``--concurrency`` to change) the three phases run one after another, each timed from the first
+upload (apps.ingestion.services.document_upload, inside ``bulk_enqueue()`` as ``manage.py
+ingest FOLDER`` and a .zip upload do it) to the last document indexed. Before timing, every
+pool process has loaded the parsers and the model and a warm-up document is ingested. RSS of
+each worker process and all its children is sampled every 0.25 s, PSS every 2 s (psutil), and
+each phase reports where the machine's CPU time went (the workers, the uploading process, the
+rest: PostgreSQL and the broker). ``--abstracts-per-doc 10`` makes the text files documents
+of ten abstracts (~27 chunks) instead of one (~2.7).
 
 The raw encode rate of the same chunk texts, in this process with the same model and batch
 size (apps.ingestion.embedding), is measured before the workers start (the text files parsed
@@ -23,7 +27,7 @@ pipeline stored them); "pipeline chunks/s vs raw encode" uses the mean of the tw
 the machine is shared and its load drifts.
 
     make bench-ingest        # or: .venv/bin/python bench/ingest.py [--docs 500] [--workers 1,2]
-    .venv/bin/python bench/ingest.py --docs 300 --alternate 3   # raw, pipeline, raw, ... (1 worker)
+    make bench-ingest-ratio  # raw, pipeline, raw, ... (1 worker; 1 vs 2 pool processes)
 
 Broker: an embedded redis-server on a Unix socket (rag_platform.embedded.start_redis), or
 --broker URL (bench/scaleout.py passes the system Redis).
