@@ -190,6 +190,24 @@ def stop_workers(workers) -> None:
         stop_process_group(worker)
 
 
+def _tree_sum(root, measure) -> float:
+    """``measure(process)`` summed over ``root`` and its descendants; processes that end
+    meanwhile count nothing."""
+    import psutil
+
+    total = 0
+    try:
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return total
+    for proc in procs:
+        try:
+            total += measure(proc)
+        except psutil.Error:
+            pass
+    return total
+
+
 class MemorySampler:
     """Peak memory of each worker process tree (the worker, its pool processes, parse
     children): RSS, which counts the pages forked processes share once per process, and PSS
@@ -208,19 +226,9 @@ class MemorySampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _tree(self, root, with_pss: bool) -> tuple[int, int]:
-        import psutil
-
-        rss = pss = 0
-        try:
-            for proc in [root, *root.children(recursive=True)]:
-                try:
-                    rss += proc.memory_info().rss
-                    if with_pss:  # the kernel walks the page tables: costly, so every 2 s only
-                        pss += proc.memory_full_info().pss
-                except psutil.Error:
-                    pass
-        except psutil.Error:
-            pass
+        rss = _tree_sum(root, lambda proc: proc.memory_info().rss)
+        # PSS: the kernel walks the page tables, which is costly, so every 2 s only.
+        pss = _tree_sum(root, lambda proc: proc.memory_full_info().pss) if with_pss else 0
         return rss, pss
 
     def _run(self) -> None:
@@ -251,16 +259,14 @@ def _tree_cpu(pids) -> float:
     """CPU seconds of these processes and all their descendants, reaped ones included."""
     import psutil
 
+    def cpu(proc) -> float:
+        t = proc.cpu_times()
+        return t.user + t.system + t.children_user + t.children_system
+
     total = 0.0
     for pid in pids:
         try:
-            root = psutil.Process(pid)
-            for proc in [root, *root.children(recursive=True)]:
-                try:
-                    t = proc.cpu_times()
-                    total += t.user + t.system + t.children_user + t.children_system
-                except psutil.Error:
-                    pass
+            total += _tree_sum(psutil.Process(pid), cpu)
         except psutil.Error:
             pass
     return total
@@ -483,9 +489,9 @@ def main() -> None:
     parser.add_argument("--pdf-pages", type=int, default=5)
     parser.add_argument("--scans", type=int, default=6, help="scanned one-page PDFs (OCR)")
     parser.add_argument("--workers", default="1,2", help="worker process counts to compare")
-    from apps.ingestion.turns import POOL_PROCESSES
+    from apps.ingestion.turns import pool_processes
 
-    parser.add_argument("--concurrency", default=os.environ.get("RAG_WORKERS", str(POOL_PROCESSES)),
+    parser.add_argument("--concurrency", default=str(pool_processes()),
                         help="pool processes per worker (default: the stack's, RAG_WORKERS); with --alternate, "
                              "a list such as 1,2 compares them round by round")
     parser.add_argument("--broker", help="Celery broker URL (default: an embedded Redis)")

@@ -11,7 +11,7 @@ install_egress_guard()
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rag_platform.settings")
 
 from celery import Celery  # noqa: E402
-from celery.signals import worker_init, worker_process_init, worker_shutdown  # noqa: E402
+from celery.signals import worker_init, worker_process_init  # noqa: E402
 
 app = Celery("rag_platform")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -33,13 +33,6 @@ def _encoder_turns_start(sender=None, **_kwargs) -> None:
     if sender is not None:
         _consumed_queues.update((sender.app.amqp.queues.consume_from or {}).keys())
     turns.worker_started(Path(settings.DATA_DIR) / "run")
-
-
-@worker_shutdown.connect
-def _encoder_turns_stop(**_kwargs) -> None:
-    from apps.ingestion import turns
-
-    turns.worker_stopped()
 
 
 @worker_process_init.connect

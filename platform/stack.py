@@ -27,7 +27,7 @@ import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from apps.ingestion.turns import POOL_PROCESSES  # noqa: E402
+from apps.ingestion.turns import pool_processes  # noqa: E402
 from rag_platform import embedded, llm_model  # noqa: E402
 from rag_platform.runtime import (  # noqa: E402
     PROJECT_DIR,
@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     run_parser = sub.add_parser("run", help="start the embedded stack and serve until stopped")
     run_parser.add_argument("--no-demo", action="store_true", help="skip the sample ingestion and questions")
     run_parser.add_argument("--exit-after-demo", action="store_true", help="stop once the demo has run")
-    run_parser.add_argument("--workers", type=int, default=int(os.environ.get("RAG_WORKERS", POOL_PROCESSES)),
+    run_parser.add_argument("--workers", type=int, default=pool_processes(),
                             help="pool processes of the Celery worker (default 2: one encodes while the other parses)")
     run_parser.add_argument("--web-port", type=int, default=int(os.environ.get("RAG_WEB_PORT", "8000")))
     run_parser.add_argument("--llm-port", type=int, default=int(os.environ.get("RAG_LLM_PORT", "8001")))

@@ -26,10 +26,10 @@ def start_worker(*, database: str, broker: str, log_path: Path, concurrency: int
                  queues: str = "parse,embed,celery", hostname: str = "", **extra_env: str) -> subprocess.Popen:
     """A Celery worker as the stack starts it: by default with its pool processes (two, taking
     turns on the model: apps.ingestion.turns)."""
-    from apps.ingestion.turns import POOL_PROCESSES
+    from apps.ingestion.turns import pool_processes
     from rag_platform.embedded import child_environment
 
-    concurrency = POOL_PROCESSES if concurrency is None else concurrency
+    concurrency = pool_processes() if concurrency is None else concurrency
 
     env = child_environment(DATABASE_URL=database, CELERY_BROKER_URL=broker, **extra_env)
     handle = log_path.open("ab")

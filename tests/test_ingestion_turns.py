@@ -11,10 +11,9 @@ from apps.ingestion import turns
 
 
 @pytest.fixture
-def worker_lock(tmp_path):
-    path = turns.worker_started(tmp_path / "run")
-    yield path
-    turns.worker_stopped()
+def worker_lock(tmp_path, monkeypatch):
+    monkeypatch.setattr(turns, "_lock_path", None)  # restored after the test
+    return turns.worker_started(tmp_path / "run")
 
 
 def _fork(body) -> int:
@@ -71,12 +70,11 @@ def test_a_process_killed_while_holding_the_model_does_not_block_the_others(work
         assert time.monotonic() - started < 5 and waited < 5
 
 
-def test_every_worker_on_a_host_shares_one_turn(tmp_path):
+def test_every_worker_on_a_host_shares_one_turn(tmp_path, monkeypatch):
     """A second worker on the same machine (another main process) takes the same turn."""
+    monkeypatch.setattr(turns, "_lock_path", None)
     first = turns.worker_started(tmp_path / "run")
-    turns.worker_stopped()
     second = turns.worker_started(tmp_path / "run")
-    turns.worker_stopped()
     assert first == second and first.exists()
 
 

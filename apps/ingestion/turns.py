@@ -20,6 +20,7 @@ no file and a turn is free.
 from __future__ import annotations
 
 import fcntl
+import os
 import socket
 import time
 from contextlib import contextmanager
@@ -28,6 +29,11 @@ from pathlib import Path
 # Pool processes of the stack's Celery worker (``RAG_WORKERS`` overrides): one encodes while
 # the other parses or stores. Measured in docs/benchmarks.md (bench/ingest.py --concurrency 1,2).
 POOL_PROCESSES = 2
+
+
+def pool_processes() -> int:
+    """The stack's pool process count: ``RAG_WORKERS``, else POOL_PROCESSES."""
+    return int(os.environ.get("RAG_WORKERS", POOL_PROCESSES))
 
 _lock_path: Path | None = None
 
@@ -40,11 +46,6 @@ def worker_started(run_dir: Path) -> Path:
     path.touch()
     _lock_path = path
     return path
-
-
-def worker_stopped() -> None:
-    global _lock_path
-    _lock_path = None
 
 
 @contextmanager
