@@ -229,10 +229,22 @@ CHUNK_OVERLAP_CHARACTERS = env_int("CHUNK_OVERLAP_CHARACTERS", 400)  # tuned on 
 RETRIEVAL_TOP_K = env_int("RETRIEVAL_TOP_K", 4)
 # Cosine distance above which a passage is not considered relevant at all.
 RETRIEVAL_MAX_DISTANCE = env_float("RETRIEVAL_MAX_DISTANCE", 0.75)
-# The prompt carries the sentences closest to the question from the best few sources
-# (see apps/answering/prompts.py for why).
-ANSWER_EVIDENCE_SOURCES = env_int("ANSWER_EVIDENCE_SOURCES", 3)
-ANSWER_EVIDENCE_SENTENCES = env_int("ANSWER_EVIDENCE_SENTENCES", 1)
+# Evidence, answerability and grounding (apps/answering: evidence, answerability,
+# grounding); defaults chosen on the policy-qa dev set (docs/benchmarks.md).
+ANSWER_EVIDENCE_SOURCES = env_int("ANSWER_EVIDENCE_SOURCES", 4)
+ANSWER_KEYWORD_WEIGHT = env_float("ANSWER_KEYWORD_WEIGHT", 0.8)
+ANSWER_FIGURE_WEIGHT = env_float("ANSWER_FIGURE_WEIGHT", 0.1)
+ANSWER_MIN_EVIDENCE_SCORE = env_float("ANSWER_MIN_EVIDENCE_SCORE", 0.65)
+ANSWER_FIGURE_WINDOWS = env_int("ANSWER_FIGURE_WINDOWS", 2)
+# wordfreq Zipf frequencies below which a question's noun/adjective (resp. any other word)
+# is specific: the passages must mention it (apps/answering/answerability.py).
+ANSWER_SPECIFIC_ZIPF = env_float("ANSWER_SPECIFIC_ZIPF", 4.1)
+ANSWER_RARE_ZIPF = env_float("ANSWER_RARE_ZIPF", 3.3)
+ANSWER_MIN_OVERLAP = env_float("ANSWER_MIN_OVERLAP", 0.7)  # share of a sentence's words its passage holds
+ANSWER_QUOTE_MAX_CHARACTERS = env_int("ANSWER_QUOTE_MAX_CHARACTERS", 400)
+# "small" (one short answer from the best evidence sentences) or "capable" (whole passages,
+# several cited sentences); "" = from the model's name (apps/answering/profiles.py).
+LLM_PROMPT_PROFILE = os.environ.get("LLM_PROMPT_PROFILE", "")
 
 # --- Retrieval and answering (issue 4) ---
 # Hybrid search: nearest chunks (HNSW) and full-text matches (GIN), fused by weighted RRF.

@@ -1,6 +1,15 @@
-"""Sentence vectors for picking evidence, computed once per chunk and kept with it.
+"""Evidence: the passage sentences that answer a question, ranked, with their neighbours.
 
-Choosing the evidence sentences (apps.answering.prompts.select_evidence) needs a vector per
+``rank_evidence`` scores every evidence sentence of the top sources (``sentences.is_evidence``:
+no headings, navigation lines or template residue; no planted instructions) by its cosine
+similarity to the question, plus the share of the question's words it contains (weighted
+by how rare each word is among the candidates), plus whether it states a figure when the
+question asks for one (``answerability.wants_figure``). Each sentence is shown with the
+neighbour it needs to be read: the next one when it ends in a colon or is short, the
+previous one when it opens with "This", "It" or "They". A table row carries its header.
+The weights were chosen on the policy-qa dev set (docs/benchmarks.md).
+
+Ranking needs a vector per
 sentence of the top sources. Encoding them on every question cost ~0.5 s of CPU per
 question on a 2-core machine (about 24 sentences), taken from the vLLM server that decodes
 on the same cores. The vectors depend only on the chunk's text and the embedding model,
@@ -12,12 +21,17 @@ example after a change to the sentence splitter) is recomputed.
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
 
-from apps.answering.prompts import split_sentences
+from apps.answering.sentences import is_evidence, looks_like_instruction, readable, sentence_spans, split_sentences
+from apps.answering.answerability import wants_figure
+from apps.answering.textnorm import content_words, quantities
 from apps.corpus.models import Chunk
 from apps.ingestion.embedding import embed_passages
 from apps.retrieval.services import RetrievedChunk
@@ -61,3 +75,97 @@ def stored_sentence_vectors(sources: Sequence[RetrievedChunk]) -> list[np.ndarra
     """``sentence_vectors`` in the order of ``sources`` (what select_evidence takes)."""
     found = sentence_vectors(sources)
     return [found[s.chunk_id] for s in sources]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    number: int  # the source [n] the text comes from
+    sentence: str  # the sentence with the neighbour it needs, as the reader sees it
+    score: float = 0.0
+
+
+_NEEDS_PREVIOUS = re.compile(r"^(?:this|that|these|those|it|they|such|however|otherwise|also|in that case)\b",
+                             re.IGNORECASE)
+_TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$")
+_TABLE_RULE = re.compile(r"^\s*\|?[\s:|-]+\|?\s*$")
+MAX_WINDOW_CHARACTERS = 400
+
+
+def _window(spans: list[tuple[int, str]], i: int) -> str:
+    """Sentence ``i`` with what it needs to be understood: its table header, the lead-in of
+    its list, the sentence before it for "This ..."/"It ...", the next sentence of its
+    paragraph, or the items of the list it introduces."""
+    paragraph, sentence = spans[i]
+    text = readable(sentence)
+    if _TABLE_ROW.match(sentence):
+        header = next((s for _, s in spans[:i] if _TABLE_ROW.match(s) and not _TABLE_RULE.match(s)), None)
+        if header is not None and header != sentence:
+            return f"{readable(header)} — {text}"[:MAX_WINDOW_CHARACTERS]
+        return text
+    if i > 0:
+        previous = readable(spans[i - 1][1])
+        lead_in = previous.endswith(":") and spans[i - 1][0] != paragraph
+        if (lead_in or _NEEDS_PREVIOUS.match(text)) and len(previous) + len(text) < MAX_WINDOW_CHARACTERS:
+            if is_evidence(spans[i - 1][1]) or lead_in:
+                text = f"{previous} {text}"
+    j = i + 1
+    if text.endswith(":"):  # a lead-in: take the items it introduces
+        while j < len(spans) and len(text) + len(spans[j][1]) < MAX_WINDOW_CHARACTERS:
+            text = f"{text} {readable(spans[j][1])}"
+            j += 1
+    elif j < len(spans) and spans[j][0] == paragraph and is_evidence(spans[j][1]):
+        following = readable(spans[j][1])
+        if len(following) + len(text) < 300:
+            text = f"{text} {following}"
+    return text
+
+
+def rank_evidence(
+    question: str,
+    question_vector: Sequence[float],
+    sources: Sequence[RetrievedChunk],
+    *,
+    vectors_for=None,
+    embed=None,
+    keyword_weight: float | None = None,
+    figure_weight: float | None = None,
+) -> list[Evidence]:
+    """Every evidence window of ``sources`` (numbered from 1), best first.
+
+    ``vectors_for(sources)``: per source, one unit vector per ``split_sentences(text)`` (the
+    stored ones: ``stored_sentence_vectors``); or ``embed(texts)`` to encode them now."""
+    keyword_weight = settings.ANSWER_KEYWORD_WEIGHT if keyword_weight is None else keyword_weight
+    figure_weight = settings.ANSWER_FIGURE_WEIGHT if figure_weight is None else figure_weight
+    spans = [sentence_spans(source.text) for source in sources]
+    texts = [[sentence for _, sentence in spans_of_source] for spans_of_source in spans]
+    per_source = vectors_for(sources) if vectors_for else [embed(t) if t else [] for t in texts]
+    query = np.asarray(question_vector, dtype=np.float32)
+    candidates: list[tuple[int, str, float, set[str]]] = []
+    for number, (spans_of_source, vectors) in enumerate(zip(spans, per_source, strict=True), start=1):
+        if not spans_of_source:
+            continue
+        similarities = np.asarray(vectors, dtype=np.float32) @ query
+        for i, (_, sentence) in enumerate(spans_of_source):
+            if not is_evidence(sentence) or looks_like_instruction(sentence):
+                continue
+            window = _window(spans_of_source, i)
+            if looks_like_instruction(window):
+                continue
+            candidates.append((number, window, float(similarities[i]), set(content_words(window))))
+    asked = set(content_words(question))
+    document_frequency = {w: sum(1 for c in candidates if w in c[3]) for w in asked}
+    weights = {w: math.log((len(candidates) + 1) / (document_frequency[w] + 0.5)) for w in asked}
+    total = sum(weights.values()) or 1.0
+    figure_asked = wants_figure(question)
+    ranked: list[Evidence] = []
+    seen: set[str] = set()
+    for number, window, similarity, stems in candidates:
+        if window in seen:  # overlapping chunks repeat sentences: the first source keeps it
+            continue
+        seen.add(window)
+        keyword = sum(weights[w] for w in asked & stems) / total
+        figure = (1.0 if quantities(window) else -1.0) if figure_asked else 0.0
+        score = similarity + keyword_weight * keyword + figure_weight * figure
+        ranked.append(Evidence(number, window, round(score, 4)))
+    ranked.sort(key=lambda e: -e.score)
+    return ranked

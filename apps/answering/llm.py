@@ -7,6 +7,7 @@ with a connection pool and are batched by vLLM: nothing here serialises them.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ class Completion:
     completion_tokens: int | None
     latency_ms: int
     first_token_ms: int | None = None
+    finish_reason: str | None = None  # "length": cut off at max_tokens
 
 
 @lru_cache(maxsize=4)
@@ -101,6 +103,8 @@ def chat_stream(messages: list[dict[str, str]], *, max_tokens: int | None = None
                 if chunk.usage:
                     result.prompt_tokens = chunk.usage.prompt_tokens
                     result.completion_tokens = chunk.usage.completion_tokens
+                if chunk.choices and chunk.choices[0].finish_reason:
+                    result.finish_reason = chunk.choices[0].finish_reason
                 if chunk.choices and chunk.choices[0].delta.content:
                     text = chunk.choices[0].delta.content
                     if result.first_token_ms is None:
@@ -127,3 +131,54 @@ def chat_completion(messages: list[dict[str, str]], *, max_tokens: int | None = 
     for _ in chat_stream(messages, max_tokens=max_tokens, result=result):
         pass
     return result
+
+
+_INFO_SECONDS = 60.0
+_info_cache: dict[str, tuple[float, dict]] = {}
+
+
+def _server_root(base_url: str) -> str:
+    return re.sub(r"/v1/?$", "", base_url.rstrip("/"))
+
+
+def server_model_info() -> dict:
+    """The served model's card from ``/v1/models`` (vLLM adds ``max_model_len``); {} when the
+    server does not answer. Cached for a minute per endpoint: the window does not change
+    while a server runs, and a dead server must not cost every question a timeout."""
+    base_url = settings.LLM_BASE_URL
+    now = time.monotonic()
+    cached = _info_cache.get(base_url)
+    if cached and now - cached[0] < _INFO_SECONDS:
+        return cached[1]
+    info: dict = {}
+    try:
+        client = _client(base_url, settings.LLM_CONNECT_TIMEOUT_SECONDS)
+        for card in client.models.list().data:
+            extra = card.model_dump()
+            if card.id == settings.LLM_MODEL or not info:
+                info = extra
+    except Exception:  # noqa: BLE001 - any failure means "the server cannot say"
+        info = {}
+    _info_cache[base_url] = (now, info)
+    return info
+
+
+def server_token_count(text: str) -> int | None:
+    """The number of tokens of ``text`` by the served model's tokenizer (vLLM ``/tokenize``),
+    or None when the server does not offer it."""
+    import httpx
+
+    client = _client(settings.LLM_BASE_URL, settings.LLM_CONNECT_TIMEOUT_SECONDS)
+    try:
+        response = client._client.post(  # the openai client's httpx client: same pool, no proxies
+            f"{_server_root(settings.LLM_BASE_URL)}/tokenize",
+            json={"model": settings.LLM_MODEL, "prompt": text, "add_special_tokens": False},
+            headers={"Authorization": f"Bearer {settings.LLM_API_KEY}"},
+            timeout=settings.LLM_CONNECT_TIMEOUT_SECONDS,
+        )
+        if response.status_code != 200:
+            return None
+        body = response.json()
+        return int(body["count"]) if "count" in body else len(body["tokens"])
+    except (httpx.HTTPError, ValueError, KeyError):
+        return None

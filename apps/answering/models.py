@@ -7,6 +7,15 @@ from django.conf import settings
 from django.db import models
 
 
+class AnswerKind(models.TextChoices):
+    """What the person was shown, and can see labelled."""
+
+    VERIFIED = "verified", "Verified answer"  # every sentence supported by the passage it cites
+    QUOTATION = "quotation", "Quotation"  # the passage sentences that answer, verbatim
+    NOT_STATED = "not_stated", "Not stated in your documents"
+    NONE = "none", "No answer"  # no readable collection, a rejected question, an error
+
+
 class AskedQuestion(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="asked_questions")
     follow_up_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -16,6 +25,7 @@ class AskedQuestion(models.Model):
     search_query = models.TextField()
     answer = models.TextField(blank=True)
     outcome = models.CharField(max_length=32)
+    answer_kind = models.CharField(max_length=16, choices=AnswerKind.choices, default=AnswerKind.NONE)
     error = models.TextField(blank=True)
     collection_ids = models.JSONField(default=list)  # the collections the user picked ([] = all readable)
     citations = models.JSONField(default=list)  # [{n, chunk_id, document_id, document_title, page, cited}]

@@ -1,44 +1,66 @@
-"""Ask a question: search -> prompt -> LLM (streamed) -> answer with citations.
+"""Ask a question: search -> evidence -> answerable? -> LLM (streamed) -> grounding check.
 
-``answer_stream`` is the one implementation; it yields the sources, then the answer's text
-as the model generates it, then the finished result. ``ask_question`` consumes it whole.
-Every question, refusal and error writes exactly one audit event (and one history row),
-when the stream ends: normally, on an LLM failure, or when the client goes away mid-answer
-(the generator is closed and its ``finally`` records what was shown so far).
+A person gets one of three things and can see which (``AnswerKind``):
+
+* a **verified answer**: the model's answer, every sentence of which cites a passage the
+  model was shown and is supported by it (apps.answering.grounding);
+* a **quotation**: when the model's answer fails the check (or the model is down), the
+  passage sentences that answer, verbatim, with their citation;
+* **not stated in your documents**, with the closest passages, when no evidence sentence
+  carries what the question asks for (apps.answering.answerability).
+
+``answer_stream`` is the one implementation; it yields the sources, the model's draft as it
+is generated (shown marked unverified), then the finished result. ``ask_question`` consumes
+it whole. Every question, refusal and error writes exactly one audit event (and one history
+row) when the stream ends: normally, on an LLM failure, or when the client goes away.
 """
 
 from __future__ import annotations
 
 import time
-from contextlib import closing
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import transaction
 
+from apps.answering.answerability import evidence_answers, wants_figure
+from apps.answering.evidence import Evidence, rank_evidence, stored_sentence_vectors
+from apps.answering.grounding import check_answer, states_a_figure
 from apps.answering.llm import Completion, LLMUnavailable, chat_stream
-from apps.answering.evidence import stored_sentence_vectors
-from apps.answering.models import AskedQuestion
-from apps.answering.prompts import PROMPT_VERSION, build_messages, cited_numbers, fit_to_window, select_evidence
+from apps.answering.models import AnswerKind, AskedQuestion
+from apps.answering.profiles import context_window, profile_for
+from apps.answering.prompts import (
+    NOT_STATED_REPLY,
+    PROMPT_VERSION,
+    PromptDoesNotFit,
+    build_messages,
+    fit_to_window,
+)
+from apps.answering.quotation import quotation_from
+from apps.answering.recording import answer_record
+from apps.answering.textnorm import clean_text, content_words
 from apps.answering.tokens import count_tokens
-from apps.audit.models import EventType, Outcome
-from apps.audit.services import audit_record
-from apps.corpus.models import Document
+from apps.audit.models import Outcome
 from apps.ingestion.embedding import embed_query
 from apps.retrieval.services import RetrievedChunk, chunks_search, search_filter_for
 
-NOT_FOUND_MESSAGE = "Not found in your documents: none of the passages you may read is relevant to this question."
+NOT_STATED_MESSAGE = "Not stated in your documents. The closest passages you may read are listed below."
+NOT_FOUND_MESSAGE = NOT_STATED_MESSAGE  # the earlier name
 NO_ACCESS_MESSAGE = "You have no collection to search yet. Ask a corpus admin to grant you read access."
 DISCONNECTED_MESSAGE = "The answer was interrupted: the browser disconnected before it was complete."
+EMPTY_QUESTION_MESSAGE = "Type a question: this one is empty."
+NO_WORDS_MESSAGE = "Your question has no words to search for (only very common words). Add what you want to know."
+QUOTED_BECAUSE_LLM = " The passage that answers is quoted instead."
 MAX_QUESTION_CHARACTERS = 2000
+CLOSEST_PASSAGES = 3
 
 
 @dataclass(frozen=True)
 class Citation:
     number: int
     source: RetrievedChunk
-    cited: bool  # the answer text cites it as [number]
+    cited: bool  # the answer cites it as [number]
 
 
 @dataclass(frozen=True)
@@ -49,6 +71,11 @@ class AnswerResult:
     audit_sequence: int | None = None
     error: str = ""
     history_id: int | None = None
+    answer_kind: str = AnswerKind.NONE
+    question: str = ""
+    reason: str = ""  # why a quotation or "not stated" was shown instead of the model's answer
+    draft: str = ""  # the model's unverified text (kept in the audit event)
+    grounding_ms: float | None = None
 
     @property
     def cited(self) -> list[Citation]:
@@ -73,6 +100,15 @@ def standalone_query(question: str, previous: AskedQuestion | None) -> str:
     return f"{previous.question.strip()} {question}"[:MAX_QUESTION_CHARACTERS]
 
 
+def question_problem(question: str) -> str:
+    """Why a question cannot be searched at all, or ""."""
+    if not question.strip():
+        return EMPTY_QUESTION_MESSAGE
+    if not content_words(question) and not any(c.isdigit() for c in question):
+        return NO_WORDS_MESSAGE
+    return ""
+
+
 def ask_question(
     *, user, question: str, collection_ids: Sequence[int] | None = None, follow_up_of: int | None = None
 ) -> AnswerResult:
@@ -85,11 +121,17 @@ def ask_question(
     return result
 
 
+def _prompt_evidence(profile, ranked: list[Evidence], sources: list[RetrievedChunk]) -> list[Evidence]:
+    if profile.name == "capable":  # whole passages, in search order
+        return [Evidence(n, s.text) for n, s in enumerate(sources, start=1)]
+    return ranked[: profile.evidence_windows]
+
+
 def answer_stream(
     *, user, question: str, collection_ids: Sequence[int] | None = None, follow_up_of: int | None = None
 ) -> Iterator[AnswerEvent]:
     started = time.monotonic()
-    question = question.strip()[:MAX_QUESTION_CHARACTERS]
+    question = clean_text(question).strip()[:MAX_QUESTION_CHARACTERS]
     picked = [int(i) for i in collection_ids or []]
     previous = (
         AskedQuestion.objects.filter(user=user, id=follow_up_of).first()
@@ -98,6 +140,7 @@ def answer_stream(
     search_query = standalone_query(question, previous)
     search_filter = search_filter_for(user=user, collection_ids=picked or None)
     searched_ids = [i for i in search_filter.readable_collection_ids if not picked or i in picked]
+    profile = profile_for()
     payload: dict = {
         "question": question,
         "search_query": search_query,
@@ -109,109 +152,118 @@ def answer_stream(
         "model_sha256": settings.LLM_MODEL_SHA256,
         "llm_endpoint": settings.LLM_BASE_URL,
         "prompt_version": PROMPT_VERSION,
+        "prompt_profile": profile.name,
         "streamed": True,
     }
     citations: list[Citation] = []
     completion = Completion("", settings.LLM_MODEL, None, None, 0)
     recorded: list[AnswerResult] = []
 
-    def finish(outcome: str, answer: str, error: str = "") -> AnswerResult:
-        # The passage text and its document version go into the event, so the audit trail
-        # shows what was retrieved as it was then, even after a new version replaced it.
-        versions = dict(
-            Document.objects.filter(id__in={c.source.document_id for c in citations}).values_list("id", "sha256")
+    def finish(outcome: str, kind: str, answer: str, *, error: str = "", reason: str = "",
+               grounding_ms: float | None = None) -> AnswerResult:
+        payload.update(latency_ms=int((time.monotonic() - started) * 1000), reason=reason,
+                       draft=completion.text.strip())
+        sequence, history_id = answer_record(
+            user=user, outcome=outcome, answer_kind=kind, answer=answer, error=error, question=question,
+            search_query=search_query, previous=previous, picked=picked, citations=citations, payload=payload,
         )
-        payload.update(
-            answer=answer,
-            error=error,
-            retrieved=[
-                {
-                    "n": c.number,
-                    "chunk_id": c.source.chunk_id,
-                    "document_id": c.source.document_id,
-                    "document_sha256": versions.get(c.source.document_id, ""),
-                    "page": c.source.page_number,
-                    "score": c.source.score,
-                    "cited": c.cited,
-                    "text": c.source.text,
-                }
-                for c in citations
-            ],
-            latency_ms=int((time.monotonic() - started) * 1000),
-        )
-        with transaction.atomic():
-            event = audit_record(event_type=EventType.QUESTION_ASKED, outcome=outcome, actor=user, payload=payload)
-            history_id = None
-            if getattr(user, "is_authenticated", False):
-                history_id = AskedQuestion.objects.create(
-                    user=user, follow_up_of=previous, question=question, search_query=search_query,
-                    answer=answer, outcome=outcome, error=error, collection_ids=picked,
-                    citations=[
-                        {"n": c.number, "chunk_id": c.source.chunk_id, "document_id": c.source.document_id,
-                         "document_title": c.source.document_title, "page": c.source.page_number, "cited": c.cited}
-                        for c in citations
-                    ],
-                    audit_sequence=event.sequence,
-                ).id
-        result = AnswerResult(outcome, answer, list(citations), event.sequence, error, history_id)
+        result = AnswerResult(outcome, answer, list(citations), sequence, error, history_id, kind, question,
+                              reason, completion.text.strip(), grounding_ms)
         recorded.append(result)
         return result
 
+    def cite(numbers) -> None:
+        nonlocal citations
+        citations = [Citation(c.number, c.source, c.number in numbers) for c in citations]
+
     try:
         if not searched_ids:
-            yield AnswerEvent("done", finish(Outcome.NO_ACCESS, NO_ACCESS_MESSAGE))
+            yield AnswerEvent("done", finish(Outcome.NO_ACCESS, AnswerKind.NONE, NO_ACCESS_MESSAGE))
+            return
+        problem = question_problem(question)
+        if problem:
+            yield AnswerEvent("done", finish(Outcome.REJECTED, AnswerKind.NONE, problem, reason=problem))
             return
         query_vector = embed_query(search_query)
         sources = chunks_search(user=user, query=search_query, collection_ids=searched_ids, query_vector=query_vector)
         if not sources:
-            yield AnswerEvent("done", finish(Outcome.REFUSED, NOT_FOUND_MESSAGE))
+            closest = chunks_search(user=user, query=search_query, collection_ids=searched_ids,
+                                    query_vector=query_vector, k=CLOSEST_PASSAGES, max_distance=None)
+            citations = [Citation(n, s, False) for n, s in enumerate(closest, start=1)]
+            yield AnswerEvent("done", finish(Outcome.REFUSED, AnswerKind.NOT_STATED, NOT_STATED_MESSAGE,
+                                             reason="no passage is close enough to the question"))
             return
         citations = [Citation(n, s, False) for n, s in enumerate(sources, start=1)]
         yield AnswerEvent("sources", list(citations))
-        evidence_sources = sources[: settings.ANSWER_EVIDENCE_SOURCES]
-        evidence = select_evidence(
-            query_vector,
-            evidence_sources,
-            sentences=settings.ANSWER_EVIDENCE_SENTENCES,
-            vectors_for=stored_sentence_vectors,
-        )
-        model_question, evidence, prompt_tokens = fit_to_window(
-            search_query, evidence, count_tokens=count_tokens,
-            window=settings.LLM_CONTEXT_TOKENS, max_answer_tokens=settings.LLM_MAX_TOKENS,
-        )
-        evidence_numbers = sorted({e.number for e in evidence})
-        payload["evidence"] = [{"n": e.number, "sentence": e.sentence} for e in evidence]
-        payload["prompt_tokens_counted"] = prompt_tokens
+        ranked = rank_evidence(search_query, query_vector, sources[: settings.ANSWER_EVIDENCE_SOURCES],
+                               vectors_for=stored_sentence_vectors)
+        payload["evidence"] = [{"n": e.number, "sentence": e.sentence, "score": e.score} for e in ranked[:5]]
+        answerability = evidence_answers(question, ranked, [s.text for s in sources])
+        payload["answerability"] = answerability.as_audit()
+        if not answerability.answerable:
+            yield AnswerEvent("done", finish(Outcome.REFUSED, AnswerKind.NOT_STATED, NOT_STATED_MESSAGE,
+                                             reason=answerability.reason))
+            return
+        quotation = quotation_from(ranked)
+        payload["quotation"] = quotation.text if quotation else ""
+
+        def quote(outcome: str, reason: str, error: str = "", grounding_ms: float | None = None) -> AnswerResult:
+            cite({quotation.number})
+            return finish(outcome, AnswerKind.QUOTATION, quotation.text, error=error, reason=reason,
+                          grounding_ms=grounding_ms)
+
+        evidence = _prompt_evidence(profile, ranked, sources)
+        try:
+            window = context_window()
+            model_question, evidence, prompt_tokens = fit_to_window(
+                question, evidence, count_tokens=count_tokens, window=window,
+                max_answer_tokens=settings.LLM_MAX_TOKENS, profile=profile.name,
+            )
+        except PromptDoesNotFit as error:
+            yield AnswerEvent("done", quote(Outcome.LLM_ERROR, str(error), error=f"{error}.{QUOTED_BECAUSE_LLM}"))
+            return
+        payload.update(prompt_tokens_counted=prompt_tokens, context_window=window,
+                       prompt_evidence=[{"n": e.number, "sentence": e.sentence} for e in evidence])
         try:
             # closing(): a client that goes away also ends the request to vLLM at once.
-            with closing(chat_stream(build_messages(model_question, evidence), result=completion)) as tokens:
+            messages = build_messages(model_question, evidence, profile.name)
+            with closing(chat_stream(messages, result=completion)) as tokens:
                 for text in tokens:
                     yield AnswerEvent("token", text)
         except LLMUnavailable as error:
             payload["completion_tokens"] = completion.completion_tokens
-            yield AnswerEvent("done", finish(Outcome.LLM_ERROR, completion.text.strip(), error=str(error)))
+            yield AnswerEvent("done", quote(Outcome.LLM_ERROR, "the language model did not answer",
+                                            error=f"{error}{QUOTED_BECAUSE_LLM}"))
             return
-        answer = completion.text.strip()
-        # A citation counts only if it names a source the model was shown. When the model
-        # writes no usable [n], the answer can only rest on the evidence it was given.
-        model_cited = [n for n in cited_numbers(answer, len(sources)) if n in evidence_numbers]
-        cited = set(model_cited or evidence_numbers)
-        citations = [Citation(n, s, n in cited) for n, s in enumerate(sources, start=1)]
-        payload.update(
-            citation_method="model" if model_cited else "evidence",
-            model=completion.model,
-            prompt_tokens=completion.prompt_tokens,
-            completion_tokens=completion.completion_tokens,
-            llm_latency_ms=completion.latency_ms,
-            first_token_ms=completion.first_token_ms,
+        payload.update(model=completion.model, prompt_tokens=completion.prompt_tokens,
+                       completion_tokens=completion.completion_tokens, llm_latency_ms=completion.latency_ms,
+                       first_token_ms=completion.first_token_ms, finish_reason=completion.finish_reason)
+        draft = completion.text.strip()
+        if profile.name == "capable" and draft.upper().startswith(NOT_STATED_REPLY):
+            yield AnswerEvent("done", finish(Outcome.REFUSED, AnswerKind.NOT_STATED, NOT_STATED_MESSAGE,
+                                             reason="the model found no answer in the passages"))
+            return
+        checked = time.perf_counter()
+        grounding = check_answer(
+            draft, passages={e.number: sources[e.number - 1].text for e in evidence}, question=question,
+            min_overlap=settings.ANSWER_MIN_OVERLAP, cut_off=completion.finish_reason == "length",
         )
-        yield AnswerEvent("done", finish(Outcome.ANSWERED, answer))
+        reason = grounding.reason
+        if grounding.verified and wants_figure(question) and not states_a_figure(draft):
+            reason = "the question asks for a figure and the answer states none"
+        grounding_ms = round((time.perf_counter() - checked) * 1000, 3)
+        payload.update(grounding=grounding.as_audit(), grounding_ms=grounding_ms)
+        if grounding.verified and not reason:
+            cite(set(grounding.cited))
+            yield AnswerEvent("done", finish(Outcome.ANSWERED, AnswerKind.VERIFIED, draft, grounding_ms=grounding_ms))
+        else:
+            yield AnswerEvent("done", quote(Outcome.ANSWERED, reason, grounding_ms=grounding_ms))
     except GeneratorExit:
         if not recorded:
             payload["completion_tokens"] = completion.completion_tokens
-            finish(Outcome.ERROR, completion.text.strip(), error=DISCONNECTED_MESSAGE)
+            finish(Outcome.ERROR, AnswerKind.NONE, "", error=DISCONNECTED_MESSAGE)
         raise
     except Exception as error:
         if not recorded:
-            finish(Outcome.ERROR, completion.text.strip(), error=f"Internal error: {type(error).__name__}")
+            finish(Outcome.ERROR, AnswerKind.NONE, "", error=f"Internal error: {type(error).__name__}")
         raise

@@ -7,8 +7,14 @@ def answer_as_text(result: AnswerResult) -> str:
     lines = []
     if result.error:
         lines.append(f"  ERROR: {result.error}")
-    else:
+    label = {"verified": "Verified answer", "quotation": "Quotation (the model's answer was not verified)",
+             "not_stated": "Not stated in your documents"}.get(result.answer_kind)
+    if label and result.answer:
+        lines.append(f"  {label}: {result.answer}")
+    elif not result.error:
         lines.append(f"  Answer: {result.answer}")
+    if result.reason and result.answer_kind in ("quotation", "not_stated"):
+        lines.append(f"    (why: {result.reason})")
     for c in result.citations:
         page = f", page {c.source.page_number}" if c.source.page_number else ""
         mark = "cited" if c.cited else "source"

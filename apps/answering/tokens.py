@@ -1,5 +1,9 @@
 """Count prompt tokens with the served model's own tokenizer, so a prompt never overflows
-the model's context window (vLLM's --max-model-len)."""
+the model's context window (vLLM's --max-model-len).
+
+The packaged model's tokenizer.json is read locally (no round trip). Any other served model
+is counted by its server (vLLM ``/tokenize``); when neither is available, 1 token per 2
+characters, which over-estimates every tokenizer we know."""
 
 from __future__ import annotations
 
@@ -34,8 +38,21 @@ def _tokenizer(path: str):
         return None
 
 
+def _local_tokenizer():
+    from rag_platform.llm_model import SERVED_NAME
+
+    if settings.LLM_TOKENIZER_PATH or settings.LLM_MODEL == SERVED_NAME:
+        return _tokenizer(str(tokenizer_path()))
+    return None
+
+
 def count_tokens(text: str) -> int:
-    tokenizer = _tokenizer(str(tokenizer_path()))
-    if tokenizer is None:
-        return len(text) // 2 + 1  # over-estimates every tokenizer we know: never overflows
-    return len(tokenizer.encode(text, add_special_tokens=False).ids)
+    tokenizer = _local_tokenizer()
+    if tokenizer is not None:
+        return len(tokenizer.encode(text, add_special_tokens=False).ids)
+    from apps.answering.llm import server_token_count
+
+    counted = server_token_count(text)
+    if counted is not None:
+        return counted
+    return len(text) // 2 + 1  # over-estimates every tokenizer we know: never overflows

@@ -7,23 +7,36 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from apps.answering.forms import QuestionForm
-from apps.answering.models import AskedQuestion
+from apps.answering.models import AnswerKind, AskedQuestion
 from apps.answering.services import AnswerEvent, AnswerResult, Citation, answer_stream, ask_question
 from apps.audit.context import audit_context, current_context
 from apps.corpus.selectors import collections_readable_by
 
 HISTORY_ON_PAGE = 10
+# What each kind of answer is called on the page (and in the streamed "done" event).
+ANSWER_LABELS = {
+    AnswerKind.VERIFIED: "Verified answer: every sentence is supported by the passage it cites.",
+    AnswerKind.QUOTATION: "Quotation from your documents: the model's answer could not be verified, "
+                          "so the passage that answers is shown word for word.",
+    AnswerKind.NOT_STATED: "Not stated in your documents.",
+}
 
 
 def _page_context(request, form, result=None, follow_up=None):
     history = AskedQuestion.objects.filter(user=request.user)[:HISTORY_ON_PAGE]
-    return {"form": form, "result": result, "readable": form.readable, "history": history, "follow_up": follow_up}
+    label = ANSWER_LABELS.get(result.answer_kind, "") if result else ""
+    return {"form": form, "result": result, "readable": form.readable, "history": history, "follow_up": follow_up,
+            "answer_label": label}
 
 
 def _follow_up(request, value):
-    if not value:
+    """The asker's own earlier question ``value`` (an id from a link or the form), or None:
+    a malformed or foreign id is no follow-up, never an error page."""
+    try:
+        question_id = int(value)
+    except (TypeError, ValueError):
         return None
-    return AskedQuestion.objects.filter(user=request.user, id=value).first()
+    return AskedQuestion.objects.filter(user=request.user, id=question_id).first()
 
 
 @login_required
@@ -72,6 +85,9 @@ def _event_stream(events) -> bytes:
             result: AnswerResult = event.data
             yield _sse("done", {
                 "outcome": result.outcome,
+                "answer_kind": result.answer_kind,
+                "label": ANSWER_LABELS.get(result.answer_kind, ""),
+                "reason": result.reason,
                 "answer": result.answer,
                 "error": result.error,
                 "audit_sequence": result.audit_sequence,

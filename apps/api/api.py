@@ -148,7 +148,8 @@ def ask(request, payload: AskIn):
         response["X-Accel-Buffering"] = "no"
         return response
     result = ask_question(**arguments)
-    return {"outcome": result.outcome, "answer": result.answer, "error": result.error,
+    return {"outcome": result.outcome, "answer_kind": result.answer_kind, "answer": result.answer,
+            "reason": result.reason, "error": result.error,
             "audit_sequence": result.audit_sequence, "history_id": result.history_id,
             "citations": [_citation(c) for c in result.citations]}
 

@@ -35,7 +35,10 @@ class CitationOut(Schema):
 
 class AskOut(Schema):
     outcome: str
+    answer_kind: str = Field(..., description="verified (every sentence supported by the passage it cites), "
+                             "quotation (the passage sentences that answer, verbatim), not_stated, or none")
     answer: str
+    reason: str = Field("", description="why a quotation or not_stated was given instead of the model's answer")
     error: str
     audit_sequence: int | None
     history_id: int | None

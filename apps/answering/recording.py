@@ -1,0 +1,61 @@
+"""Writing down what a question got: one audit event and one history row, in one transaction.
+
+The passage text and its document version go into the event, so the audit trail shows what
+was retrieved as it was then, even after a new version replaced it; so do the evidence, the
+answerability decision, the model's draft and every sentence's grounding verdict, so an
+auditor can see why a person got a verified answer, a quotation or "not stated".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.db import transaction
+
+from apps.answering.models import AskedQuestion
+from apps.audit.models import EventType
+from apps.audit.services import audit_record
+from apps.corpus.models import Document
+
+
+def answer_record(*, user, outcome: str, answer_kind: str, answer: str, error: str, question: str,
+                  search_query: str, previous: AskedQuestion | None, picked: Sequence[int], citations: Sequence,
+                  payload: dict) -> tuple[int, int | None]:
+    """Append the question's audit event and the asker's history row; returns
+    (audit sequence, history id or None for an anonymous asker)."""
+    versions = dict(
+        Document.objects.filter(id__in={c.source.document_id for c in citations}).values_list("id", "sha256")
+    )
+    payload.update(
+        answer=answer,
+        answer_kind=answer_kind,
+        error=error,
+        retrieved=[
+            {
+                "n": c.number,
+                "chunk_id": c.source.chunk_id,
+                "document_id": c.source.document_id,
+                "document_sha256": versions.get(c.source.document_id, ""),
+                "page": c.source.page_number,
+                "score": c.source.score,
+                "cited": c.cited,
+                "text": c.source.text,
+            }
+            for c in citations
+        ],
+    )
+    with transaction.atomic():
+        event = audit_record(event_type=EventType.QUESTION_ASKED, outcome=outcome, actor=user, payload=payload)
+        history_id = None
+        if getattr(user, "is_authenticated", False):
+            history_id = AskedQuestion.objects.create(
+                user=user, follow_up_of=previous, question=question, search_query=search_query,
+                answer=answer, outcome=outcome, answer_kind=answer_kind, error=error, collection_ids=list(picked),
+                citations=[
+                    {"n": c.number, "chunk_id": c.source.chunk_id, "document_id": c.source.document_id,
+                     "document_title": c.source.document_title, "page": c.source.page_number, "cited": c.cited}
+                    for c in citations
+                ],
+                audit_sequence=event.sequence,
+            ).id
+    return event.sequence, history_id
