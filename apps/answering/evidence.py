@@ -168,4 +168,8 @@ def rank_evidence(
         score = similarity + keyword_weight * keyword + figure_weight * figure
         ranked.append(Evidence(number, window, round(score, 4)))
     ranked.sort(key=lambda e: -e.score)
+    if figure_asked:
+        # A question that asks for a figure is answered by a window that states one: those
+        # come first, in their order (the rest stay for reading).
+        ranked.sort(key=lambda e: not quantities(e.sentence))
     return ranked

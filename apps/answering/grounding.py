@@ -90,6 +90,10 @@ def _claim(sentence: str) -> str:
 
 def check_sentence(sentence: str, *, passages: Mapping[int, str], question: str, min_overlap: float) -> SentenceVerdict:
     cites = tuple(dict.fromkeys(int(n) for n in _CITATION.findall(sentence)))
+    if not cites and len(passages) == 1:
+        # The model was shown one source: an uncited sentence can only rest on it, and is
+        # checked against it like a cited one (small models often omit the [n]).
+        cites = tuple(passages)
     claim = _claim(sentence)
     if not re.search(r"[A-Za-z0-9]", claim):
         return SentenceVerdict(sentence, cites, False, "says nothing but a citation")
@@ -155,3 +159,18 @@ def shares_terms(text: str, question: str) -> float:
     if not asked:
         return 0.0
     return len(asked & {stem(w) for w in content_words(text)}) / len(asked)
+
+
+_ASKS_WHERE = re.compile(r"\b(?:where|e-?mail|contact|address|send|submit|who do i)\b", re.IGNORECASE)
+_CONTACT = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\bhttps?://\S+|\+?\d[\d ()-]{6,}\d")
+
+
+def dropped_contact(answer: str, quotation: str, question: str) -> str:
+    """For a question asking where or whom to contact: an address the quotation gives and
+    the answer leaves out (a grounded answer that omits it does not answer), or ""."""
+    if not _ASKS_WHERE.search(question):
+        return ""
+    for contact in _CONTACT.findall(quotation):
+        if contact.rstrip(".") not in answer:
+            return contact.rstrip(".")
+    return ""

@@ -18,12 +18,26 @@ class Quotation:
     number: int
 
 
-def quotation_from(ranked: Sequence) -> Quotation | None:
+def _asks_two_things(question: str) -> bool:
+    return question.count("?") > 1 or bool(re.search(r"\b(?:and|or) (?:who|what|which|where|when|how|whose|is|do|does|can)\b",
+                                                       question, re.IGNORECASE))
+
+
+def quotation_from(ranked: Sequence, question: str = "") -> Quotation | None:
+    """The best evidence window; with the runner-up of the same passage when the two overlap
+    or the question asks two things (within the length limit)."""
     if not ranked:
         return None
     best = ranked[0]
     text = best.sentence.strip()
     limit = settings.ANSWER_QUOTE_MAX_CHARACTERS
+    second = next((e for e in ranked[1:3] if e.number == best.number), None)
+    if second is not None:
+        other = second.sentence.strip()
+        if text in other and len(other) <= limit:
+            text = other
+        elif other not in text and _asks_two_things(question) and len(text) + len(other) + 3 <= limit:
+            text = f"{text} … {other}"
     if len(text) > limit:
         cut = text[:limit]
         sentence_end = max(cut.rfind(". "), cut.rfind("? "), cut.rfind("! "))

@@ -46,6 +46,8 @@ def split_sentences(text: str) -> list[str]:
 _TEMPLATE = re.compile(r"\{%.*?%\}|\{\{.*?\}\}|\{#.*?#\}")
 _MARKDOWN_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 _BARE_URL = re.compile(r"https?://\S+")
+_ABOUT_THE_PAGE = re.compile(r"^(?:this|the following|on this) (?:page|document|section|guide|article|handbook)\b",
+                             re.IGNORECASE)
 _LIST_MARK = re.compile(r"^\s*(?:[-*+•]|\d{1,2}[.)])\s+")
 
 
@@ -71,9 +73,9 @@ def is_evidence(sentence: str) -> bool:
     if link_text > 0.7 * len(raw):
         return False  # a list of links
     if not re.search(r"[.!?:;)\]]$", text) and len(tokens) <= 12:
-        capitalised = sum(1 for t in tokens if t[0].isupper())
-        if capitalised >= 0.6 * len(tokens):
-            return False  # a title: "Leave Types And How To Request Them"
+        return False  # a heading: "Combining paid parental leave with other leave"
+    if _ABOUT_THE_PAGE.match(text):
+        return False  # "This page outlines how to ...": about the document, not its content
     return True
 
 

@@ -26,7 +26,7 @@ from django.conf import settings
 
 from apps.answering.answerability import evidence_answers, wants_figure
 from apps.answering.evidence import Evidence, rank_evidence, stored_sentence_vectors
-from apps.answering.grounding import check_answer, states_a_figure
+from apps.answering.grounding import check_answer, dropped_contact, shares_terms, states_a_figure
 from apps.answering.llm import Completion, LLMUnavailable, chat_stream
 from apps.answering.models import AnswerKind, AskedQuestion
 from apps.answering.profiles import context_window, profile_for
@@ -204,7 +204,7 @@ def answer_stream(
             yield AnswerEvent("done", finish(Outcome.REFUSED, AnswerKind.NOT_STATED, NOT_STATED_MESSAGE,
                                              reason=answerability.reason))
             return
-        quotation = quotation_from(ranked)
+        quotation = quotation_from(ranked, question)
         payload["quotation"] = quotation.text if quotation else ""
 
         def quote(outcome: str, reason: str, error: str = "", grounding_ms: float | None = None) -> AnswerResult:
@@ -251,6 +251,10 @@ def answer_stream(
         reason = grounding.reason
         if grounding.verified and wants_figure(question) and not states_a_figure(draft):
             reason = "the question asks for a figure and the answer states none"
+        elif grounding.verified and not shares_terms(draft, question) and not states_a_figure(draft):
+            reason = "the answer is about something the question does not ask"
+        elif grounding.verified and quotation and (dropped := dropped_contact(draft, quotation.text, question)):
+            reason = f"the answer leaves out “{dropped}”, which the passage gives"
         grounding_ms = round((time.perf_counter() - checked) * 1000, 3)
         payload.update(grounding=grounding.as_audit(), grounding_ms=grounding_ms)
         if grounding.verified and not reason:

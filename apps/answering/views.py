@@ -36,6 +36,8 @@ def _follow_up(request, value):
         question_id = int(value)
     except (TypeError, ValueError):
         return None
+    if not 0 < question_id < 2**63:
+        return None
     return AskedQuestion.objects.filter(user=request.user, id=question_id).first()
 
 
