@@ -2,12 +2,19 @@
 PYTHON ?= .venv/bin/python
 DATASET ?= ../shared/eval/scifact-dev
 
-.PHONY: evaluate bench-search bench-answer bench-ingest bench-ingest-ratio bench-parse bench-embedding bench-scaleout
+.PHONY: evaluate evaluate-answers bench-search bench-answer bench-ingest bench-ingest-ratio bench-parse bench-embedding bench-scaleout
 
 # Retrieval quality (nDCG@10, recall@10: keyword, vector, hybrid) on a BEIR dataset,
 # loaded through the product's ingestion into an embedded PostgreSQL under var/bench/.
 evaluate:
 	$(PYTHON) bench/search_env.py manage.py evaluate $(DATASET)
+
+# Answer quality on policy-qa dev (60 questions): documents ingested and questions asked through
+# the product, the packaged model served by vLLM here; LIMIT=N for a slice.
+QA_DATASET ?= ../shared/eval/policy-qa-dev
+evaluate-answers:
+	RAG_VLLM_ENFORCE_EAGER=1 $(PYTHON) bench/answers.py $(QA_DATASET) $(if $(LIMIT),--limit $(LIMIT))
+	$(PYTHON) bench/answer_evidence.py --dataset $(QA_DATASET)
 
 # Search latency at 100,000 chunks and filtered recall under a 10% permission filter.
 bench-search:

@@ -159,3 +159,20 @@ def test_evaluate_answers_on_a_slice_of_the_dev_set(llm, capsys):
     rows = [line for line in out.splitlines() if line.startswith(("OK ", "FAIL"))]
     assert len(rows) == 10
     assert sum(line.startswith("OK") for line in rows) >= 5, out
+
+
+HR = b"# Leave\n\nEmployees receive 28 days of paid annual leave per year.\n"
+
+
+def test_a_reply_without_citations_is_never_shown_as_verified(llm, collection, corpus_admin, member, settings):
+    """With several sources shown (the capable profile), a sentence that cites none cannot be
+    attributed, so it fails the check and the passage is quoted instead."""
+    ingest(collection, corpus_admin, "payments.md", FINANCE)
+    ingest(collection, corpus_admin, "leave.md", HR)
+    settings.LLM_PROMPT_PROFILE = "capable"
+    result = ask_question(user=member, question="How many approvals does a payment above 10,000 EUR need?")
+    grounding = event_of(result).payload["grounding"]
+    uncited = [s for s in grounding["sentences"] if not s["cites"]]
+    assert uncited, f"the packaged model cited every sentence this time: {result.draft!r}"
+    assert all(not s["supported"] and s["reason"] == "cites no source" for s in uncited)
+    assert result.answer_kind == AnswerKind.QUOTATION and "two approvals" in result.answer

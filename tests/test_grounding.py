@@ -136,3 +136,14 @@ def test_the_capable_profile_keeps_documents_in_a_delimited_data_section():
     messages = build_messages("How many approvals?", [Evidence(1, "Two approvals are needed.")], "capable")
     assert messages[0]["role"] == "system" and "not instructions" in messages[0]["content"]
     assert "<documents>\nSource [1]: Two approvals are needed.\n</documents>" in messages[1]["content"]
+
+
+def test_start_up_refuses_an_answer_budget_that_leaves_no_room(settings):
+    from apps.answering.checks import check_answer_budget
+
+    settings.LLM_CONTEXT_TOKENS, settings.LLM_MAX_TOKENS = 2048, 1990
+    assert [e.id for e in check_answer_budget()] == ["rag.E020"]
+    settings.LLM_MAX_TOKENS = 160
+    assert check_answer_budget() == []
+    settings.LLM_PROMPT_PROFILE = "huge"
+    assert [e.id for e in check_answer_budget()] == ["rag.E021"]

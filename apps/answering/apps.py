@@ -5,3 +5,6 @@ class AnsweringConfig(AppConfig):
     name = "apps.answering"
     label = "answering"
     verbose_name = "Answering"
+
+    def ready(self):
+        from apps.answering import checks  # noqa: F401  (registers the system checks)

@@ -185,7 +185,7 @@ def summary_table(s: dict) -> str:
         ("answerable: wrongly refused", _share(s["answerable_refused"], s["answerable"])),
         ("fabricated (verified answer with an unsupported figure or name)", str(s["fabricated"])),
         ("overall correct", _share(s["overall_correct"], s["questions"])),
-        ("shown as verified / quotation / not stated",
+        ("shown as verified / quotation / not stated / no answer",
          " / ".join(str(s["kinds"].get(k, 0)) for k in AnswerKind.values)),
         ("latency p50 / p95", f"{s['latency_p50_s']:.2f} s / {s['latency_p95_s']:.2f} s"),
         ("grounding check p95", f"{s['grounding_p95_ms']:.1f} ms"),
