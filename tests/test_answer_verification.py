@@ -10,6 +10,7 @@ import pytest
 from django.core.management import call_command
 
 from apps.answering.models import AnswerKind
+from apps.answering.sentences import readable
 from apps.answering.services import NOT_STATED_MESSAGE, answer_stream, ask_question
 from apps.audit.models import AuditEvent, Outcome
 from apps.ingestion.services import document_ingest, document_upload
@@ -43,8 +44,9 @@ def assert_shown_answer_is_grounded(result):
         assert payload["grounding"]["verified"] and all(s["supported"] for s in payload["grounding"]["sentences"])
         assert result.answer == payload["draft"]
     elif result.answer_kind == AnswerKind.QUOTATION:
-        quoted = result.answer.rsplit(" [", 1)[0]
-        assert any(piece.strip() in " ".join(c.source.text.split()) for piece in quoted.split(" … ")), result.answer
+        quoted = result.answer.rsplit(" [", 1)[0].removesuffix(" …")
+        cited = " ".join(readable(line) for c in result.cited for line in c.source.text.splitlines())
+        assert all(piece.strip() in cited for piece in quoted.split(" … ")), (result.answer, cited)
         assert result.cited and result.reason
     else:
         assert result.answer_kind == AnswerKind.NOT_STATED and result.answer == NOT_STATED_MESSAGE
@@ -70,9 +72,10 @@ def test_a_reply_cut_off_at_the_token_limit_becomes_a_quotation(llm, collection,
 
 
 def test_a_question_the_documents_do_not_answer_is_not_stated_without_asking_the_model(
-    llm, collection, corpus_admin, member
+    llm, collection, corpus_admin, member, settings
 ):
     ingest(collection, corpus_admin, "payments.md", FINANCE)
+    settings.RETRIEVAL_MAX_DISTANCE = 2.0  # the passage is retrieved: the evidence decides
     result = ask_question(user=member, question="How long is the probationary period for new employees?")
     assert result.outcome == Outcome.REFUSED and result.answer_kind == AnswerKind.NOT_STATED
     assert "probationary" in result.reason and result.citations and not result.cited  # closest passages, uncited
@@ -170,6 +173,7 @@ def test_a_reply_without_citations_is_never_shown_as_verified(llm, collection, c
     ingest(collection, corpus_admin, "payments.md", FINANCE)
     ingest(collection, corpus_admin, "leave.md", HR)
     settings.LLM_PROMPT_PROFILE = "capable"
+    settings.RETRIEVAL_MAX_DISTANCE = 2.0  # both documents are sources: an uncited sentence has no one source
     result = ask_question(user=member, question="How many approvals does a payment above 10,000 EUR need?")
     grounding = event_of(result).payload["grounding"]
     uncited = [s for s in grounding["sentences"] if not s["cites"]]

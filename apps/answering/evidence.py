@@ -106,14 +106,16 @@ def _window(spans: list[tuple[int, str]], i: int) -> str:
         previous = readable(spans[i - 1][1])
         lead_in = previous.endswith(":") and spans[i - 1][0] != paragraph
         if (lead_in or _NEEDS_PREVIOUS.match(text)) and len(previous) + len(text) < MAX_WINDOW_CHARACTERS:
-            if is_evidence(spans[i - 1][1]) or lead_in:
+            if (is_evidence(spans[i - 1][1]) or lead_in) and not looks_like_instruction(previous):
                 text = f"{previous} {text}"
     j = i + 1
     if text.endswith(":"):  # a lead-in: take the items it introduces
         while j < len(spans) and len(text) + len(spans[j][1]) < MAX_WINDOW_CHARACTERS:
-            text = f"{text} {readable(spans[j][1])}"
+            if not looks_like_instruction(spans[j][1]):
+                text = f"{text} {readable(spans[j][1])}"
             j += 1
-    elif j < len(spans) and spans[j][0] == paragraph and is_evidence(spans[j][1]):
+    elif (j < len(spans) and spans[j][0] == paragraph and is_evidence(spans[j][1])
+          and not looks_like_instruction(spans[j][1])):
         following = readable(spans[j][1])
         if len(following) + len(text) < 300:
             text = f"{text} {following}"
@@ -149,8 +151,8 @@ def rank_evidence(
             if not is_evidence(sentence) or looks_like_instruction(sentence):
                 continue
             window = _window(spans_of_source, i)
-            if looks_like_instruction(window):
-                continue
+            if looks_like_instruction(window):  # two innocent halves that read as one instruction
+                window = readable(sentence)
             candidates.append((number, window, float(similarities[i]), set(content_words(window))))
     asked = set(content_words(question))
     document_frequency = {w: sum(1 for c in candidates if w in c[3]) for w in asked}
