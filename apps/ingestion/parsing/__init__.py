@@ -23,7 +23,7 @@ from pathlib import Path
 
 from apps.ingestion.parsing import messages
 from apps.ingestion.parsing.chunking import ChunkDraft, chunk_elements
-from apps.ingestion.parsing.errors import OfflineViolation, ParseError
+from apps.ingestion.parsing.errors import ConfigurationError, OfflineViolation, ParseError
 from apps.ingestion.parsing.filetypes import (
     ARCHIVE_EXTENSIONS,
     IMAGE_EXTENSIONS,
@@ -46,7 +46,7 @@ from apps.ingestion.parsing.safety import (
 )
 
 __all__ = [
-    "ARCHIVE_EXTENSIONS", "IMAGE_MAX_PIXELS", "LEGACY_OFFICE_EXTENSIONS", "OCR_DPI", "SPACY_MODEL_PACKAGE",
+    "ARCHIVE_EXTENSIONS", "ConfigurationError", "IMAGE_MAX_PIXELS", "LEGACY_OFFICE_EXTENSIONS", "OCR_DPI", "SPACY_MODEL_PACKAGE",
     "SUPPORTED_EXTENSIONS", "ZIP_MAX_MEMBERS", "ZIP_MAX_RATIO", "ZIP_MAX_TOTAL_BYTES", "ChunkDraft",
     "OfflineViolation", "ParseError", "check_zip_safe", "detect_file_type", "ensure_offline_nlp",
     "ocr_available", "parse_and_chunk", "warm_up",
@@ -76,7 +76,7 @@ def parse_and_chunk(
     _check(path, ext, declared_name)
     try:
         elements = parser_for(ext)(path, declared_name)
-    except (ParseError, OfflineViolation, MemoryError):
+    except (ParseError, OfflineViolation, ConfigurationError, MemoryError):
         raise
     except Exception as exc:  # noqa: BLE001 - the file is at fault; the cause stays chained
         logger.info("partitioning %s (%s) failed: %r", declared_name, ext, exc)

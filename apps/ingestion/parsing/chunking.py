@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from apps.ingestion.parsing.ocr import OCR_ORIGIN
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,7 @@ def _to_drafts(chunks: list[Any], max_characters: int) -> list[ChunkDraft]:
         if table_html and any(getattr(el, "category", "") == "Table" for el in origin or [chunk]):
             metadata["table_html"] = table_html
             text = _table_as_rows(table_html) or text  # rows and columns, not a soup of cells
-        if any(getattr(el.metadata, "detection_origin", None) == OCR_ORIGIN for el in origin):
+        if any(getattr(el.metadata, "ocr", False) for el in origin):
             metadata["ocr"] = True
         sheet = getattr(chunk.metadata, "page_name", None)
         if sheet:

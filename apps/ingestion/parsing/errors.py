@@ -18,3 +18,7 @@ class ParseError(Exception):
 class OfflineViolation(RuntimeError):
     """unstructured (or pandoc) was about to use the network. Never a ParseError: the
     installation is at fault, not the document."""
+
+
+class ConfigurationError(RuntimeError):
+    """A parsing setting has a value this package does not know. Never a ParseError."""

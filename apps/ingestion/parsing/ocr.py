@@ -17,7 +17,6 @@ from apps.ingestion.parsing import messages
 from apps.ingestion.parsing.safety import IMAGE_MAX_PIXELS
 
 OCR_DPI = 200
-OCR_ORIGIN = "ocr_tesseract"  # element.metadata.detection_origin of OCR'd text
 
 
 def ocr_available() -> bool:
@@ -40,7 +39,9 @@ def text_elements(text: str, page_number: int) -> list[Any]:
         paragraph = " ".join(paragraph.split())
         if paragraph:
             element = NarrativeText(paragraph, metadata=ElementMetadata(page_number=page_number))
-            element.metadata.detection_origin = OCR_ORIGIN
+            # An ad-hoc metadata field: unstructured drops detection_origin unless its debug
+            # metadata is switched on, so that field cannot carry the mark.
+            element.metadata.ocr = True
             out.append(element)
     return out
 

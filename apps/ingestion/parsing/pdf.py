@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from apps.ingestion.parsing import messages
-from apps.ingestion.parsing.errors import ParseError
+from apps.ingestion.parsing.errors import ConfigurationError, ParseError
 from apps.ingestion.parsing.registry import NO_DETECTION, parser
 
 logger = logging.getLogger(__name__)
@@ -35,13 +35,12 @@ logger = logging.getLogger(__name__)
 ENGINE_VARIABLE = "PDF_TEXT_ENGINE"
 ENGINES = ("pdfium", "pdfminer")
 LINE_MARGIN = 0.5  # pdfminer's LAParams.line_margin: a gap over this x line height ends a box
-PDFIUM_ORIGIN = "pdfium"
 
 
 def text_engine() -> str:
     engine = os.environ.get(ENGINE_VARIABLE, "pdfium").strip().lower() or "pdfium"
     if engine not in ENGINES:
-        raise ValueError(f"{ENGINE_VARIABLE}={engine!r}: expected one of {', '.join(ENGINES)}")
+        raise ConfigurationError(f"{ENGINE_VARIABLE}={engine!r}: expected one of {', '.join(ENGINES)}")
     return engine
 
 
@@ -49,6 +48,7 @@ def text_engine() -> str:
 def parse_pdf(path: Path, declared_name: str) -> list[Any]:
     import pypdfium2 as pdfium
 
+    engine = text_engine()
     document = _open(path, declared_name)
     if document is None:  # pdfium cannot open it: pdfminer's word is final
         return _pdfminer_pages(path, declared_name, None)
@@ -61,7 +61,7 @@ def parse_pdf(path: Path, declared_name: str) -> list[Any]:
         unread: list[int] = []
         image_pages: list[int] = []
         for number in range(1, count + 1):
-            if text_engine() == "pdfminer":
+            if engine == "pdfminer":
                 unread.append(number)
                 continue
             try:
@@ -81,12 +81,12 @@ def parse_pdf(path: Path, declared_name: str) -> list[Any]:
             mined = _pdfminer_pages(path, declared_name, set(unread))
             for number in unread:
                 by_page[number] = [el for el in mined if el.metadata.page_number == number]
-            if any(not by_page[n] for n in unread) and text_engine() == "pdfium":
+            if any(not by_page[n] for n in unread) and engine == "pdfium":
                 # A page pdfium cannot load and pdfminer finds nothing on: its content is
                 # gone. Refuse rather than index part of a document.
                 raise messages.damaged_pdf(declared_name)
         without_text = [n for n in range(1, count + 1) if not by_page.get(n)]
-        if text_engine() == "pdfminer":  # no pdfium text pass, so no image check yet
+        if engine == "pdfminer":  # no pdfium text pass, so no image check yet
             image_pages = [n for n in without_text if _page_shows_an_image(document, n)]
         if image_pages:
             for number, elements in _ocr_pages(document, image_pages, declared_name, has_text=len(without_text) < count):
@@ -134,7 +134,6 @@ def _page_elements(page: Any, number: int, forms: Any) -> list[Any]:
         points = ((left, height - top), (left, height - bottom), (right, height - bottom), (right, height - top))
         element = element_from_text(text, coordinates=points, coordinate_system=system)
         element.metadata = ElementMetadata(page_number=number, coordinates=CoordinatesMetadata(points=points, system=system))
-        element.metadata.detection_origin = PDFIUM_ORIGIN
         elements.append(element)
     return sort_page_elements(sort_page_elements(elements, SORT_MODE_BASIC), SORT_MODE_XY_CUT)
 
