@@ -6,6 +6,7 @@ Each builder returns bytes. Nothing here is checked in as a binary blob.
 from __future__ import annotations
 
 import io
+import re
 import struct
 import zipfile
 import zlib
@@ -319,3 +320,48 @@ def right_to_left_pdf(lines: tuple[str, ...] = RIGHT_TO_LEFT_LINES) -> bytes:
     pdf.save(buf)
     pdfium_c.FPDFFont_Close(font)
     return buf.getvalue()
+
+
+# -- documents that link a resource by URL (pandoc would fetch it without --sandbox) ----------
+
+
+def odt_linking_image(url: str) -> bytes:
+    """An OpenDocument text (written by pandoc) whose picture is linked by URL instead of
+    embedded: the embedded picture's reference is rewritten to ``url`` and the picture
+    removed from the package."""
+    import tempfile
+
+    import pypandoc
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "logo.png").write_bytes(png_scan())
+        target = Path(tmp) / "doc.odt"
+        pypandoc.convert_text(
+            "# Archive rules\n\nPatient records are archived after ten years.\n\n![Logo](logo.png)\n",
+            "odt", format="md", outputfile=str(target), extra_args=[f"--resource-path={tmp}"],  # a local file only
+        )
+        source = zipfile.ZipFile(target)
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            for info in source.infolist():
+                data = source.read(info.filename)
+                if info.filename.startswith("Pictures/"):
+                    continue
+                if info.filename == "content.xml":
+                    data = re.sub(rb'xlink:href="Pictures/[^"]+"', b'xlink:href="' + url.encode() + b'"', data)
+                    assert url.encode() in data
+                if info.filename == "META-INF/manifest.xml":
+                    data = re.sub(rb'<manifest:file-entry[^>]*Pictures/[^>]*/>', b"", data)
+                zf.writestr(info, data, zipfile.ZIP_STORED if info.filename == "mimetype" else zipfile.ZIP_DEFLATED)
+    return buf.getvalue()
+
+
+def rtf_linking_image(url: str) -> bytes:
+    """An RTF whose picture is an INCLUDEPICTURE field pointing at a URL, and a hyperlink."""
+    return (
+        rb"{\rtf1\ansi\deff0 {\fonttbl {\f0 Times;}}"
+        rb"{\pard\b Visitor badges\b0\par}"
+        rb"{\pard Visitors return their badge at reception before leaving the building.\par}"
+        rb"{\pard{\field{\*\fldinst INCLUDEPICTURE \"" + url.encode() + rb"\" \\* MERGEFORMATINET \\d}{\fldrslt }}\par}"
+        rb"{\pard{\field{\*\fldinst HYPERLINK \"" + url.encode() + rb"\"}{\fldrslt badge office}}\par}}"
+    )
