@@ -601,7 +601,7 @@ def report(runs, raw: float, n_raw: int, raw_pdf: float | None = None) -> None:
             line += (f"text {text.chunks_per_s:.2f} chunks/s = {text.chunks_per_s / raw:.2f} of raw encode ({raw:.2f}/s, "
                      f"{n_raw} chunks); {text.docs_per_s:.2f} docs/s")
             if r is not base and base["phases"].get("text"):
-                line += f"; speed-up vs {base['workers']} worker(s): {text.chunks_per_s / base['phases']['text'].chunks_per_s:.2f}x"
+                line += f"; speed-up vs {base['workers']} worker(s) x {base['concurrency']}: {text.chunks_per_s / base['phases']['text'].chunks_per_s:.2f}x"
         for phase in ("pdf", "scan"):
             p = r["phases"].get(phase)
             if p:

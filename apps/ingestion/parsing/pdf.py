@@ -244,7 +244,12 @@ def _shows_an_image(page: Any) -> bool:
 
 
 def _page_shows_an_image(document: Any, number: int) -> bool:
-    page = document[number - 1]
+    import pypdfium2 as pdfium
+
+    try:
+        page = document[number - 1]
+    except pdfium.PdfiumError:
+        return False
     try:
         return _shows_an_image(page)
     finally:
