@@ -11,12 +11,16 @@ Helvetica, WinAnsi: characters outside cp1252 become "?"): the title as a headin
 abstract as paragraphs, a new page every ~3,000 characters.
 
     .venv/bin/python bench/pdf_equivalence.py [--max-documents 2101] [--dataset ../shared/eval/scifact-dev]
+    # or the three loads side by side, then the comparison:
+    for v in txt pdf-pdfium pdf-pdfminer; do .venv/bin/python bench/pdf_equivalence.py --variants $v & done; wait
+    .venv/bin/python bench/pdf_equivalence.py --variants none
 """
 
 from __future__ import annotations
 
 import argparse
 import difflib
+import json
 import os
 import sys
 import time
@@ -53,6 +57,9 @@ def main() -> None:
     parser.add_argument("--dataset", type=Path, default=DATASET)
     parser.add_argument("--max-documents", type=int, help="the first N documents and the queries they answer")
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--variants", default="txt,pdf-pdfium,pdf-pdfminer",
+                        help="which loads to run here (several processes can share the database: "
+                             "each writes its result under var/bench/, the comparison uses all there are)")
     args = parser.parse_args()
 
     import search_env
@@ -68,7 +75,14 @@ def main() -> None:
     variants = [("text files", "txt", None, as_text_file), ("PDFs, pdfium", "pdf-pdfium", "pdfium", render_pdf),
                 ("PDFs, pdfminer", "pdf-pdfminer", "pdfminer", render_pdf)]
     results, chunks = {}, {}
+    store = ROOT / "var" / "bench"
     for label, tag, engine, render in variants:
+        saved = store / f"pdf-equivalence-{tag}{suffix}.json"
+        if tag not in args.variants.split(","):
+            if saved.exists():
+                kept = json.loads(saved.read_text())
+                results[label], chunks[tag] = kept["scores"], kept["chunks"]
+            continue
         if engine:
             os.environ["PDF_TEXT_ENGINE"] = engine  # inherited by the sandboxed parse children
         started = time.monotonic()
@@ -78,15 +92,19 @@ def main() -> None:
         rows = Chunk.objects.filter(collection=collection).order_by("document__title", "ordinal")
         chunks[tag] = {}
         for title, text, page in rows.values_list("document__title", "text", "page_number"):
-            chunks[tag].setdefault(title.rsplit(".", 1)[0], []).append((page, text))
+            chunks[tag].setdefault(title.rsplit(".", 1)[0], []).append([page, text])
         results[label] = dataset_evaluate(data, collection=collection, k=args.k)
         print(f"{label}: {sum(len(v) for v in chunks[tag].values())} chunks from {len(chunks[tag])} documents, "
               f"loaded in {seconds:.0f} s", flush=True)
+        saved.write_text(json.dumps({"scores": results[label], "chunks": chunks[tag]}))
     os.environ.pop("PDF_TEXT_ENGINE", None)
 
     print(f"\n{'collection':<16}" + "".join(f"{m + ' nDCG@' + str(args.k):>18}{'recall':>8}" for m in MODES))
     for label, scores in results.items():
         print(f"{label:<16}" + "".join(f"{scores[m]['ndcg']:>18.4f}{scores[m]['recall']:>8.4f}" for m in MODES))
+    if len(results) < len(variants):
+        print(f"(only {', '.join(results)} so far: run the other variants for the comparison)")
+        return
     hybrid = {label: scores["hybrid"]["ndcg"] for label, scores in results.items()}
     print(f"hybrid nDCG@{args.k}: pdfium - pdfminer {hybrid['PDFs, pdfium'] - hybrid['PDFs, pdfminer']:+.4f}, "
           f"pdfium - text {hybrid['PDFs, pdfium'] - hybrid['text files']:+.4f}, "
@@ -97,7 +115,7 @@ def main() -> None:
     differing = [d for d in a if a[d] != b.get(d)]
     for doc_id in differing[:3]:
         print(f"\n--- {doc_id}.pdf, pdfminer\n+++ {doc_id}.pdf, pdfium")
-        left = [f"p{p}: {t}" for p, t in b.get(doc_id, [])]
+        left = [f"p{p}: {t}" for p, t in b.get(doc_id, [])]  # JSON turns the tuples into lists
         right = [f"p{p}: {t}" for p, t in a[doc_id]]
         sys.stdout.writelines(line + "\n" for line in difflib.unified_diff(left, right, lineterm="", n=0))
 
