@@ -2,7 +2,7 @@
 PYTHON ?= .venv/bin/python
 DATASET ?= ../shared/eval/scifact-dev
 
-.PHONY: evaluate evaluate-answers bench-search bench-answer bench-ingest bench-ingest-ratio bench-parse bench-embedding bench-scaleout
+.PHONY: evaluate evaluate-answers bench-search bench-answer bench-ingest bench-ingest-ratio bench-pdf-equivalence bench-parse bench-embedding bench-scaleout
 
 # Retrieval quality (nDCG@10, recall@10: keyword, vector, hybrid) on a BEIR dataset,
 # loaded through the product's ingestion into an embedded PostgreSQL under var/bench/.
@@ -24,17 +24,25 @@ bench-search:
 bench-answer:
 	$(PYTHON) bench/answer_load.py --concurrency 32
 
-# Ingestion: upload -> indexed through real Celery workers (1 vs 2), pipeline vs raw encode,
-# pages/s for text PDFs and OCR scans, peak worker memory. DOCS=500 abstracts by default.
+# Ingestion: upload -> indexed through real Celery workers (one worker with 1 and 2 pool
+# processes, then 2 workers), pipeline vs raw encode of the same chunks (text files and text
+# PDFs), pages/s for text PDFs and OCR scans, peak worker memory. DOCS=500 abstracts by default.
 DOCS ?= 500
+PDFS ?= 24
 bench-ingest:
-	$(PYTHON) bench/ingest.py --docs $(DOCS)
+	$(PYTHON) bench/ingest.py --docs $(DOCS) --pdfs $(PDFS) --workers 1,2 --concurrency 1,2
 
 # Pipeline / raw encode, alternated round by round, 1 vs 2 pool processes per worker: for
 # one-abstract files (per-file work weighs most) and for documents of ten abstracts.
 bench-ingest-ratio:
 	$(PYTHON) bench/ingest.py --docs 300 --pdfs 0 --scans 0 --alternate 3 --concurrency 1,2
 	$(PYTHON) bench/ingest.py --docs 40 --abstracts-per-doc 10 --pdfs 0 --scans 0 --alternate 3 --concurrency 1,2
+
+# PDFs vs text: SciFact dev as .txt, as PDFs read by pdfium, as PDFs read by pdfminer:
+# nDCG@10 per mode, chunk counts, identical chunks under both engines. MAX_DOCS=2101 for all.
+MAX_DOCS ?= 500
+bench-pdf-equivalence:
+	$(PYTHON) bench/pdf_equivalence.py --dataset $(DATASET) --max-documents $(MAX_DOCS)
 
 # Parsing: unstructured's own spaCy pipeline vs the product's (sentence recogniser, lazy tags):
 # time for the same files, and a check that every file gives the same chunks.

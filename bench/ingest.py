@@ -405,9 +405,9 @@ def stored_chunk_texts(collection_id: int, prefix: str = "scifact-") -> list[str
                 .order_by("document_id", "ordinal").values_list("text", flat=True))
 
 
-def parsed_chunk_texts(files: list[CorpusFile]) -> list[str]:
-    """The text phase's chunks as the pipeline will cut them (same parser and settings),
-    parsed here so the raw encode can also be measured before the workers run."""
+def parsed_chunk_texts(files: list[CorpusFile], phase: str = "text") -> list[str]:
+    """A phase's chunks as the pipeline will cut them (same parser and settings), parsed
+    here so the raw encode can also be measured before the workers run."""
     from django.conf import settings
 
     from apps.ingestion import parsing
@@ -415,7 +415,7 @@ def parsed_chunk_texts(files: list[CorpusFile]) -> list[str]:
     texts = []
     with tempfile.TemporaryDirectory() as tmp:
         for f in files:
-            if f.phase != "text":
+            if f.phase != phase:
                 continue
             path = Path(tmp) / f.name
             path.write_bytes(f.data)
@@ -522,16 +522,23 @@ def main() -> None:
         # The raw encode is measured before and after the pipeline runs (the machine is
         # shared: its load changes), and the pipeline is compared with their mean.
         before = raw_encode_rate(parsed_chunk_texts(files), "before the workers")
-        for n in [int(x) for x in args.workers.split(",")]:
+        pdf_before_texts = parsed_chunk_texts(files, "pdf")
+        pdf_before = raw_encode_rate(pdf_before_texts, "of the text PDFs' chunks, before the workers") \
+            if pdf_before_texts else None
+        for n, concurrency in configurations(args):
             runs.append(run_configuration(n, files=files, database=pg.url, broker=broker, log_dir=base,
-                                          concurrency=args.concurrency, timeout=args.timeout))
+                                          concurrency=concurrency, timeout=args.timeout, tag=f"w{concurrency}x"))
         texts = stored_chunk_texts(runs[0]["collection_id"])
         after = raw_encode_rate(texts, "after the workers (the chunks as stored)")
         raw = (before + after) / 2
         say(f"raw encode, mean of before and after: {raw:.2f} chunks/s")
         n_raw = len(texts)
         pdf_texts = stored_chunk_texts(runs[0]["collection_id"], "report-")
-        raw_pdf = raw_encode_rate(pdf_texts, "of the text PDFs' chunks") if pdf_texts else None
+        raw_pdf = None
+        if pdf_texts:
+            pdf_after = raw_encode_rate(pdf_texts, "of the text PDFs' chunks, after the workers (as stored)")
+            raw_pdf = (pdf_before + pdf_after) / 2 if pdf_before else pdf_after
+            say(f"raw encode of the text PDFs' chunks, mean of before and after: {raw_pdf:.2f} chunks/s")
         report(runs, raw, n_raw, raw_pdf)
         if args.json:
             args.json.write_text(json.dumps({
@@ -546,6 +553,14 @@ def main() -> None:
             pg.stop()
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
+
+
+def configurations(args) -> list[tuple[int, int]]:
+    """(worker processes, pool processes each): one worker with each --concurrency value
+    (1,2: one and two pool processes), then more workers with the last of them."""
+    workers = [int(x) for x in args.workers.split(",")]
+    out = [(1, c) for c in args.concurrencies] if 1 in workers else []
+    return out + [(n, args.concurrencies[-1]) for n in workers if n != 1]
 
 
 def alternate(args, files, database: str, broker: str, base: Path) -> None:
@@ -581,12 +596,12 @@ def report(runs, raw: float, n_raw: int, raw_pdf: float | None = None) -> None:
     base = runs[0]
     for r in runs:
         text = r["phases"].get("text")
-        line = f"{r['workers']} worker(s) x {r['concurrency']}: "
+        line = f"{r['workers']} worker(s) x {r['concurrency']} pool process(es): "
         if text:
             line += (f"text {text.chunks_per_s:.2f} chunks/s = {text.chunks_per_s / raw:.2f} of raw encode ({raw:.2f}/s, "
                      f"{n_raw} chunks); {text.docs_per_s:.2f} docs/s")
             if r is not base and base["phases"].get("text"):
-                line += f"; speed-up vs {base['workers']} worker(s): {text.chunks_per_s / base['phases']['text'].chunks_per_s:.2f}x"
+                line += f"; speed-up vs {base['workers']} worker(s) x {base['concurrency']}: {text.chunks_per_s / base['phases']['text'].chunks_per_s:.2f}x"
         for phase in ("pdf", "scan"):
             p = r["phases"].get(phase)
             if p:

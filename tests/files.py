@@ -6,6 +6,7 @@ Each builder returns bytes. Nothing here is checked in as a binary blob.
 from __future__ import annotations
 
 import io
+import re
 import struct
 import zipfile
 import zlib
@@ -222,3 +223,145 @@ def encrypted_pdf() -> bytes:
 def truncated_pdf() -> bytes:
     data = text_pdf()
     return data[: len(data) // 2]
+
+
+# -- awkward PDFs: each opens in a PDF viewer -------------------------------------------------
+
+
+def pdf_with_missing_info_object() -> bytes:
+    """The sample PDF whose trailer names a document-information object that does not exist
+    (seen in the wild; viewers ignore it)."""
+    data = text_pdf()
+    assert b"/Info 5 0 R" in data
+    return data.replace(b"/Info 5 0 R", b"/Info 99 0 R", 1)  # same length: the xref still holds
+
+
+def fax_scan_pdf() -> bytes:
+    """A one-page scan whose only content is a bilevel image in CCITT group 4 (fax)
+    compression, as office scanners write them: Pillow writes mode "1" PDFs that way."""
+    buf = io.BytesIO()
+    _text_image(["Fire doors must stay closed at all times.", "Inspections happen every month."]).convert("1").save(
+        buf, "PDF", resolution=200)
+    data = buf.getvalue()
+    assert b"/CCITTFaxDecode" in data
+    return data
+
+
+def mixed_pdf() -> bytes:
+    """Page 1 has a text layer, page 2 is a scanned image."""
+    import pypdfium2 as pdfium
+
+    text = pdfium.PdfDocument(text_pdf())
+    scan = pdfium.PdfDocument(scanned_pdf())
+    text.del_page(1)
+    text.import_pages(scan)
+    buf = io.BytesIO()
+    text.save(buf)
+    return buf.getvalue()
+
+
+def encrypted_pdf_empty_user_password() -> bytes:
+    """Encrypted (AES-256) with an owner password only: anyone may open and read it."""
+    import pikepdf
+
+    buf = io.BytesIO()
+    with pikepdf.open(io.BytesIO(text_pdf())) as pdf:
+        pdf.save(buf, encryption=pikepdf.Encryption(user="", owner="owner-secret"))
+    return buf.getvalue()
+
+
+def form_pdf(value: str = "Harbour Road archive, room 4") -> bytes:
+    """The sample PDF with a filled text field (AcroForm widget) on page 1: the value lives
+    in the annotation, not in the page's text."""
+    import pikepdf
+
+    buf = io.BytesIO()
+    with pikepdf.open(io.BytesIO(text_pdf())) as pdf:
+        field = pdf.make_indirect(pikepdf.Dictionary(
+            Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.Widget, FT=pikepdf.Name.Tx,
+            T=pikepdf.String("storage_location"), V=pikepdf.String(value),
+            Rect=[72, 400, 400, 420], F=4, P=pdf.pages[0].obj,
+        ))
+        pdf.pages[0].obj.Annots = pdf.make_indirect(pikepdf.Array([field]))
+        pdf.Root.AcroForm = pdf.make_indirect(pikepdf.Dictionary(Fields=[field], NeedAppearances=True))
+        pdf.save(buf)
+    return buf.getvalue()
+
+
+RIGHT_TO_LEFT_LINES = ("מדיניות שמירת רשומות", "התיקים נשמרים במשך עשר שנים")
+
+
+def right_to_left_pdf(lines: tuple[str, ...] = RIGHT_TO_LEFT_LINES) -> bytes:
+    """Hebrew text with an embedded TrueType font (DejaVu Sans, shipped with matplotlib),
+    written with pdfium's own page-object API. Like the PDFs word processors write, the
+    glyphs of each line are laid out in visual order (the line's last letter leftmost), so
+    the page reads correctly from right to left."""
+    import ctypes
+
+    import matplotlib
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as pdfium_c
+
+    font_path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    font_data = font_path.read_bytes()
+    pdf = pdfium.PdfDocument.new()
+    page = pdf.new_page(595, 842)
+    buffer = (ctypes.c_uint8 * len(font_data)).from_buffer_copy(font_data)
+    font = pdfium_c.FPDFText_LoadFont(pdf.raw, buffer, len(font_data), pdfium_c.FPDF_FONT_TRUETYPE, True)
+    for i, line in enumerate(lines):
+        obj = pdfium_c.FPDFPageObj_CreateTextObj(pdf.raw, font, 14.0)
+        encoded = (line[::-1] + "\0").encode("utf-16-le")  # visual order
+        pdfium_c.FPDFText_SetText(obj, ctypes.cast(ctypes.create_string_buffer(encoded, len(encoded)),
+                                                   ctypes.POINTER(pdfium_c.FPDF_WCHAR)))
+        pdfium_c.FPDFPageObj_Transform(obj, 1, 0, 0, 1, 72, 760 - i * 40)
+        pdfium_c.FPDFPage_InsertObject(page.raw, obj)
+    pdfium_c.FPDFPage_GenerateContent(page.raw)
+    buf = io.BytesIO()
+    pdf.save(buf)
+    pdfium_c.FPDFFont_Close(font)
+    return buf.getvalue()
+
+
+# -- documents that link a resource by URL (pandoc would fetch it without --sandbox) ----------
+
+
+def odt_linking_image(url: str) -> bytes:
+    """An OpenDocument text (written by pandoc) whose picture is linked by URL instead of
+    embedded: the embedded picture's reference is rewritten to ``url`` and the picture
+    removed from the package."""
+    import tempfile
+
+    import pypandoc
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "logo.png").write_bytes(png_scan())
+        target = Path(tmp) / "doc.odt"
+        pypandoc.convert_text(
+            "# Archive rules\n\nPatient records are archived after ten years.\n\n![Logo](logo.png)\n",
+            "odt", format="md", outputfile=str(target), extra_args=[f"--resource-path={tmp}"],  # a local file only
+        )
+        source = zipfile.ZipFile(target)
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            for info in source.infolist():
+                data = source.read(info.filename)
+                if info.filename.startswith("Pictures/"):
+                    continue
+                if info.filename == "content.xml":
+                    data = re.sub(rb'xlink:href="Pictures/[^"]+"', b'xlink:href="' + url.encode() + b'"', data)
+                    assert url.encode() in data
+                if info.filename == "META-INF/manifest.xml":
+                    data = re.sub(rb'<manifest:file-entry[^>]*Pictures/[^>]*/>', b"", data)
+                zf.writestr(info, data, zipfile.ZIP_STORED if info.filename == "mimetype" else zipfile.ZIP_DEFLATED)
+    return buf.getvalue()
+
+
+def rtf_linking_image(url: str) -> bytes:
+    """An RTF whose picture is an INCLUDEPICTURE field pointing at a URL, and a hyperlink."""
+    return (
+        rb"{\rtf1\ansi\deff0 {\fonttbl {\f0 Times;}}"
+        rb"{\pard\b Visitor badges\b0\par}"
+        rb"{\pard Visitors return their badge at reception before leaving the building.\par}"
+        rb"{\pard{\field{\*\fldinst INCLUDEPICTURE \"" + url.encode() + rb"\" \\* MERGEFORMATINET \\d}{\fldrslt }}\par}"
+        rb"{\pard{\field{\*\fldinst HYPERLINK \"" + url.encode() + rb"\"}{\fldrslt badge office}}\par}}"
+    )

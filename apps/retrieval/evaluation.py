@@ -74,8 +74,16 @@ def evaluation_user():
     return user
 
 
-def dataset_ingest(dataset: Dataset, *, collection_name: str, progress: Callable[[str], None] = print) -> Collection:
-    """Load every document through upload + ingest; skips documents already indexed."""
+def as_text_file(doc_id: str, text: str) -> tuple[str, bytes]:
+    return f"{doc_id}.txt", text.encode("utf-8")
+
+
+def dataset_ingest(dataset: Dataset, *, collection_name: str, progress: Callable[[str], None] = print,
+                   render: Callable[[str, str], tuple[str, bytes]] = as_text_file) -> Collection:
+    """Load every document through upload + ingest; skips documents already indexed.
+
+    ``render(doc_id, text)`` gives the uploaded file's name and bytes (default: a UTF-8 .txt;
+    bench/pdf_equivalence.py renders PDFs). The name must be ``<doc id>.<extension>``."""
     user = evaluation_user()
     collection, _ = Collection.objects.get_or_create(name=collection_name, defaults={"created_by": user})
     if collection.created_by_id != user.id:
@@ -83,12 +91,13 @@ def dataset_ingest(dataset: Dataset, *, collection_name: str, progress: Callable
     done = set(
         Document.objects.filter(collection=collection, status=Document.Status.INDEXED).values_list("title", flat=True)
     )
-    todo = [(doc_id, text) for doc_id, text in dataset.corpus.items() if f"{doc_id}.txt" not in done]
+    done_ids = {title.rsplit(".", 1)[0] for title in done}
+    todo = [(doc_id, text) for doc_id, text in dataset.corpus.items() if doc_id not in done_ids]
     started = time.monotonic()
     for number, (doc_id, text) in enumerate(todo, start=1):
-        data = text.encode("utf-8")
+        name, data = render(doc_id, text)
         upload = document_upload(
-            collection=collection, uploaded_by=user, name=f"{doc_id}.txt", content=io.BytesIO(data), size=len(data)
+            collection=collection, uploaded_by=user, name=name, content=io.BytesIO(data), size=len(data)
         )
         document_ingest(document_id=upload.document.id)
         if number % 250 == 0:

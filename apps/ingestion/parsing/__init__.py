@@ -1,0 +1,104 @@
+"""Turn one uploaded file into chunks, with unstructured, without touching the network.
+
+Pure Python (no Django), so it can run in a worker's child process with its own limits.
+
+    detect_file_type(path, declared_name) -> ".pdf" | ".docx" | ".md" | ".txt" | ".html" ...
+    parse_and_chunk(path, declared_name) -> [ChunkDraft(text, page_number, section_title, ordinal)]
+
+Every problem with the *file* is a :class:`ParseError` whose message is written for a corpus
+admin (what is wrong, what to do). Anything else (a bug, a broken installation, an attempted
+download) is not a ParseError and must not be blamed on the document.
+
+One module per job: ``offline`` (unstructured kept offline, its spaCy pipeline cheap),
+``filetypes`` (what a file is, by content), ``safety`` (bombs, traversal, hostile XML),
+``messages`` (what an admin reads), ``registry`` (file type -> parser), ``pdf`` (text layer
+through pdfium, pdfminer as fallback), ``ocr`` (tesseract), ``chunking`` (title-based chunks).
+"""
+
+from __future__ import annotations
+
+import logging
+import zipfile
+from pathlib import Path
+
+from apps.ingestion.parsing import messages
+from apps.ingestion.parsing.chunking import ChunkDraft, chunk_elements
+from apps.ingestion.parsing.errors import ConfigurationError, OfflineViolation, ParseError
+from apps.ingestion.parsing.filetypes import (
+    ARCHIVE_EXTENSIONS,
+    IMAGE_EXTENSIONS,
+    LEGACY_OFFICE_EXTENSIONS,
+    OFFICE_ZIP_EXTENSIONS,
+    SUPPORTED_EXTENSIONS,
+    detect_file_type,
+)
+from apps.ingestion.parsing.ocr import OCR_DPI, ocr_available
+from apps.ingestion.parsing.offline import SPACY_MODEL_PACKAGE, ensure_offline_nlp, warm_up
+from apps.ingestion.parsing.registry import parser_for
+from apps.ingestion.parsing.safety import (
+    IMAGE_MAX_PIXELS,
+    ZIP_MAX_MEMBERS,
+    ZIP_MAX_RATIO,
+    ZIP_MAX_TOTAL_BYTES,
+    check_image_size,
+    check_pdf_complete,
+    check_zip_safe,
+)
+
+__all__ = [
+    "ARCHIVE_EXTENSIONS", "ConfigurationError", "IMAGE_MAX_PIXELS", "LEGACY_OFFICE_EXTENSIONS", "OCR_DPI", "SPACY_MODEL_PACKAGE",
+    "SUPPORTED_EXTENSIONS", "ZIP_MAX_MEMBERS", "ZIP_MAX_RATIO", "ZIP_MAX_TOTAL_BYTES", "ChunkDraft",
+    "OfflineViolation", "ParseError", "check_zip_safe", "detect_file_type", "ensure_offline_nlp",
+    "ocr_available", "parse_and_chunk", "warm_up",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def parse_and_chunk(
+    path: Path,
+    declared_name: str,
+    *,
+    max_characters: int = 1200,
+    new_after_n_chars: int = 900,
+    overlap: int = 0,
+    combine_text_under_n_chars: int = 0,
+    multipage_sections: bool = False,
+) -> list[ChunkDraft]:
+    """Detect the type by content, run the safety checks, partition with the type's parser
+    and chunk by title (see apps.ingestion.parsing.chunking for the chunking choices)."""
+    ensure_offline_nlp()
+    path = Path(path)
+    ext = detect_file_type(path, declared_name)
+    if ext in ARCHIVE_EXTENSIONS:
+        raise messages.unsupported(declared_name, "is a zip archive",
+                                   "Upload it as an archive: its documents are unpacked at upload.")
+    _check(path, ext, declared_name)
+    try:
+        elements = parser_for(ext)(path, declared_name)
+    except (ParseError, OfflineViolation, ConfigurationError, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the file is at fault; the cause stays chained
+        logger.info("partitioning %s (%s) failed: %r", declared_name, ext, exc)
+        raise messages.damaged(ext, declared_name) from exc
+    elements = [el for el in elements if (el.text or "").strip()]
+    if not elements:
+        raise messages.no_text(ext, declared_name)
+    return chunk_elements(
+        elements, max_characters=max_characters, new_after_n_chars=new_after_n_chars, overlap=overlap,
+        combine_text_under_n_chars=combine_text_under_n_chars, multipage_sections=multipage_sections,
+    )
+
+
+def _check(path: Path, ext: str, declared_name: str) -> None:
+    """The safety checks a file of this type gets before its parser sees it."""
+    if ext == ".pdf":
+        check_pdf_complete(path, declared_name)
+    elif ext in OFFICE_ZIP_EXTENSIONS:
+        try:
+            with zipfile.ZipFile(path) as zf:
+                check_zip_safe(zf, declared_name, archive=False)
+        except zipfile.BadZipFile as exc:
+            raise messages.damaged(ext, declared_name) from exc
+    elif ext in IMAGE_EXTENSIONS:
+        check_image_size(path, declared_name)

@@ -1,0 +1,104 @@
+"""Checks that run before any parser sees a file: bombs, traversal, hostile XML, cut-off PDFs.
+
+Each check raises the :class:`ParseError` a corpus admin reads (``code="hostile"`` for an
+attack, ``"corrupt"`` for a broken file) or returns quietly. The parse child's memory and
+CPU limits (apps.ingestion.sandbox) are the backstop for whatever a check cannot foresee.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zipfile
+from pathlib import Path
+
+from apps.ingestion.parsing import messages
+
+# Limits on what a container may expand to (zip bombs) and on image size (pixel bombs).
+ZIP_MAX_TOTAL_BYTES = int(os.environ.get("INGEST_ZIP_MAX_TOTAL_BYTES", 512 * 1024 * 1024))
+ZIP_MAX_RATIO = int(os.environ.get("INGEST_ZIP_MAX_RATIO", 200))
+ZIP_MAX_MEMBERS = int(os.environ.get("INGEST_ZIP_MAX_MEMBERS", 10000))
+IMAGE_MAX_PIXELS = int(os.environ.get("INGEST_IMAGE_MAX_PIXELS", 60_000_000))
+_XML_FEED_BYTES = 256 * 1024
+
+
+def check_zip_safe(zf: zipfile.ZipFile, declared_name: str, *, archive: bool) -> None:
+    """Refuse zip bombs (by declared sizes and ratio; the child's memory limit is the
+    backstop for lying headers), path traversal names, and, inside office documents, XML
+    with a DOCTYPE or entity declarations (external entities, billion laughs): no genuine
+    OOXML/ODF part has one."""
+    infos = zf.infolist()
+    if len(infos) > ZIP_MAX_MEMBERS:
+        raise messages.too_many_members(declared_name, len(infos), ZIP_MAX_MEMBERS)
+    total = 0
+    for info in infos:
+        name = info.filename.replace("\\", "/")
+        if archive and (name.startswith("/") or ".." in name.split("/") or re.match(r"^[A-Za-z]:", name)):
+            raise messages.unsafe_member_path(declared_name, info.filename)
+        total += info.file_size
+        if info.compress_size and info.file_size / info.compress_size > ZIP_MAX_RATIO and info.file_size > 10 * 1024 * 1024:
+            raise messages.zip_bomb_member(declared_name, info.filename, info.file_size // max(info.compress_size, 1),
+                                           info.file_size)
+    if total > ZIP_MAX_TOTAL_BYTES:
+        raise messages.zip_bomb_total(declared_name, total, ZIP_MAX_TOTAL_BYTES)
+    if archive:
+        return
+    for info in infos:
+        if info.filename.lower().endswith((".xml", ".rels")):
+            with zf.open(info) as member:
+                check_xml_part(member, declared_name, info.filename)
+
+
+def check_xml_part(stream, declared_name: str, part: str) -> None:
+    """Read one XML part to its end with defusedxml, which refuses a DOCTYPE, entity
+    declarations and external references wherever they are: after a padded prologue, in
+    UTF-16, in any encoding expat knows. A part that is not well-formed XML makes the
+    document damaged (the office parsers would fail on it too)."""
+    from xml.etree.ElementTree import ParseError as XMLSyntaxError
+
+    from defusedxml import DefusedXmlException
+    from defusedxml.ElementTree import DefusedXMLParser
+
+    parser = DefusedXMLParser(target=_NoTarget(), forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    try:
+        while block := stream.read(_XML_FEED_BYTES):
+            parser.feed(block)
+        parser.close()
+    except DefusedXmlException as exc:
+        raise messages.xml_declarations(declared_name, part) from exc
+    except XMLSyntaxError as exc:
+        raise messages.damaged(Path(declared_name).suffix.lower() or ".docx", declared_name) from exc
+
+
+class _NoTarget:
+    """An XMLParser target without callbacks: expat checks the whole part at C speed and
+    builds nothing (defusedxml's handlers for DTDs and entities stay in place)."""
+
+    def close(self) -> None:
+        return None
+
+
+def check_pdf_complete(path: Path, declared_name: str) -> None:
+    """A PDF ends with %%EOF (readers accept it within the last 1024 bytes). A reader would
+    silently recover what it can from a truncated file: refuse instead of indexing half a
+    document."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        fh.seek(max(0, size - 2048))
+        tail = fh.read()
+    if b"%%EOF" not in tail:
+        raise messages.pdf_incomplete(declared_name)
+
+
+def check_image_size(path: Path, declared_name: str) -> None:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except Image.DecompressionBombError as exc:
+        raise messages.pixel_bomb(declared_name, str(exc)) from exc
+    except Exception as exc:  # noqa: BLE001
+        raise messages.image_unreadable(declared_name) from exc
+    if width * height > IMAGE_MAX_PIXELS:
+        raise messages.image_too_large(declared_name, width, height, IMAGE_MAX_PIXELS)

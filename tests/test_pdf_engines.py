@@ -1,0 +1,64 @@
+"""pdfium and pdfminer give the same chunks (text, page, section) for text PDFs, and pdfium
+is the faster of the two. Plain functions, no database.
+
+The corpus: the sample PDF, multi-page PDFs as bench/ingest.py writes them (three headed
+abstracts per page) and SciFact abstracts rendered as bench/pdf_equivalence.py renders them;
+the retrieval-level check (nDCG@10 through the whole product) is that script's job.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from apps.ingestion import parsing
+from apps.ingestion.parsing import parse_and_chunk
+
+PROJECT = Path(__file__).resolve().parents[1]
+DATASET = PROJECT.parent / "shared" / "eval" / "scifact-dev"
+OPTIONS = {"max_characters": 1200, "new_after_n_chars": 900, "overlap": 400}
+
+
+@pytest.fixture(scope="module")
+def pdfs(tmp_path_factory):
+    sys.path[:0] = [str(PROJECT / "bench"), str(PROJECT / "sample_corpus")]
+    try:
+        import ingest
+        import pdf_equivalence
+    finally:
+        del sys.path[:2]
+    folder = tmp_path_factory.mktemp("pdfs")
+    paths = [PROJECT / "sample_corpus" / "records-retention-schedule.pdf"]
+    if DATASET.exists():
+        for f in ingest.build_corpus(DATASET, 0, 4, 5, 0):
+            (folder / f.name).write_bytes(f.data)
+            paths.append(folder / f.name)
+        for number, (doc_id, text) in enumerate(ingest._abstracts(DATASET)[:20]):
+            name, data = pdf_equivalence.render_pdf(doc_id, f"Abstract {number}\n\n{text}")
+            (folder / name).write_bytes(data)
+            paths.append(folder / name)
+    return paths
+
+
+def _parse_all(paths, engine: str, monkeypatch) -> tuple[list, float]:
+    monkeypatch.setenv("PDF_TEXT_ENGINE", engine)
+    started = time.process_time()
+    out = [parse_and_chunk(p, p.name, **OPTIONS) for p in paths]
+    return out, time.process_time() - started
+
+
+def test_both_engines_give_identical_chunks_and_pdfium_is_faster(pdfs, monkeypatch):
+    parsing.warm_up()
+    parse_and_chunk(pdfs[0], pdfs[0].name)  # first-call costs outside the timing
+    mined, mined_cpu = _parse_all(pdfs, "pdfminer", monkeypatch)
+    read, read_cpu = _parse_all(pdfs, "pdfium", monkeypatch)
+    assert sum(len(c) for c in read) > len(pdfs)
+    for path, a, b in zip(pdfs, mined, read, strict=True):
+        assert a == b, path.name
+    pages = {c.page_number for chunks in read for c in chunks}
+    assert pages >= {1, 2}
+    # CPU time, not wall time: the machine is shared. Measured ~6x (docs/benchmarks.md).
+    assert read_cpu * 2.5 < mined_cpu, (read_cpu, mined_cpu)
