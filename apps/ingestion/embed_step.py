@@ -93,7 +93,8 @@ def documents_store_chunks(*, task_id: str, batch: list[tuple[int, list[dict], l
     """One transaction for the batch: each document's chunks (and a replaced version's) swap
     at once, with its audit event; a document deleted or taken over meanwhile is skipped.
     ``batch``: (document id, drafts, vectors, embed seconds) per document. The statements
-    are per batch, not per document (chunks, full-text vectors, statuses, audit events)."""
+    are per batch, not per document (chunks, full-text vectors, statuses, replaced versions,
+    audit events). Of several versions of one title in a batch only the latest is indexed."""
     with transaction.atomic():
         locked = {d.id: d for d in Document.objects.select_for_update(of=("self",)).select_related("uploaded_by")
                   .filter(id__in=[b[0] for b in batch]).order_by("id")}
@@ -101,17 +102,18 @@ def documents_store_chunks(*, task_id: str, batch: list[tuple[int, list[dict], l
                 and d.status == S.EMBEDDING and d.claim_task_id == task_id]  # others: deleted or taken over
         if not mine:
             return
-        ids = [b[0] for b in mine]
-        # A later version indexed first: this one must not come back to search.
+        ids = {b[0] for b in mine}
+        # A later version indexed first, or in this batch: this one must not come back to search.
         overtaken = set(Document.objects.filter(replaces_id__in=ids, status=S.INDEXED).values_list("replaces_id", flat=True))
+        overtaken |= {locked[i].replaces_id for i in ids} & ids
         Chunk.objects.filter(document_id__in=ids).delete()
+        kept = [b for b in mine if b[0] not in overtaken]
+        replaced = _earlier_versions({locked[b[0]].replaces_id for b in mine} - ids - {None})
+        _supersede(replaced | (overtaken & ids))
         chunks, indexed, events = [], [], []
         now = timezone.now()
-        for document_id, drafts, vectors, embed_seconds in mine:
+        for document_id, drafts, vectors, embed_seconds in kept:
             document = locked[document_id]
-            if document_id in overtaken:
-                _supersede(document)
-                continue
             chunks += [
                 Chunk(
                     document=document, collection_id=document.collection_id, ordinal=d["ordinal"], text=d["text"],
@@ -120,12 +122,6 @@ def documents_store_chunks(*, task_id: str, batch: list[tuple[int, list[dict], l
                 )
                 for d, vector in zip(drafts, vectors, strict=True)
             ]
-            replaced = None
-            if document.replaces_id:
-                replaced = Document.objects.select_for_update().filter(id=document.replaces_id).first()
-                if replaced is not None and replaced.status != S.SUPERSEDED:
-                    Chunk.objects.filter(document=replaced).delete()
-                    _supersede(replaced)
             pages = [d["page_number"] for d in drafts if d.get("page_number") is not None]
             document.status = S.INDEXED
             document.chunk_count = len(drafts)
@@ -137,12 +133,13 @@ def documents_store_chunks(*, task_id: str, batch: list[tuple[int, list[dict], l
             document.embed_seconds = embed_seconds
             document.updated_at = now  # bulk_update does not apply auto_now
             indexed.append(document)
+            swapped = document.replaces_id if document.replaces_id in replaced | ids else None
             events.append({
                 "event_type": EventType.DOCUMENT_INDEXED, "outcome": Outcome.SUCCESS, "actor": document.uploaded_by,
                 "payload": {
                     "collection_id": document.collection_id, "document_id": document.id, "sha256": document.sha256,
                     "chunks": document.chunk_count, "pages": document.page_count, "attempt": document.attempts,
-                    "version": document.version, "replaced_document_id": replaced.id if replaced else None,
+                    "version": document.version, "replaced_document_id": swapped,
                 },
             })
         if not indexed:
@@ -160,10 +157,28 @@ def documents_store_chunks(*, task_id: str, batch: list[tuple[int, list[dict], l
         audit_record_many(events)
 
 
-def _supersede(document: Document) -> None:
-    document.status = S.SUPERSEDED
-    document.chunk_count = 0
-    document.draft_chunks = None
-    document.claim_task_id = ""
-    document.lease_expires_at = None
-    document.save()
+def _earlier_versions(start: set[int]) -> set[int]:
+    """``start`` and the versions before them that are not superseded yet (a failed version
+    in between does not stop the walk; a superseded one does: what precedes it left search
+    with it), locked; one query per step back."""
+    found: set[int] = set()
+    seen: set[int] = set()
+    frontier = start
+    while frontier:
+        seen |= frontier
+        rows = list(Document.objects.select_for_update().filter(id__in=frontier).order_by("id")
+                    .values_list("id", "replaces_id", "status"))
+        live = [(i, r) for i, r, status in rows if status != S.SUPERSEDED]
+        found |= {i for i, _ in live}
+        frontier = {r for _, r in live if r is not None} - seen
+    return found
+
+
+def _supersede(document_ids: set[int]) -> None:
+    """Replaced versions leave search: their chunks go, in one statement each."""
+    if document_ids:
+        Chunk.objects.filter(document_id__in=document_ids).delete()
+        Document.objects.filter(id__in=document_ids).update(
+            status=S.SUPERSEDED, chunk_count=0, draft_chunks=None, claim_task_id="", lease_expires_at=None,
+            updated_at=timezone.now(),
+        )
