@@ -76,9 +76,18 @@ def test_beat_hands_an_expired_claim_to_the_worker(worker, collection, corpus_ad
     indexed without anyone restarting anything: celery beat runs the housekeeping task."""
     from rag_platform.embedded import child_environment
 
-    stranded = _upload(collection, corpus_admin, "stranded.txt", b"Visitors sign the register at reception.\n")
-    Document.objects.filter(id=stranded.id).update(status=S.PROCESSING, claim_task_id="died-with-its-message",
-                                                   lease_expires_at=timezone.now() - timedelta(seconds=1))
+    import hashlib
+
+    from django.core.files.base import ContentFile
+
+    # Stored as an upload stores it, but no task is on the broker: it died with its message.
+    data = b"Visitors sign the register at reception.\n"
+    stranded = Document(collection=collection, title="stranded.txt", sha256=hashlib.sha256(data).hexdigest(),
+                        size_bytes=len(data), file_type=".txt", uploaded_by=corpus_admin, status=S.PROCESSING,
+                        claim_task_id="died-with-its-message", attempts=1,
+                        lease_expires_at=timezone.now() - timedelta(seconds=1))
+    stranded.file.save("stranded.txt", ContentFile(data), save=False)
+    stranded.save()
     log = tmp_path / "beat.log"
     env = child_environment(DATABASE_URL=database_url(connection.settings_dict), CELERY_BROKER_URL=os.environ["CELERY_BROKER_URL"],
                             INGEST_HOUSEKEEPING_SECONDS="2")
@@ -93,4 +102,4 @@ def test_beat_hands_an_expired_claim_to_the_worker(worker, collection, corpus_ad
     finally:
         stop_process_group(beat)
     assert queue.HOUSEKEEPING_TASK in log.read_text()
-    assert Document.objects.get(id=stranded.id).attempts == 1  # the fresh claim counted its attempt
+    assert Document.objects.get(id=stranded.id).attempts == 2  # the fresh claim counted its attempt
