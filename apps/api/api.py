@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, ValidationError
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from ninja import File, NinjaAPI, Query, Router, Swagger
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
@@ -330,7 +330,7 @@ def audit_export_endpoint(request, filters: Query[AuditExportQuery]):
                      date_from=filters.date_from, date_to=filters.date_to, collection_id=filters.collection_id,
                      search=filters.q.strip())
     export = audit_export(events=audit_events_list(filters=f), filters=f.as_dict(), exported_by=request.user)
-    response = HttpResponse(export.content, content_type="application/zip")
+    response = FileResponse(export.file, content_type="application/zip")  # streamed from the spooled file
     response["Content-Disposition"] = f'attachment; filename="{export.file_name}"'
     return response
 
