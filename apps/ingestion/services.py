@@ -24,7 +24,7 @@ from django.core.files import File
 from django.db import IntegrityError, transaction
 
 from apps.audit.models import EventType, Outcome
-from apps.audit.services import audit_record
+from apps.audit.services import audit_record, audit_record_many
 from apps.corpus.models import Chunk, Collection, Document
 from apps.ingestion.parsing import ARCHIVE_EXTENSIONS, LEGACY_OFFICE_EXTENSIONS, SUPPORTED_EXTENSIONS, ParseError, detect_file_type
 from apps.ingestion import queue
@@ -275,19 +275,19 @@ def document_delete(*, document_id: int, actor) -> bool:
         document = Document.objects.select_for_update().filter(id=document_id).first()
         if document is None:
             return False
-        older, cursor = [], document.replaces
-        while cursor is not None and cursor.status == Document.Status.SUPERSEDED:
-            older.append(cursor)
-            cursor = cursor.replaces
+        # The superseded versions before it (versions are by title): one query, not one per version.
+        older = list(Document.objects.select_for_update().filter(
+            collection_id=document.collection_id, title=document.title, status=Document.Status.SUPERSEDED,
+            version__lt=document.version).order_by("-version"))
         victims = [document, *older]
         files = [d.file.name for d in victims if d.file]
         chunks = Chunk.objects.filter(document__in=victims).delete()[0]
-        for victim in victims:
-            audit_record(
-                event_type=EventType.DOCUMENT_DELETED, outcome=Outcome.SUCCESS, actor=actor,
-                payload={"collection_id": victim.collection_id, "document_id": victim.id, "file_name": victim.title,
-                         "sha256": victim.sha256, "version": victim.version, "chunks_removed": chunks if victim is document else 0},
-            )
+        audit_record_many([{
+            "event_type": EventType.DOCUMENT_DELETED, "outcome": Outcome.SUCCESS, "actor": actor,
+            "payload": {"collection_id": victim.collection_id, "document_id": victim.id, "file_name": victim.title,
+                        "sha256": victim.sha256, "version": victim.version,
+                        "chunks_removed": chunks if victim is document else 0},
+        } for victim in victims])
         Document.objects.filter(id__in=[d.id for d in victims]).delete()
         storage = document.file.storage
         transaction.on_commit(lambda: [storage.delete(name) for name in files])
