@@ -15,7 +15,7 @@ from apps.corpus.models import Chunk, Document
 from apps.ingestion import embed_step, parse_step, parsing
 from apps.ingestion.archives import files_upload
 from apps.ingestion.sandbox import SandboxError, run_limited
-from apps.ingestion.services import UploadRejected, document_ingest, document_upload
+from apps.ingestion.services import UploadRejected, document_ingest
 from tests import files
 
 pytestmark = pytest.mark.django_db

@@ -5,7 +5,6 @@ exist, so ids cannot be probed."""
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, ValidationError

@@ -223,22 +223,3 @@ def _parse_finished(document_id: int, task_id: str, payload: dict, *, seconds: f
         status=S.PARSED, draft_chunks=payload["value"], parse_seconds=seconds,
         claim_task_id="", lease_expires_at=None, failure_reason="", failure_code="",
     ))
-
-
-def transient_failure(document_id: int, reason: str, *, code: str, primary: bool = True) -> str:
-    attempts = Document.objects.filter(id=document_id).values_list("attempts", flat=True).first()
-    if attempts is None:
-        return DONE
-    if attempts >= settings.INGEST_MAX_ATTEMPTS:
-        document_quarantine(document_id=document_id, reason=f"{reason} Failed {attempts} times; set aside.", code=code)
-        return DONE
-    message = f"Attempt {attempts} failed, will retry: {reason}"
-    if not primary:  # claimed along with another file: back to the queue with its own task
-        with transaction.atomic():
-            if Document.objects.filter(id=document_id, status=S.PROCESSING).update(
-                status=S.QUEUED, claim_task_id="", lease_expires_at=None, failure_reason=message, failure_code=code
-            ):
-                transaction.on_commit(lambda: queue.enqueue_parse(document_id=document_id))
-        return DONE
-    Document.objects.filter(id=document_id, status=S.PROCESSING).update(failure_reason=message, failure_code=code)
-    raise TransientIngestError(reason)
