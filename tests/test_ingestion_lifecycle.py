@@ -65,7 +65,7 @@ def test_zip_archive_members_become_documents(collection, corpus_admin):
     results = files_upload(collection=collection, uploaded_by=corpus_admin, name="bundle.zip",
                            content=io.BytesIO(files.zip_of_documents()), size=None)
     names = sorted(r.document.title for r in results if not isinstance(r, UploadRejected))
-    assert names == ["policies/leave.md", "suppliers.csv"]  # titles keep the archive's folders
+    assert names == ["policies/leave.md", "policies/suppliers.csv"]  # titles keep the archive's folders
 
 
 @pytest.mark.parametrize(
