@@ -12,6 +12,9 @@ def main() -> None:
     from rag_platform.egress import install_egress_guard
 
     install_egress_guard()
+    from rag_platform.runtime import set_process_role
+
+    set_process_role(" ".join(["manage.py", *sys.argv[1:2]]))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rag_platform.settings")
     from django.core.management import execute_from_command_line
 

@@ -121,7 +121,7 @@ def vector_half_form(run) -> str:
     with connection.execute_wrapper(capture):
         run()
     with transaction.atomic(), connection.cursor() as cursor:
-        for sql, params in captured[:-1]:
+        for sql, _params in captured[:-1]:
             cursor.execute(sql)
         sql, params = captured[-1]
         cursor.execute("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + sql, params)
@@ -192,7 +192,7 @@ def main() -> None:
             total_ms.append((end - started) * 1000)
             sql_ms.append((end - mid) * 1000)
             counts.append(len(results))
-        form = vector_half_form(lambda: chunks_search(user=user, query=queries[0], document_ids=documents, k=10,
+        form = vector_half_form(lambda user=user, documents=documents: chunks_search(user=user, query=queries[0], document_ids=documents, k=10,
                                                       max_distance=None))
         print(f"hybrid, {label}: embed+SQL p50 {percentile(total_ms, 50):.1f} ms, p95 {percentile(total_ms, 95):.1f} ms; "
               f"SQL only p50 {percentile(sql_ms, 50):.1f} ms, p95 {percentile(sql_ms, 95):.1f} ms; "

@@ -8,6 +8,9 @@ apply_offline_environment()
 from rag_platform.egress import install_egress_guard  # noqa: E402
 
 install_egress_guard()
+from rag_platform.runtime import set_process_role  # noqa: E402
+
+set_process_role("web asgi")  # before Django starts: the start-up checks read it
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rag_platform.settings")
 
 from django.core.asgi import get_asgi_application  # noqa: E402

@@ -11,11 +11,38 @@ install_egress_guard()
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rag_platform.settings")
 
 from celery import Celery  # noqa: E402
-from celery.signals import worker_init, worker_process_init  # noqa: E402
+from celery.signals import beat_init, worker_init, worker_process_init  # noqa: E402
 
 app = Celery("rag_platform")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+def _start_as(role: str) -> None:
+    """The worker and beat entry points: name the process, then refuse public endpoints
+    (Django is set up by now). Celery logs and ignores exceptions raised by signal
+    handlers, so a refusal leaves through SystemExit."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from rag_platform.runtime import set_process_role
+
+    set_process_role(role)
+    from apps.audit.apps import refuse_public_endpoints
+
+    try:
+        refuse_public_endpoints()
+    except ImproperlyConfigured as error:
+        raise SystemExit(f"{role} refused to start: {error}") from None
+
+
+@worker_init.connect
+def _worker_role(**_kwargs) -> None:
+    _start_as("celery worker")
+
+
+@beat_init.connect
+def _beat_role(**_kwargs) -> None:
+    _start_as("celery beat")
 
 
 _consumed_queues: set[str] = set()  # this worker's --queues (empty: all), for warming
@@ -39,7 +66,7 @@ def _encoder_turns_start(sender=None, **_kwargs) -> None:
 def _warm_pool_process(**_kwargs) -> None:
     """Each pool process loads what its queues need (the parsers for "parse", the model for
     "embed") before its first task; CELERY_WORKER_PROC_ALIVE_TIMEOUT allows for it."""
-    from apps.ingestion.pipeline import warm_pool_process
+    from apps.ingestion.warming import warm_pool_process
 
     every = not _consumed_queues
     warm_pool_process(parsers=every or "parse" in _consumed_queues, model=every or "embed" in _consumed_queues)

@@ -131,7 +131,7 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ModelIntegrityError(f"{folder}: no {MANIFEST_NAME}; not a prepared model folder")
+        raise ModelIntegrityError(f"{folder}: no {MANIFEST_NAME}; not a prepared model folder") from None
     except (OSError, ValueError) as exc:
         raise ModelIntegrityError(f"{folder}: unreadable {MANIFEST_NAME}: {exc}") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:

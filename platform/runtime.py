@@ -72,3 +72,24 @@ def local_secret_key() -> str:
         path.write_text(secrets.token_urlsafe(50))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+# -- process role ---------------------------------------------------------------------------
+# Set explicitly by each entry point (manage.py, the Celery worker and beat, WSGI, ASGI) so
+# that start-up checks and audit events do not have to guess from sys.argv (which reads
+# ``__main__.py`` under ``python -m celery`` and nothing useful under uvicorn). Forked
+# children (the parse sandbox, Celery's pool processes) inherit it.
+_process_role = ""
+
+WEB_ROLES = ("web", "web asgi")
+SERVER_ROLES = (*WEB_ROLES, "celery worker", "celery beat")
+
+
+def set_process_role(role: str) -> None:
+    global _process_role
+    _process_role = role[:64]
+
+
+def process_role() -> str:
+    """The role this process was started in, or "" when no entry point set one."""
+    return _process_role

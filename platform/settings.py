@@ -78,6 +78,7 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
+    "rag_platform.apps.PlatformConfig",  # loads the Celery app in every process
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -194,7 +195,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # A pool process loads the parsers and the embedding model before it reports for work
-# (apps.ingestion.pipeline.warm_pool_process); the first start also exports the ONNX graph.
+# (apps.ingestion.warming.warm_pool_process); the first start also exports the ONNX graph.
 CELERY_WORKER_PROC_ALIVE_TIMEOUT = env_float("CELERY_WORKER_PROC_ALIVE_TIMEOUT", 600.0)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
@@ -315,6 +316,13 @@ INGEST_PARSE_FIRST_GROUP_DOCS = env_int("INGEST_PARSE_FIRST_GROUP_DOCS", 10)
 INGEST_PARSE_BATCH_MAX_BYTES = env_int("INGEST_PARSE_BATCH_MAX_BYTES", 256 * 1024)
 INGEST_PARSE_BATCH_TOTAL_BYTES = env_int("INGEST_PARSE_BATCH_TOTAL_BYTES", 1024 * 1024)
 INGEST_BUSY_RECHECK_SECONDS = env_int("INGEST_BUSY_RECHECK_SECONDS", 15)
+# Celery beat hands expired claims and unsent documents to new tasks this often
+# (apps.ingestion.housekeeping), at most BATCH documents per pass.
+INGEST_HOUSEKEEPING_SECONDS = env_float("INGEST_HOUSEKEEPING_SECONDS", 60.0)
+INGEST_HOUSEKEEPING_BATCH = env_int("INGEST_HOUSEKEEPING_BATCH", 5000)
+CELERY_BEAT_SCHEDULE["ingestion-housekeeping"] = {
+    "task": "apps.ingestion.tasks.ingestion_housekeeping", "schedule": INGEST_HOUSEKEEPING_SECONDS,
+}
 CELERY_TASK_ROUTES = {
     "apps.ingestion.tasks.ingest_document": {"queue": "parse"},
     "apps.ingestion.tasks.embed_documents": {"queue": "embed"},

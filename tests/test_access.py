@@ -26,7 +26,7 @@ from apps.corpus.selectors import (
 from apps.corpus.services import collection_grant, collection_revoke
 from apps.retrieval.services import chunks_search
 from tests.access_helpers import bearer, people, shelves  # noqa: F401  (fixtures)
-from tests.factories import CollectionFactory, UserFactory
+from tests.factories import CollectionFactory
 
 
 def ids(queryset) -> set[int]:

@@ -152,7 +152,8 @@ def test_audit_export_for_compliance_officers(people):
     officer = UserFactory(username="officer", groups=["compliance_officer"])
     response = bearer(officer).get("/api/v1/audit/export", {"event_type": "access.granted"})
     assert response.status_code == 200 and response["Content-Type"] == "application/zip"
-    names = zipfile.ZipFile(io.BytesIO(response.content)).namelist()
+    assert response.streaming  # from the export's spooled file, not built in memory
+    names = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))).namelist()
     assert {"events.jsonl", "events.csv", "manifest.json"} <= set(names)
     assert AuditEvent.objects.filter(event_type=EventType.AUDIT_EXPORTED, actor_username="officer").exists()
 

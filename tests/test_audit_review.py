@@ -128,7 +128,9 @@ def test_export_is_signed_audited_and_verifies_offline(client, compliance_office
     client.force_login(compliance_officer)
     response = client.get(reverse("audit:event_export"), {"collection": "7"})
     assert response.status_code == 200 and response["Content-Type"] == "application/zip"
-    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+    assert response.streaming  # from the export's spooled file, not built in memory
+    content = b"".join(response.streaming_content)
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
         lines = archive.read("events.jsonl").decode().splitlines()
         csv_text = archive.read("events.csv").decode()
         manifest = json.loads(archive.read("manifest.json"))
@@ -138,7 +140,7 @@ def test_export_is_signed_audited_and_verifies_offline(client, compliance_office
     assert exported.actor_username == "compliance" and exported.payload["count"] == 1
 
     good = tmp_path / "export.zip"
-    good.write_bytes(response.content)
+    good.write_bytes(content)
     call_command("audit_verify", "--export", str(good), "--public-key", manifest["public_key"])
 
     tampered = tmp_path / "tampered.zip"

@@ -12,10 +12,10 @@ import pytest
 
 from apps.audit.models import AuditEvent, EventType
 from apps.corpus.models import Chunk, Document
-from apps.ingestion import parsing, pipeline
+from apps.ingestion import embed_step, parse_step, parsing
 from apps.ingestion.archives import files_upload
 from apps.ingestion.sandbox import SandboxError, run_limited
-from apps.ingestion.services import UploadRejected, document_ingest, document_upload
+from apps.ingestion.services import UploadRejected, document_ingest
 from tests import files
 
 pytestmark = pytest.mark.django_db
@@ -124,7 +124,7 @@ def test_limit_breaches_are_retried_then_quarantined(collection, corpus_admin, s
     settings.INGEST_PARSE_WALL_SECONDS = 0.01  # nothing can be parsed in 10 ms
     settings.INGEST_MAX_ATTEMPTS = 2
     [result] = upload(collection, corpus_admin, "notes.md", b"# Notes\n\nSomething to parse.\n")
-    from apps.ingestion.pipeline import TransientIngestError
+    from apps.ingestion.claims import TransientIngestError
 
     with pytest.raises(TransientIngestError):
         document_ingest(document_id=result.document.id)  # attempt 1: retried later
@@ -155,12 +155,12 @@ def test_small_text_files_are_parsed_together_and_a_crash_fails_only_its_file(
             for i, name in enumerate(names)]
     monkeypatch.setattr(parsing, "parse_and_chunk", _parse_or_die)
     forks, nice = [], []
-    real_run_limited = pipeline.run_limited
-    monkeypatch.setattr(pipeline, "run_limited",
+    real_run_limited = parse_step.run_limited
+    monkeypatch.setattr(parse_step, "run_limited",
                         lambda fn, *a, **k: forks.append(fn.__name__) or nice.append(k["nice"]) or real_run_limited(fn, *a, **k))
 
     with django_capture_on_commit_callbacks(execute=False):
-        assert pipeline.document_parse(document_id=docs[0].id, task_id="batch-task") == pipeline.DONE
+        assert parse_step.document_parse(document_id=docs[0].id, task_id="batch-task") == parse_step.DONE
     # One child for the four files; it died, so each was parsed alone.
     assert forks == ["_parse_many_in_child"] + ["_parse_in_child"] * 4
     assert set(nice) == {settings.INGEST_PARSE_NICE}  # every child at the lower priority
@@ -178,11 +178,11 @@ def test_small_text_files_are_parsed_together_and_a_crash_fails_only_its_file(
             for i in range(5)]
     forks.clear()
     with django_capture_on_commit_callbacks(execute=False):
-        pipeline.document_parse(document_id=more[0].id, task_id="batch-task-2")
+        parse_step.document_parse(document_id=more[0].id, task_id="batch-task-2")
     assert forks == ["_parse_many_in_child"]
     assert Document.objects.filter(id__in=[d.id for d in more] + [poison.id], status=Document.Status.PARSED).count() == 6
     # The embed step takes them all in one batch and indexes each, with its audit event.
-    pipeline.documents_embed(document_id=more[0].id, task_id="embed-task")
+    embed_step.documents_embed(document_id=more[0].id, task_id="embed-task")
     indexed = Document.objects.filter(id__in=[d.id for d in docs + more], status=Document.Status.INDEXED)
     assert indexed.count() == 9
     assert AuditEvent.objects.filter(event_type=EventType.DOCUMENT_INDEXED).count() == 9

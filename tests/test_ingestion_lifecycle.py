@@ -65,7 +65,7 @@ def test_zip_archive_members_become_documents(collection, corpus_admin):
     results = files_upload(collection=collection, uploaded_by=corpus_admin, name="bundle.zip",
                            content=io.BytesIO(files.zip_of_documents()), size=None)
     names = sorted(r.document.title for r in results if not isinstance(r, UploadRejected))
-    assert names == ["leave.md", "suppliers.csv"]
+    assert names == ["policies/leave.md", "policies/suppliers.csv"]  # titles keep the archive's folders
 
 
 @pytest.mark.parametrize(
@@ -98,7 +98,7 @@ def test_a_bulk_upload_sends_one_task_per_group_and_leaves_no_file_behind(
     other files their own at once. Even when the tasks run out of order (a group's task
     claiming another group's files), every file is parsed: a parse task that leaves small
     files queued sends a successor."""
-    from apps.ingestion import pipeline, services
+    from apps.ingestion import parse_step, queue as task_queue
     from apps.ingestion.services import bulk_enqueue
 
     settings.INGEST_PARSE_BATCH_DOCS = 3
@@ -108,9 +108,8 @@ def test_a_bulk_upload_sends_one_task_per_group_and_leaves_no_file_behind(
         sent.append(document_id)
         return True
 
-    monkeypatch.setattr(pipeline, "enqueue_parse", record)
-    monkeypatch.setattr(services, "enqueue_parse", record)
-    monkeypatch.setattr(pipeline, "enqueue_embed", lambda *, document_id: True)
+    monkeypatch.setattr(task_queue, "enqueue_parse", record)
+    monkeypatch.setattr(task_queue, "enqueue_embed", lambda *, document_id: True)
     with bulk_enqueue():
         notes, report = [], None
         for i in range(8):  # each upload commits (the test's transaction: run its on-commit hooks)
@@ -129,7 +128,7 @@ def test_a_bulk_upload_sends_one_task_per_group_and_leaves_no_file_behind(
     while queue:
         runs += 1
         with django_capture_on_commit_callbacks(execute=True):
-            pipeline.document_parse(document_id=queue.pop(0), task_id=f"task-{runs}")
+            parse_step.document_parse(document_id=queue.pop(0), task_id=f"task-{runs}")
         queue += sent
         sent.clear()
         assert runs < 10
@@ -141,14 +140,13 @@ def test_a_bulk_upload_sends_its_first_group_early_so_the_workers_start_at_once(
 ):
     """The first group goes after INGEST_PARSE_FIRST_GROUP_DOCS files, later ones when full:
     the model starts encoding while the rest of a large import is still being uploaded."""
-    from apps.ingestion import pipeline, services
+    from apps.ingestion import queue as task_queue
     from apps.ingestion.services import bulk_enqueue
 
     settings.INGEST_PARSE_BATCH_DOCS = 4
     settings.INGEST_PARSE_FIRST_GROUP_DOCS = 2
     sent: list[int] = []
-    monkeypatch.setattr(services, "enqueue_parse", lambda *, document_id: sent.append(document_id) or True)
-    monkeypatch.setattr(pipeline, "enqueue_parse", lambda *, document_id: sent.append(document_id) or True)
+    monkeypatch.setattr(task_queue, "enqueue_parse", lambda *, document_id: sent.append(document_id) or True)
     with bulk_enqueue():
         notes = []
         for i in range(7):

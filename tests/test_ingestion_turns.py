@@ -88,9 +88,9 @@ def test_a_pool_process_warms_only_what_its_queues_need(caplog):
     """A parse-only worker (deploy/k8s) does not load the model, an embed-only one not the parsers."""
     import logging
 
-    from apps.ingestion.pipeline import warm_pool_process
+    from apps.ingestion.warming import warm_pool_process
 
-    with caplog.at_level(logging.INFO, logger="apps.ingestion.pipeline"):
+    with caplog.at_level(logging.INFO, logger="apps.ingestion.warming"):
         warm_pool_process(parsers=False, model=True)
         warm_pool_process(parsers=False, model=False)
     lines = [r.getMessage() for r in caplog.records if "warm:" in r.getMessage()]

@@ -5,11 +5,10 @@ exist, so ids cannot be probed."""
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, ValidationError
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from ninja import File, NinjaAPI, Query, Router, Swagger
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
@@ -19,7 +18,7 @@ from apps.api.auth import TokenAuth
 from apps.api.models import ApiToken
 from apps.api.schemas import (
     AskIn, AskOut, AuditExportQuery, CollectionIn, CollectionOut, DocumentOut, ErrorOut, GrantIn, GrantOut,
-    SearchHit, TokenOut, UploadOut,
+    PageIn, SearchHit, TokenOut, UploadOut,
 )
 from apps.api.services import api_token_revoke
 from apps.audit.models import EventType, Outcome
@@ -27,6 +26,7 @@ from apps.audit.services import audit_record
 from apps.corpus.models import Collection, CollectionGrant, Document
 from apps.corpus.selectors import (
     collection_grants, collections_ingestable_by, collections_manageable_by, collections_readable_by, grant_level_of,
+    grant_levels_of,
 )
 from apps.corpus.services import collection_create, collection_grant, collection_revoke
 
@@ -97,6 +97,18 @@ def _get(queryset, what: str, **lookup):
     if found is None:
         raise Http404(NOT_VISIBLE.format(what=what))
     return found
+
+
+def _page(request, response: HttpResponse, queryset, page: PageIn) -> list:
+    """One page of ``queryset``; the headers say the total and, if cut, where the next page is."""
+    total = queryset.count()
+    items = list(queryset[page.offset: page.offset + page.limit])
+    response["X-Total-Count"] = str(total)
+    if page.offset + len(items) < total:
+        query = request.GET.copy()
+        query["limit"], query["offset"] = str(page.limit), str(page.offset + page.limit)
+        response["Link"] = f'<{request.path}?{query.urlencode()}>; rel="next"'
+    return items
 
 
 def _readable_ids(user, requested: list[int]) -> list[int]:
@@ -186,9 +198,12 @@ def _collection_out(user, collection: Collection) -> dict:
             "access": grant_level_of(user, collection)}
 
 
-@collections_router.get("", response={200: list[CollectionOut], **ERRORS}, summary="Collections you may read")
-def collections_list(request):
-    return [_collection_out(request.user, c) for c in collections_readable_by(request.user).order_by("name")]
+@collections_router.get("", response={200: list[CollectionOut], **ERRORS},
+                        summary="Collections you may read (paged: X-Total-Count, Link rel=next)")
+def collections_list(request, response: HttpResponse, page: Query[PageIn]):
+    collections = _page(request, response, collections_readable_by(request.user).order_by("name", "id"), page)
+    levels = grant_levels_of(request.user, [c.id for c in collections])
+    return [{"id": c.id, "name": c.name, "description": c.description, "access": levels[c.id]} for c in collections]
 
 
 @collections_router.post("", response={201: CollectionOut, **ERRORS},
@@ -220,10 +235,10 @@ def _principal(username: str | None, group: str | None):
 
 
 @collections_router.get("/{collection_id}/grants", response={200: list[GrantOut], **ERRORS},
-                        summary="Who has access (managers of the collection)")
-def grants_list(request, collection_id: int):
+                        summary="Who has access (managers of the collection; paged)")
+def grants_list(request, response: HttpResponse, collection_id: int, page: Query[PageIn]):
     collection = _get(collections_manageable_by(request.user), "collection", id=collection_id)
-    return [_grant_out(g) for g in collection_grants(collection)]
+    return [_grant_out(g) for g in _page(request, response, collection_grants(collection).order_by("group__name", "user__username", "id"), page)]
 
 
 @collections_router.post("/{collection_id}/grants", response={200: GrantOut, **ERRORS},
@@ -257,10 +272,12 @@ def _document_out(document: Document) -> dict:
     return {f: getattr(document, f) for f in _DOCUMENT_FIELDS}
 
 
-@collections_router.get("/{collection_id}/documents", response={200: list[DocumentOut], **ERRORS})
-def documents_list(request, collection_id: int):
+@collections_router.get("/{collection_id}/documents", response={200: list[DocumentOut], **ERRORS},
+                        summary="Documents of a collection, newest first (paged: X-Total-Count, Link rel=next)")
+def documents_list(request, response: HttpResponse, collection_id: int, page: Query[PageIn]):
     collection = _get(collections_readable_by(request.user), "collection", id=collection_id)
-    return [_document_out(d) for d in collection.documents.order_by("-created_at")[:1000]]
+    documents = collection.documents.defer("draft_chunks").order_by("-created_at", "-id")
+    return [_document_out(d) for d in _page(request, response, documents, page)]
 
 
 @collections_router.post("/{collection_id}/documents", response={202: list[UploadOut], **ERRORS},
@@ -305,9 +322,9 @@ def documents_delete(request, document_id: int):
 account_router = Router(tags=["account"])
 
 
-@account_router.get("/tokens", response={200: list[TokenOut], **ERRORS}, summary="Your API tokens")
-def tokens_list(request):
-    return list(ApiToken.objects.filter(user=request.user))
+@account_router.get("/tokens", response={200: list[TokenOut], **ERRORS}, summary="Your API tokens (paged)")
+def tokens_list(request, response: HttpResponse, page: Query[PageIn]):
+    return _page(request, response, ApiToken.objects.filter(user=request.user).order_by("-id"), page)
 
 
 @account_router.delete("/tokens/{token_id}", response={204: None, **ERRORS}, summary="Revoke one of your tokens")
@@ -331,7 +348,7 @@ def audit_export_endpoint(request, filters: Query[AuditExportQuery]):
                      date_from=filters.date_from, date_to=filters.date_to, collection_id=filters.collection_id,
                      search=filters.q.strip())
     export = audit_export(events=audit_events_list(filters=f), filters=f.as_dict(), exported_by=request.user)
-    response = HttpResponse(export.content, content_type="application/zip")
+    response = FileResponse(export.file, content_type="application/zip")  # streamed from the spooled file
     response["Content-Disposition"] = f'attachment; filename="{export.file_name}"'
     return response
 

@@ -121,3 +121,11 @@ class AuditExportQuery(Schema):
     date_to: date | None = None
     collection_id: int | None = None
     q: str = Field("", max_length=200)
+
+
+class PageIn(Schema):
+    """A page of a list: the response says the total in ``X-Total-Count`` and, when the list
+    goes on, where in a ``Link: <...>; rel="next"`` header."""
+
+    limit: int = Field(100, ge=1, le=1000)
+    offset: int = Field(0, ge=0)

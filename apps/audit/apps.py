@@ -17,13 +17,21 @@ class AuditConfig(AppConfig):
 
 
 def _refuse_public_endpoints_in_servers() -> None:
-    """Web and Celery processes run no system checks of their own: refuse to start here."""
+    """Web and Celery processes run no system checks of their own: refuse to start here.
+    The role is the one the entry point set (rag_platform.runtime); the Celery worker and
+    beat set theirs when they start, and call refuse_public_endpoints() then."""
+    from rag_platform.runtime import SERVER_ROLES, process_role
+
+    if process_role() in SERVER_ROLES:
+        refuse_public_endpoints()
+
+
+def refuse_public_endpoints() -> None:
+    """Raise ImproperlyConfigured if a configured endpoint is on a public address."""
     from django.core.exceptions import ImproperlyConfigured
 
     from apps.audit.checks import check_endpoints_are_local
-    from apps.audit.context import process_name
 
-    if process_name().startswith(("celery", "web")):
-        errors = [e for e in check_endpoints_are_local() if e.is_serious()]
-        if errors:
-            raise ImproperlyConfigured("; ".join(f"{e.id}: {e.msg} {e.hint}" for e in errors))
+    errors = [e for e in check_endpoints_are_local() if e.is_serious()]
+    if errors:
+        raise ImproperlyConfigured("; ".join(f"{e.id}: {e.msg} {e.hint}" for e in errors))

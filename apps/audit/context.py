@@ -61,15 +61,10 @@ def hash_session_key(session_key: str | None, secret: str) -> str:
 
 
 def process_name() -> str:
-    """What kind of process writes the event: web, worker, beat or the command name."""
-    argv = [os.path.basename(a) for a in sys.argv[:4]]
-    if "celery" in argv or any(a.startswith("celery") for a in argv):
-        for role in ("worker", "beat"):
-            if role in sys.argv:
-                return f"celery {role}"
-        return "celery"
-    if argv and argv[0] == "manage.py" and len(sys.argv) > 1:
-        return f"manage.py {sys.argv[1]}"[:64]
-    if any("gunicorn" in a for a in sys.argv[:1]) or "gunicorn" in sys.modules:
-        return "web"
-    return (argv[0] if argv else "python")[:64]
+    """What kind of process writes the event: the role its entry point set (web, celery
+    worker, celery beat, manage.py COMMAND; rag_platform.runtime), else the script name."""
+    from rag_platform.runtime import process_role
+
+    if role := process_role():
+        return role
+    return (os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python")[:64]

@@ -12,9 +12,11 @@ import csv
 import hashlib
 import io
 import json
+import shutil
+import tempfile
 import zipfile
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from django.utils import timezone
 
@@ -32,7 +34,23 @@ def _line(event: AuditEvent) -> dict[str, Any]:
     return {"body": body_of(event), "prev_hash": event.prev_hash, "hash": event.hash}
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV
+# injection"); a question such as "=HYPERLINK(...)" must stay text for the officer who opens it.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A text cell that a spreadsheet would read as a formula gets a leading apostrophe."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _csv_row(event: AuditEvent) -> list[Any]:
+    return [csv_cell(v) for v in _csv_values(event)]
+
+
+def _csv_values(event: AuditEvent) -> list[Any]:
     p = event.payload
     return [event.sequence, event.created_at.isoformat(), event.event_type, event.outcome, event.actor_id or "",
             event.actor_username, " ".join(event.actor_roles), event.session_hash, event.ip_address,
@@ -43,47 +61,80 @@ def _csv_row(event: AuditEvent) -> list[Any]:
 
 @dataclass(frozen=True)
 class Export:
-    content: bytes
+    file: IO[bytes]  # the zip, at position 0; in memory up to SPOOL_BYTES, then on disk
     file_name: str
     count: int
+    size: int
+
+    @property
+    def content(self) -> bytes:
+        self.file.seek(0)
+        data = self.file.read()
+        self.file.seek(0)
+        return data
+
+
+SPOOL_BYTES = 8 * 1024 * 1024
+
+
+class _HashingFile:
+    """A spooled temporary file that hashes what is written to it."""
+
+    def __init__(self) -> None:
+        self.file = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
+        self.sha256 = hashlib.sha256()
+
+    def write(self, text: str) -> None:
+        data = text.encode()
+        self.sha256.update(data)
+        self.file.write(data)
 
 
 def audit_export(*, events, filters: dict[str, Any], exported_by) -> Export:
-    """Build the zip for ``events`` (a queryset) and audit the export itself."""
+    """Build the zip for ``events`` (a queryset) and audit the export itself. Events are
+    read in chunks and written to spooled temporary files, so an export of the whole trail
+    does not hold it in memory (what the caller streams is ``Export.file``)."""
     from apps.audit.services import audit_record
 
-    ordered = list(events.order_by("sequence"))
-    jsonl = "".join(canonical_json(_line(e)) + "\n" for e in ordered).encode()
-    text = io.StringIO()
-    writer = csv.writer(text)
+    jsonl, csv_file = _HashingFile(), _HashingFile()
+    writer = csv.writer(csv_file)
     writer.writerow(CSV_COLUMNS)
-    for event in ordered:
+    count, first, last = 0, None, None
+    for event in events.order_by("sequence").iterator(chunk_size=2000):
+        jsonl.write(canonical_json(_line(event)) + "\n")
         writer.writerow(_csv_row(event))
-    csv_bytes = text.getvalue().encode()
+        count += 1
+        first = event.sequence if first is None else first
+        last = event.sequence
     now = timezone.now()
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "exported_at": now.isoformat(timespec="microseconds"),
         "exported_by": getattr(exported_by, "username", ""),
         "filters": filters,
-        "count": len(ordered),
-        "first_sequence": ordered[0].sequence if ordered else None,
-        "last_sequence": ordered[-1].sequence if ordered else None,
-        "files": {"events.jsonl": hashlib.sha256(jsonl).hexdigest(), "events.csv": hashlib.sha256(csv_bytes).hexdigest()},
+        "count": count,
+        "first_sequence": first,
+        "last_sequence": last,
+        "files": {"events.jsonl": jsonl.sha256.hexdigest(), "events.csv": csv_file.sha256.hexdigest()},
     }
     signature, public_hex = signing.sign(canonical_json(manifest).encode())
     signed = {"manifest": manifest, "signature": signature, "public_key": public_hex}
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("events.jsonl", jsonl)
-        archive.writestr("events.csv", csv_bytes)
+    output = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
+    with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, part in (("events.jsonl", jsonl), ("events.csv", csv_file)):
+            part.file.seek(0)
+            with archive.open(name, "w", force_zip64=True) as member:
+                shutil.copyfileobj(part.file, member, 1024 * 1024)
+            part.file.close()
         archive.writestr("manifest.json", json.dumps(signed, indent=2, sort_keys=True) + "\n")
     audit_record(
         event_type=EventType.AUDIT_EXPORTED, outcome=Outcome.SUCCESS, actor=exported_by,
-        payload={"filters": filters, "count": len(ordered), "manifest_sha256":
+        payload={"filters": filters, "count": count, "manifest_sha256":
                  hashlib.sha256(canonical_json(manifest).encode()).hexdigest()},
     )
-    return Export(buffer.getvalue(), f"audit-export-{now:%Y%m%dT%H%M%SZ}.zip", len(ordered))
+    size = output.tell()
+    output.seek(0)
+    return Export(output, f"audit-export-{now:%Y%m%dT%H%M%SZ}.zip", count, size)
 
 
 def verify_export(data: bytes, *, trusted_public_key: str | None = None) -> list[str]:

@@ -47,38 +47,58 @@ def legal_hold_release(*, hold: LegalHold, released_by) -> LegalHold:
     return hold
 
 
-def audit_expire(*, now: datetime | None = None, actor=None) -> list[int]:
-    """Remove events past retention that a checkpoint covers and no hold protects. Returns their sequences."""
+def _past_retention(now: datetime) -> Q:
+    """Events older than their class's retention period, as one SQL filter."""
+    overridden = sorted(settings.AUDIT_RETENTION_DAYS)
+    in_class = {c: Q(event_type=c) | Q(event_type__startswith=f"{c}.") for c in overridden}
+    past = Q(created_at__lt=now - timedelta(days=settings.AUDIT_RETENTION_DEFAULT_DAYS))
+    for c in overridden:
+        past &= ~in_class[c]
+    for c in overridden:
+        past |= in_class[c] & Q(created_at__lt=now - timedelta(days=retention_days(c)))
+    return past
+
+
+def audit_expire(*, now: datetime | None = None, actor=None, batch_size: int = 5000) -> list[int]:
+    """Remove events past retention that a checkpoint covers and no hold protects. Returns their
+    sequences. The age test is in SQL and the work goes ``batch_size`` events per transaction
+    (each batch with its own ``audit.retention_expired`` event), so years of events never sit
+    in memory or in one long transaction."""
     from apps.audit.checkpoints import audit_checkpoint_create
     from apps.audit.services import _CHAIN_LOCK_KEY, audit_record
 
     now = now or timezone.now()
     covered = AuditCheckpoint.objects.order_by("-last_sequence").values_list("last_sequence", flat=True).first() or 0
-    holds = LegalHold.objects.filter(released_at__isnull=True)
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
-        candidates = AuditEvent.objects.filter(sequence__lte=covered).exclude(event_type__in=NEVER_EXPIRE)
-        for hold in holds:
-            candidates = candidates.exclude(Q(created_at__gte=hold.starts_at) & Q(created_at__lte=hold.ends_at))
-        expiring = [e for e in candidates.only("sequence", "hash", "event_type", "created_at").order_by("sequence")
-                    if e.created_at < now - timedelta(days=retention_days(e.event_type))]
-        if not expiring:
-            return []
-        sequences = [e.sequence for e in expiring]
-        record = audit_record(
-            event_type=EventType.AUDIT_EXPIRED, outcome=Outcome.SUCCESS, actor=actor,
-            payload={"sequences": sequences, "count": len(sequences), "before": now.isoformat(),
-                     "retention_days": {k: retention_days(k) for k in sorted({e.event_type for e in expiring})}},
-        )
-        AuditTombstone.objects.bulk_create([
-            AuditTombstone(sequence=e.sequence, hash=e.hash, event_type=e.event_type, created_at=e.created_at,
-                           expired_by_sequence=record.sequence)
-            for e in expiring
-        ])
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL rag.audit_expiry = 'on'")
-            cursor.execute("DELETE FROM audit_auditevent WHERE sequence = ANY(%s)", [sequences])
-            cursor.execute("SET LOCAL rag.audit_expiry = 'off'")
-    audit_checkpoint_create()
-    return sequences
+    holds = list(LegalHold.objects.filter(released_at__isnull=True))
+    removed: list[int] = []
+    while True:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
+            candidates = AuditEvent.objects.filter(_past_retention(now), sequence__lte=covered).exclude(event_type__in=NEVER_EXPIRE)
+            for hold in holds:
+                candidates = candidates.exclude(Q(created_at__gte=hold.starts_at) & Q(created_at__lte=hold.ends_at))
+            expiring = list(candidates.only("sequence", "hash", "event_type", "created_at").order_by("sequence")[:batch_size])
+            if not expiring:
+                break
+            sequences = [e.sequence for e in expiring]
+            record = audit_record(
+                event_type=EventType.AUDIT_EXPIRED, outcome=Outcome.SUCCESS, actor=actor,
+                payload={"sequences": sequences, "count": len(sequences), "before": now.isoformat(),
+                         "retention_days": {k: retention_days(k) for k in sorted({e.event_type for e in expiring})}},
+            )
+            AuditTombstone.objects.bulk_create([
+                AuditTombstone(sequence=e.sequence, hash=e.hash, event_type=e.event_type, created_at=e.created_at,
+                               expired_by_sequence=record.sequence)
+                for e in expiring
+            ])
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL rag.audit_expiry = 'on'")
+                cursor.execute("DELETE FROM audit_auditevent WHERE sequence = ANY(%s)", [sequences])
+                cursor.execute("SET LOCAL rag.audit_expiry = 'off'")
+        removed += sequences
+        if len(expiring) < batch_size:
+            break
+    if removed:
+        audit_checkpoint_create()
+    return removed

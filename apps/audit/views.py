@@ -2,7 +2,7 @@ from datetime import date
 
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from apps.audit.attestation import attestation_passed, attestation_report
@@ -77,7 +77,7 @@ def event_detail_export(request: HttpRequest, sequence: int) -> HttpResponse:
 def event_export(request: HttpRequest) -> HttpResponse:
     filters = _filters(request)
     export = audit_export(events=audit_events_list(filters=filters), filters=filters.as_dict(), exported_by=request.user)
-    response = HttpResponse(export.content, content_type="application/zip")
+    response = FileResponse(export.file, content_type="application/zip")  # streamed from the spooled file
     response["Content-Disposition"] = f'attachment; filename="{export.file_name}"'
     return response
 

@@ -7,6 +7,7 @@ from django.contrib.auth.models import Group
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
+from django.db.models.functions import Lower
 from pgvector.django import HnswIndex, VectorField
 
 EMBEDDING_DIMENSIONS = 384  # all-MiniLM-L6-v2
@@ -32,6 +33,10 @@ class Collection(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            # "Finance" and "finance" are one name, also when created at the same moment.
+            models.UniqueConstraint(Lower("name"), name="unique_collection_name_ci"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -141,7 +146,9 @@ class Document(models.Model):
         ordering = ["-created_at"]
         constraints = [
             # The same bytes uploaded twice to a collection are one document.
-            models.UniqueConstraint(fields=["collection", "sha256"], name="unique_content_per_collection")
+            models.UniqueConstraint(fields=["collection", "sha256"], name="unique_content_per_collection"),
+            # Two uploads of a new title at the same moment cannot both be version 1.
+            models.UniqueConstraint(fields=["collection", "title", "version"], name="unique_document_version"),
         ]
 
     def __str__(self) -> str:

@@ -54,6 +54,17 @@ def grant_level_of(user, collection: Collection) -> str | None:
     return None
 
 
+def grant_levels_of(user, collection_ids: list[int]) -> dict[int, str | None]:
+    """``grant_level_of`` for many collections in three queries (not three per collection)."""
+    ids = list(collection_ids)
+    levels: dict[int, str | None] = dict.fromkeys(ids)
+    for level, selector in ((Level.READ, collections_readable_by), (Level.INGEST, collections_ingestable_by),
+                            (Level.MANAGE, collections_manageable_by)):
+        for collection_id in selector(user).filter(id__in=ids).values_list("id", flat=True):
+            levels[collection_id] = level
+    return levels
+
+
 def collection_grants(collection: Collection) -> QuerySet[CollectionGrant]:
     return collection.grants.select_related("user", "group", "granted_by").order_by("group__name", "user__username")
 

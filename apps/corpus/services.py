@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from apps.audit.models import EventType, Outcome
 from apps.audit.services import audit_record
@@ -32,7 +32,11 @@ def collection_create(
     groups = list(reader_groups)
     managers = list(manager_groups)
     with transaction.atomic():
-        collection = Collection.objects.create(name=name, description=description, created_by=created_by)
+        try:
+            with transaction.atomic():  # a concurrent create of the same name (any case) loses here
+                collection = Collection.objects.create(name=name, description=description, created_by=created_by)
+        except IntegrityError:
+            raise ValidationError(f"A collection named “{name}” already exists.") from None
         audit_record(
             event_type=EventType.COLLECTION_CREATED,
             outcome=Outcome.SUCCESS,

@@ -1,6 +1,7 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.http import Http404, HttpRequest, HttpResponse
@@ -51,12 +52,18 @@ def collection_new(request: HttpRequest) -> HttpResponse:
     return render(request, "corpus/collection_form.html", {"form": form})
 
 
+DOCUMENTS_PER_PAGE = 50
+
+
 def _detail_context(request, collection, grant_form=None) -> dict:
     counts = document_status_counts(collection)
     can_manage = collections_manageable_by(request.user).filter(id=collection.id).exists()
+    # One page of documents, without their draft chunks (the page refreshes while work is pending).
+    documents = collection.documents.defer("draft_chunks").order_by("-created_at", "-id")
+    page = Paginator(documents, DOCUMENTS_PER_PAGE).get_page(request.GET.get("page"))
     return {
         "collection": collection,
-        "documents": collection.documents.order_by("-created_at"),
+        "documents": page,
         "counts": counts,
         "in_progress": sum(counts[s] for s in Document.UNFINISHED),
         "progress": collection_progress(collection),

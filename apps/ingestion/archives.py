@@ -43,7 +43,7 @@ def files_upload(*, collection, uploaded_by, name: str, content: IO[bytes], size
                         with archive.open(info) as handle:
                             try:
                                 results.append(document_upload(collection=collection, uploaded_by=uploaded_by,
-                                                               name=member.name, content=handle, size=info.file_size))
+                                                               name=member.as_posix(), content=handle, size=info.file_size))
                             except UploadRejected as rejection:
                                 results.append(rejection)
                 return results

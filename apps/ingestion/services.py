@@ -3,7 +3,8 @@
 upload -> Document(queued) + stored file -> parse task (sandboxed child, queue "parse") ->
 embed task (batched across documents, queue "embed") -> one transaction: chunks + vectors +
 tsvector + status=indexed (+ the previous version superseded) + audit event.
-See apps.ingestion.pipeline for claims, retries and quarantine.
+The steps: apps.ingestion.parse_step and embed_step; claims, retries and quarantine:
+apps.ingestion.claims; sending tasks: apps.ingestion.queue.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import threading
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO
 
 from django.conf import settings
@@ -23,22 +24,12 @@ from django.core.files import File
 from django.db import IntegrityError, transaction
 
 from apps.audit.models import EventType, Outcome
-from apps.audit.services import audit_record
+from apps.audit.services import audit_record, audit_record_many
 from apps.corpus.models import Chunk, Collection, Document
 from apps.ingestion.parsing import ARCHIVE_EXTENSIONS, LEGACY_OFFICE_EXTENSIONS, SUPPORTED_EXTENSIONS, ParseError, detect_file_type
-from apps.ingestion.pipeline import (  # noqa: F401 - re-exported: the services' public surface
-    BUSY,
-    DONE,
-    TransientIngestError,
-    document_mark_failed,
-    document_parse,
-    document_quarantine,
-    documents_embed,
-    enqueue_embed,
-    enqueue_parse,
-    is_batchable,
-    mark_waiting,
-)
+from apps.ingestion import queue
+from apps.ingestion.embed_step import documents_embed
+from apps.ingestion.parse_step import document_parse, is_batchable
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +103,7 @@ def _store_upload(*, collection, uploaded_by, name, content, size) -> UploadResu
         if existing:
             return _duplicate(existing, uploaded_by, name)
 
-        title = Path(name).name[:255]
+        title = document_title(name)
         document = Document(
             collection=collection,
             title=title,
@@ -123,43 +114,75 @@ def _store_upload(*, collection, uploaded_by, name, content, size) -> UploadResu
         )
         tmp.seek(0)
         document.file.save(document.title, File(tmp), save=False)
-    try:
-        with transaction.atomic():
-            # A known title with new bytes is the next version of that document.
-            previous = (
-                Document.objects.select_for_update()
-                .filter(collection=collection, title=title)
-                .exclude(status=Document.Status.SUPERSEDED)
-                .order_by("-version").first()
-            )
-            if previous is not None:
-                document.version, document.replaces = previous.version + 1, previous
-            document.save()
-            payload = {
-                "collection_id": collection.id,
-                "document_id": document.id,
-                "file_name": document.title,
-                "sha256": sha256,
-                "size_bytes": written,
-                "file_type": file_type,
-            }
-            audit_record(event_type=EventType.DOCUMENT_UPLOADED, outcome=Outcome.SUCCESS, actor=uploaded_by, payload=payload)
-            if previous is not None:
-                audit_record(
-                    event_type=EventType.DOCUMENT_VERSION_ADDED, outcome=Outcome.SUCCESS, actor=uploaded_by,
-                    payload={**payload, "version": document.version, "previous_document_id": previous.id},
-                )
-            batchable = is_batchable(file_type, written)
-            transaction.on_commit(lambda: document_enqueue(document_id=document.id, batchable=batchable))
-    except IntegrityError:  # the same bytes stored concurrently by another upload
-        existing = Document.objects.filter(collection=collection, sha256=sha256).first()
-        if existing is None:
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                _save_document(document, collection=collection, uploaded_by=uploaded_by, title=title)
+            break
+        except IntegrityError as error:
+            if _constraint(error) == "unique_document_version" and attempt < 2:
+                document.pk = None  # another upload of this title took the version: take the next
+                continue
+            _discard_file(document)
+            existing = Document.objects.filter(collection=collection, sha256=sha256).first()
+            if existing is None:  # not the same bytes stored concurrently by another upload
+                raise
+            return _duplicate(existing, uploaded_by, name)
+        except Exception:
+            _discard_file(document)  # nothing half-stored
             raise
-        return _duplicate(existing, uploaded_by, name)
-    except Exception:
-        document.file.delete(save=False)  # nothing half-stored
-        raise
     return UploadResult(document, created=True, name=name)
+
+
+def _save_document(document: Document, *, collection, uploaded_by, title: str) -> None:
+    """Insert the document (a known title with new bytes is its next version), audit it, and
+    queue it once committed. The constraints on (collection, sha256) and (collection, title,
+    version) make concurrent uploads safe; the caller retries a lost version race."""
+    # A known title with new bytes is the next version of that document.
+    previous = (
+        Document.objects.select_for_update()
+        .filter(collection=collection, title=title)
+        .exclude(status=Document.Status.SUPERSEDED)
+        .order_by("-version").first()
+    )
+    if previous is not None:
+        document.version, document.replaces = previous.version + 1, previous
+    document.save()
+    payload = {
+        "collection_id": collection.id,
+        "document_id": document.id,
+        "file_name": document.title,
+        "sha256": document.sha256,
+        "size_bytes": document.size_bytes,
+        "file_type": document.file_type,
+    }
+    audit_record(event_type=EventType.DOCUMENT_UPLOADED, outcome=Outcome.SUCCESS, actor=uploaded_by, payload=payload)
+    if previous is not None:
+        audit_record(
+            event_type=EventType.DOCUMENT_VERSION_ADDED, outcome=Outcome.SUCCESS, actor=uploaded_by,
+            payload={**payload, "version": document.version, "previous_document_id": previous.id},
+        )
+    batchable = is_batchable(document.file_type, document.size_bytes)
+    transaction.on_commit(lambda: document_enqueue(document_id=document.id, batchable=batchable))
+
+
+def _constraint(error: IntegrityError) -> str:
+    return getattr(getattr(error.__cause__, "diag", None), "constraint_name", "") or ""
+
+
+def _discard_file(document: Document) -> None:
+    """The stored copy of an upload that did not become a document (its name is its own:
+    the storage picks a free name when the same bytes were stored at the same moment)."""
+    if document.file:
+        document.file.delete(save=False)
+
+
+def document_title(name: str) -> str:
+    """A document's title: the name as given, with its folders (a folder's or an archive's
+    ``2023/report.pdf`` and ``2024/report.pdf`` are two documents, not two versions of one),
+    without any ``..``, ``.`` or leading ``/``; the end is kept when it is too long."""
+    parts = [p for p in PurePosixPath(name.replace("\\", "/")).parts if p not in ("/", ".", "..")]
+    return "/".join(parts)[-255:] or "unnamed"
 
 
 def _duplicate(existing: Document, uploaded_by, name: str) -> UploadResult:
@@ -183,7 +206,7 @@ def bulk_enqueue():
     took ~11 ms to receive and drop once another task's batch had parsed its file (3 s of
     every 30 s in the ingestion benchmark). Other files are queued one by one as usual.
     Nothing can be left behind: the group's task claims queued small files by id, and a
-    parse task that leaves any queued sends a successor (apps.ingestion.pipeline)."""
+    parse task that leaves any queued sends a successor (apps.ingestion.parse_step)."""
     if getattr(_bulk, "pending", None) is not None:  # nested: the outer block sends
         yield
         return
@@ -197,15 +220,16 @@ def bulk_enqueue():
 
 
 def _send_group(document_ids: list[int]) -> None:
-    if document_ids and not enqueue_parse(document_id=document_ids[0]):
-        mark_waiting(document_ids[1:], statuses=(Document.Status.QUEUED,))
+    if document_ids and not queue.enqueue_parse(document_id=document_ids[0]):
+        queue.mark_waiting(document_ids[1:], statuses=(Document.Status.QUEUED,))
 
 
 def document_enqueue(*, document_id: int, batchable: bool = False) -> bool:
-    """Hand the document to a worker. A dead broker leaves it queued (retried at start-up)."""
+    """Hand the document to a worker. A dead broker leaves it queued with a note; the
+    housekeeping task (celery beat) sends it again."""
     pending = getattr(_bulk, "pending", None)
     if pending is None or not batchable:
-        return enqueue_parse(document_id=document_id)
+        return queue.enqueue_parse(document_id=document_id)
     pending.append(document_id)
     group = settings.INGEST_PARSE_BATCH_DOCS
     if not _bulk.groups_sent:
@@ -222,9 +246,9 @@ def documents_requeue_unfinished() -> int:
     rows = list(Document.objects.filter(status__in=Document.UNFINISHED).values_list("id", "status"))
     for document_id, status in rows:
         if status in (Document.Status.PARSED, Document.Status.EMBEDDING):
-            enqueue_embed(document_id=document_id)
+            queue.enqueue_embed(document_id=document_id)
         else:
-            enqueue_parse(document_id=document_id)
+            queue.enqueue_parse(document_id=document_id)
     return len(rows)
 
 
@@ -251,19 +275,19 @@ def document_delete(*, document_id: int, actor) -> bool:
         document = Document.objects.select_for_update().filter(id=document_id).first()
         if document is None:
             return False
-        older, cursor = [], document.replaces
-        while cursor is not None and cursor.status == Document.Status.SUPERSEDED:
-            older.append(cursor)
-            cursor = cursor.replaces
+        # The superseded versions before it (versions are by title): one query, not one per version.
+        older = list(Document.objects.select_for_update().filter(
+            collection_id=document.collection_id, title=document.title, status=Document.Status.SUPERSEDED,
+            version__lt=document.version).order_by("-version"))
         victims = [document, *older]
         files = [d.file.name for d in victims if d.file]
         chunks = Chunk.objects.filter(document__in=victims).delete()[0]
-        for victim in victims:
-            audit_record(
-                event_type=EventType.DOCUMENT_DELETED, outcome=Outcome.SUCCESS, actor=actor,
-                payload={"collection_id": victim.collection_id, "document_id": victim.id, "file_name": victim.title,
-                         "sha256": victim.sha256, "version": victim.version, "chunks_removed": chunks if victim is document else 0},
-            )
+        audit_record_many([{
+            "event_type": EventType.DOCUMENT_DELETED, "outcome": Outcome.SUCCESS, "actor": actor,
+            "payload": {"collection_id": victim.collection_id, "document_id": victim.id, "file_name": victim.title,
+                        "sha256": victim.sha256, "version": victim.version,
+                        "chunks_removed": chunks if victim is document else 0},
+        } for victim in victims])
         Document.objects.filter(id__in=[d.id for d in victims]).delete()
         storage = document.file.storage
         transaction.on_commit(lambda: [storage.delete(name) for name in files])

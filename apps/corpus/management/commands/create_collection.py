@@ -17,7 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("--description", default="")
 
     def handle(self, *args, name, readers, managers, description, **options):
-        if Collection.objects.filter(name=name).exists():
+        if Collection.objects.filter(name__iexact=name.strip()).exists():
             self.stdout.write(f"Collection “{name}” exists.")
             return
         groups = list(Group.objects.filter(name__in=readers))

@@ -15,7 +15,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("paths", nargs="+", type=Path)
         parser.add_argument("--collection", required=True)
-        parser.add_argument("--wait", action="store_true", help="wait until every file is indexed or failed")
+        parser.add_argument("--wait", action="store_true",
+                            help="wait until every file is indexed, failed or replaced by a newer version")
         parser.add_argument("--timeout", type=float, default=900)
 
     def handle(self, *args, paths, collection, wait, timeout, **options):
@@ -23,19 +24,20 @@ class Command(BaseCommand):
             target = Collection.objects.get(name=collection)
         except Collection.DoesNotExist:
             raise CommandError(f"No collection named “{collection}”. Create it with manage.py create_collection.") from None
-        files = []
+        files: list[tuple[Path, str]] = []  # (file, its title: the path inside the folder given)
         for path in paths:
             if path.is_dir():
-                files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in {*SUPPORTED_EXTENSIONS, *ARCHIVE_EXTENSIONS})
+                files += [(p, p.relative_to(path).as_posix()) for p in sorted(path.rglob("*"))
+                          if p.is_file() and p.suffix.lower() in {*SUPPORTED_EXTENSIONS, *ARCHIVE_EXTENSIONS}]
             elif path.is_file():
-                files.append(path)
+                files.append((path, path.name))
             else:
                 raise CommandError(f"{path}: no such file or folder")
         document_ids = []
         with bulk_enqueue():  # small text files go to the workers in groups, not one task each
-            for path in files:
+            for path, name in files:
                 with path.open("rb") as handle:
-                    outcomes = files_upload(collection=target, uploaded_by=None, name=path.name, content=handle, size=path.stat().st_size)
+                    outcomes = files_upload(collection=target, uploaded_by=None, name=name, content=handle, size=path.stat().st_size)
                 for result in outcomes:
                     if isinstance(result, UploadRejected):
                         self.stderr.write(f"  refused  {result}")
@@ -47,7 +49,8 @@ class Command(BaseCommand):
 
     def _wait(self, document_ids, timeout):
         deadline = time.monotonic() + timeout
-        done_states = {Document.Status.INDEXED, Document.Status.FAILED}
+        # Superseded: a later file of this import (or another upload) is its next version.
+        done_states = {Document.Status.INDEXED, Document.Status.FAILED, Document.Status.SUPERSEDED}
         last = None
         while True:
             rows = list(Document.objects.filter(id__in=document_ids).values("title", "status", "failure_reason", "chunk_count"))
@@ -63,5 +66,6 @@ class Command(BaseCommand):
                 raise CommandError("Timed out waiting for ingestion; is a Celery worker running?")
             time.sleep(0.5)
         for r in rows:
-            detail = f"{r['chunk_count']} chunks" if r["status"] == Document.Status.INDEXED else r["failure_reason"]
-            self.stdout.write(f"  {r['status']:<8} {r['title']}: {detail}")
+            detail = {Document.Status.INDEXED: f"{r['chunk_count']} chunks",
+                      Document.Status.SUPERSEDED: "replaced by a newer version"}.get(r["status"], r["failure_reason"])
+            self.stdout.write(f"  {r['status']:<10} {r['title']}: {detail}")
