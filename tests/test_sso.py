@@ -124,7 +124,10 @@ def test_sso_signs_in_a_new_user_with_the_mapped_roles_and_audits_it(client, sso
 
 @pytest.mark.django_db
 def test_the_provider_decides_roles_and_details_at_every_sign_in(client, sso):
+    from apps.accounts.services import sso_identity_link
+
     existing = UserFactory(username="g.house", groups=["compliance_officer"])
+    sso_identity_link(user=existing, issuer=sso.issuer, subject=HOUSE["sub"])  # an administrator bound it
     sso.identity = {**HOUSE, "email": "house@new.example", "groups": ["Clinicians"]}
     assert sso_sign_in(client, sso).status_code == 302
     existing.refresh_from_db()
@@ -176,7 +179,9 @@ def test_a_replayed_or_forged_callback_is_refused(client, sso):
 
 @pytest.mark.django_db
 def test_a_disabled_account_cannot_sign_in_and_an_sso_session_ends_when_disabled(client, sso):
-    UserFactory(username="g.house")
+    from apps.accounts.services import sso_identity_link
+
+    sso_identity_link(user=UserFactory(username="g.house"), issuer=sso.issuer, subject=HOUSE["sub"])
     get_user_model().objects.filter(username="g.house").update(is_active=False)
     sso.identity = dict(HOUSE)
     assert sso_sign_in(client, sso)["Location"] == reverse("login")
@@ -266,6 +271,9 @@ def test_configuration_from_the_environment_is_checked(monkeypatch, tmp_path):
                         "OIDC_OP_TOKEN_ENDPOINT": "http://10.0.0.5/token", "OIDC_OP_USER_ENDPOINT": "http://10.0.0.5/me",
                         "OIDC_OP_JWKS_ENDPOINT": "http://10.0.0.5/jwks"}.items():
         monkeypatch.setenv(name, value)
+    with pytest.raises(ImproperlyConfigured, match="OIDC_OP_ISSUER"):
+        oidc_settings_from_environment()  # accounts are bound to (iss, sub): the issuer is required
+    monkeypatch.setenv("OIDC_OP_ISSUER", "https://sso.hospital.example")
     values = oidc_settings_from_environment()
     assert values["OIDC_ENABLED"] and values["OIDC_RP_CLIENT_SECRET"] == "from-a-file"
     assert values["OIDC_RP_SIGN_ALGO"] == "RS256" and values["OIDC_USE_PKCE"] and values["OIDC_ROLE_MAP"] == {}
