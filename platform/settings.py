@@ -96,6 +96,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "rag_platform.request_limits.RequestSizeLimitMiddleware",  # first: before anything reads a body
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -222,6 +223,16 @@ EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 32)
 # --- Ingestion and retrieval -----------------------------------------------------------
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 50 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Request bodies (rag_platform.request_limits): upload routes take UPLOAD_REQUEST_MAX_BYTES
+# (a multi-file form or a zip; each file at most UPLOAD_MAX_BYTES), every other route
+# REQUEST_MAX_BYTES, and nothing past REQUEST_MAX_BYTES is read before sign-in.
+REQUEST_MAX_BYTES = env_int("REQUEST_MAX_BYTES", 1024 * 1024)
+UPLOAD_REQUEST_MAX_BYTES = env_int("UPLOAD_REQUEST_MAX_BYTES", 4 * UPLOAD_MAX_BYTES)
+FILE_UPLOAD_HANDLERS = [
+    "rag_platform.request_limits.UploadSizeLimitHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 CHUNK_MAX_CHARACTERS = env_int("CHUNK_MAX_CHARACTERS", 1200)
 CHUNK_NEW_AFTER_CHARACTERS = env_int("CHUNK_NEW_AFTER_CHARACTERS", 900)
@@ -380,8 +391,10 @@ def oidc_settings_from_environment() -> dict:
     if not client_id:
         return {"OIDC_ENABLED": False}
     algorithm = os.environ.get("OIDC_RP_SIGN_ALGO") or "RS256"
+    # The issuer is required: accounts are bound to (iss, sub), and an id_token from any
+    # other issuer is refused (apps.accounts.sso).
     required = ["OIDC_RP_CLIENT_SECRET", "OIDC_OP_AUTHORIZATION_ENDPOINT", "OIDC_OP_TOKEN_ENDPOINT",
-                "OIDC_OP_USER_ENDPOINT"]
+                "OIDC_OP_USER_ENDPOINT", "OIDC_OP_ISSUER"]
     if algorithm.startswith(("RS", "ES")):
         required.append("OIDC_OP_JWKS_ENDPOINT")
     values = {name: secret_from_env_or_file(name) for name in required + ["OIDC_OP_JWKS_ENDPOINT"]}
@@ -397,7 +410,6 @@ def oidc_settings_from_environment() -> dict:
         **values,
         "OIDC_RP_SIGN_ALGO": algorithm,
         "OIDC_RP_SCOPES": os.environ.get("OIDC_RP_SCOPES") or "openid email profile",
-        "OIDC_OP_ISSUER": os.environ.get("OIDC_OP_ISSUER") or "",  # checked against `iss` when set
         "OIDC_USERNAME_CLAIM": os.environ.get("OIDC_USERNAME_CLAIM") or "preferred_username",
         "OIDC_GROUPS_CLAIM": groups_claim,
         "OIDC_ROLE_MAP": parse_role_map(os.environ.get("OIDC_ROLE_MAP") or "", groups_claim),
