@@ -25,12 +25,15 @@ from apps.answering.tokens import count_tokens
 from apps.audit.models import EventType, Outcome
 from apps.audit.services import audit_record
 from apps.corpus.models import Document
+from apps.corpus.selectors import ReadAccessWatch
 from apps.ingestion.embedding import embed_query
 from apps.retrieval.services import RetrievedChunk, chunks_search, search_filter_for
 
 NOT_FOUND_MESSAGE = "Not found in your documents: none of the passages you may read is relevant to this question."
 NO_ACCESS_MESSAGE = "You have no collection to search yet. Ask a corpus admin to grant you read access."
 DISCONNECTED_MESSAGE = "The answer was interrupted: the browser disconnected before it was complete."
+ACCESS_REVOKED_MESSAGE = ("Your access to the sources of this answer was removed while it was being written; "
+                          "the answer is withheld.")
 MAX_QUESTION_CHARACTERS = 2000
 
 
@@ -157,6 +160,11 @@ def answer_stream(
         recorded.append(result)
         return result
 
+    def withheld(shown: list[Citation]) -> list[Citation]:
+        # The trail keeps which passages were shown before the grant went; the answer does not.
+        payload.update(access_revoked=True, shown_before_revocation=[c.source.chunk_id for c in shown])
+        return []
+
     try:
         if not searched_ids:
             yield AnswerEvent("done", finish(Outcome.NO_ACCESS, NO_ACCESS_MESSAGE))
@@ -167,6 +175,7 @@ def answer_stream(
             yield AnswerEvent("done", finish(Outcome.REFUSED, NOT_FOUND_MESSAGE))
             return
         citations = [Citation(n, s, False) for n, s in enumerate(sources, start=1)]
+        access = ReadAccessWatch(user, {s.collection_id for s in sources})  # revoked mid-stream: stop
         yield AnswerEvent("sources", list(citations))
         evidence_sources = sources[: settings.ANSWER_EVIDENCE_SOURCES]
         evidence = select_evidence(
@@ -186,10 +195,21 @@ def answer_stream(
             # closing(): a client that goes away also ends the request to vLLM at once.
             with closing(chat_stream(build_messages(model_question, evidence), result=completion)) as tokens:
                 for text in tokens:
+                    if access.lost():
+                        break
                     yield AnswerEvent("token", text)
         except LLMUnavailable as error:
             payload["completion_tokens"] = completion.completion_tokens
+            if access.lost(now=True):
+                citations = withheld(citations)
+                yield AnswerEvent("done", finish(Outcome.DENIED, "", error=ACCESS_REVOKED_MESSAGE))
+                return
             yield AnswerEvent("done", finish(Outcome.LLM_ERROR, completion.text.strip(), error=str(error)))
+            return
+        if access.lost(now=True):  # before the sources are shown again with the answer
+            payload["completion_tokens"] = completion.completion_tokens
+            citations = withheld(citations)
+            yield AnswerEvent("done", finish(Outcome.DENIED, "", error=ACCESS_REVOKED_MESSAGE))
             return
         answer = completion.text.strip()
         # A citation counts only if it names a source the model was shown. When the model

@@ -25,6 +25,7 @@ from django.db import IntegrityError, transaction
 from apps.audit.models import EventType, Outcome
 from apps.audit.services import audit_record
 from apps.corpus.models import Chunk, Collection, Document
+from apps.corpus.selectors import may_add_version
 from apps.ingestion.parsing import ARCHIVE_EXTENSIONS, LEGACY_OFFICE_EXTENSIONS, SUPPORTED_EXTENSIONS, ParseError, detect_file_type
 from apps.ingestion.pipeline import (  # noqa: F401 - re-exported: the services' public surface
     BUSY,
@@ -132,6 +133,19 @@ def _store_upload(*, collection, uploaded_by, name, content, size) -> UploadResu
                 .exclude(status=Document.Status.SUPERSEDED)
                 .order_by("-version").first()
             )
+            refused_version_of = None
+            if previous is not None and not may_add_version(user=uploaded_by, document=previous):
+                # Only a manager or the original uploader replaces a document (replacing drops
+                # its passages from search): anyone else's file is kept beside it, audited.
+                refused_version_of, document.title = previous, _separate_title(title, uploaded_by)
+                previous = (
+                    Document.objects.select_for_update()
+                    .filter(collection=collection, title=document.title)
+                    .exclude(status=Document.Status.SUPERSEDED)
+                    .order_by("-version").first()
+                )
+                if previous is not None and not may_add_version(user=uploaded_by, document=previous):
+                    raise UploadRejected(f"{name}: a document of this name exists; ask a manager of the collection.")
             if previous is not None:
                 document.version, document.replaces = previous.version + 1, previous
             document.save()
@@ -143,6 +157,10 @@ def _store_upload(*, collection, uploaded_by, name, content, size) -> UploadResu
                 "size_bytes": written,
                 "file_type": file_type,
             }
+            if refused_version_of is not None:
+                payload["version_refused"] = {
+                    "document_id": refused_version_of.id, "title": refused_version_of.title,
+                    "reason": "a new version needs the manage grant or the original uploader"}
             audit_record(event_type=EventType.DOCUMENT_UPLOADED, outcome=Outcome.SUCCESS, actor=uploaded_by, payload=payload)
             if previous is not None:
                 audit_record(
@@ -160,6 +178,17 @@ def _store_upload(*, collection, uploaded_by, name, content, size) -> UploadResu
         document.file.delete(save=False)  # nothing half-stored
         raise
     return UploadResult(document, created=True, name=name)
+
+
+def _separate_title(title: str, uploaded_by) -> str:
+    """``policy.pdf`` uploaded by bob beside someone else's ``policy.pdf``: ``policy (bob).pdf``."""
+    who = uploaded_by.get_username() if uploaded_by is not None else "operator"
+    folder, _, base = title.rpartition("/")
+    stem, dot, suffix = base.rpartition(".")
+    if not stem:
+        stem, dot, suffix = base, "", ""
+    renamed = f"{stem} ({who}){dot}{suffix}"
+    return (f"{folder}/{renamed}" if folder else renamed)[-255:]
 
 
 def _duplicate(existing: Document, uploaded_by, name: str) -> UploadResult:
