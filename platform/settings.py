@@ -363,6 +363,11 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
     }
 }
+# API tokens (apps.api): privileged ones (corpus admins, compliance officers, manage or audit
+# scope) live at most this long; minting one needs the password again, or for a single
+# sign-on account a sign-in at most API_TOKEN_REAUTH_SECONDS old.
+API_TOKEN_PRIVILEGED_MAX_DAYS = env_int("API_TOKEN_PRIVILEGED_MAX_DAYS", 30)
+API_TOKEN_REAUTH_SECONDS = env_int("API_TOKEN_REAUTH_SECONDS", 300)
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 # Production behind TLS: DJANGO_SECURE=1 turns on HTTPS redirects, HSTS and secure cookies
