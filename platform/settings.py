@@ -281,7 +281,19 @@ ANSWER_FOLLOW_UP_TURNS = env_int("ANSWER_FOLLOW_UP_TURNS", 1)
 # Egress: RAG_EGRESS_ALLOW="10.0.0.0/8,db.internal:5432" (see rag_platform/egress.py).
 AUDIT_CHECKPOINT_DIR = os.environ.get("RAG_AUDIT_CHECKPOINT_DIR") or str(DATA_DIR / "audit-checkpoints")
 AUDIT_CHECKPOINT_MINUTES = env_float("RAG_AUDIT_CHECKPOINT_MINUTES", 10.0)
-AUDIT_TRUST_X_FORWARDED_FOR = env_bool("RAG_AUDIT_TRUST_X_FORWARDED_FOR", False)
+# Proxies whose X-Forwarded-For entries are believed (rag_platform.client_address): the
+# audit trail's IP and sign-in throttling use the first address left of them.
+TRUSTED_PROXIES = env_list("RAG_TRUSTED_PROXIES", [])
+for _proxy in TRUSTED_PROXIES:
+    import ipaddress
+
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"RAG_TRUSTED_PROXIES: {_proxy!r} is not an address or network") from None
+if env_bool("RAG_AUDIT_TRUST_X_FORWARDED_FOR", False):
+    raise ImproperlyConfigured("RAG_AUDIT_TRUST_X_FORWARDED_FOR trusted any client's X-Forwarded-For; "
+                               "set RAG_TRUSTED_PROXIES to your proxies' addresses instead")
 # Retention in days per event class (the part before the dot); HIPAA asks for 6 years.
 AUDIT_RETENTION_DEFAULT_DAYS = env_int("RAG_AUDIT_RETENTION_DAYS", 6 * 365 + 2)
 AUDIT_RETENTION_DAYS = {
@@ -340,8 +352,21 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
-AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]  # no client-supplied forwarding headers
+# The real client behind RAG_TRUSTED_PROXIES, never a client-supplied header.
+AXES_CLIENT_IP_CALLABLE = "rag_platform.client_address.client_address"
 AXES_VERBOSE = False
+# Failed authentications (passwords, API tokens, single sign-on): counted per client address,
+# name and window; the first of each is audited at once, the rest as one event with their
+# count when the window closes (apps.accounts.failures). A name failing
+# AUTH_NAME_FAILURE_LIMIT times in two windows from any addresses pauses password sign-in for
+# it (rotating addresses does not get around the per-address pause).
+AUTH_FAILURE_WINDOW_SECONDS = env_int("AUTH_FAILURE_WINDOW_SECONDS", 300)
+AUTH_FAILURE_NAMES_PER_SOURCE = env_int("AUTH_FAILURE_NAMES_PER_SOURCE", 10)
+AUTH_FAILURE_SOURCES_PER_WINDOW = env_int("AUTH_FAILURE_SOURCES_PER_WINDOW", 100)
+AUTH_NAME_FAILURE_LIMIT = env_int("AUTH_NAME_FAILURE_LIMIT", 30)
+CELERY_BEAT_SCHEDULE["auth-failures-summarise"] = {
+    "task": "accounts.summarise_auth_failures", "schedule": float(AUTH_FAILURE_WINDOW_SECONDS),
+}
 # Sessions: idle timeout (the expiry moves with each request), absolute timeout from sign-in
 # (apps.accounts.middleware), and disabled accounts are signed out on their next request.
 SESSION_COOKIE_AGE = env_int("SESSION_IDLE_SECONDS", 30 * 60)

@@ -342,3 +342,112 @@ def test_tokens_end_with_password_change_role_removal_and_deactivation(people):
     reasons = [e.payload["reason"] for e in AuditEvent.objects.filter(event_type=EventType.ACCESS_REVOKED,
                                                                         payload__has_key="api_tokens").order_by("sequence")]
     assert reasons == ["password changed", "role removed", "account disabled"]
+
+
+# --- 8 and issue 14 item 6: the real client behind proxies, throttled, without noise ---------
+def _sign_in_over_http(live_server, username: str, password: str, *, source: str = "127.0.0.1",
+                       forwarded_for: str = "") -> int:
+    """A browser's sign-in from ``source`` (a loopback address of our choosing, a real TCP
+    source address), optionally through a proxy that sends ``forwarded_for``."""
+    import http.client
+    import re
+    from urllib.parse import urlencode, urlsplit
+
+    url = urlsplit(live_server.url)
+    extra = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=20, source_address=(source, 0))
+    try:
+        connection.request("GET", "/login/", headers=extra)
+        page = connection.getresponse()
+        html = page.read().decode()
+        cookie = re.search(r"csrftoken=([^;]+)", page.getheader("Set-Cookie", "")).group(1)
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+        body = urlencode({"username": username, "password": password, "csrfmiddlewaretoken": token})
+        connection.request("POST", "/login/", body=body, headers={
+            **extra, "Content-Type": "application/x-www-form-urlencoded", "Cookie": f"csrftoken={cookie}",
+            "Referer": live_server.url + "/login/"})
+        answer = connection.getresponse()
+        answer.read()
+        return answer.status
+    finally:
+        connection.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_forwarded_for_counts_only_from_trusted_proxies(live_server, settings):
+    UserFactory(username="nurse")
+    # No proxy configured: a client's own X-Forwarded-For is ignored.
+    _sign_in_over_http(live_server, "nurse", "wrong", forwarded_for="198.51.100.66")
+    # Behind a trusted proxy (here 127.0.0.1): the address it saw, not what the client wrote first.
+    settings.TRUSTED_PROXIES = ["127.0.0.1"]
+    _sign_in_over_http(live_server, "other", "wrong", forwarded_for="6.6.6.6, 203.0.113.5")
+    addresses = list(AuditEvent.objects.filter(event_type=EventType.SIGN_IN_FAILED).order_by("sequence")
+                     .values_list("ip_address", flat=True))
+    assert addresses == ["127.0.0.1", "203.0.113.5"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_behind_a_proxy_one_attacker_does_not_lock_everyone_out(live_server, settings):
+    from tests.factories import PASSWORD
+
+    settings.TRUSTED_PROXIES = ["127.0.0.1"]
+    UserFactory(username="victim")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        _sign_in_over_http(live_server, "victim", "guess", forwarded_for="203.0.113.5")
+    assert _sign_in_over_http(live_server, "victim", PASSWORD, forwarded_for="203.0.113.5") == 429
+    assert _sign_in_over_http(live_server, "victim", PASSWORD, forwarded_for="198.51.100.7") == 302
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rotating_source_addresses_does_not_get_around_the_pause(live_server, settings):
+    from tests.factories import PASSWORD
+
+    settings.AUTH_NAME_FAILURE_LIMIT = 12
+    UserFactory(username="victim")
+    for n in range(settings.AUTH_NAME_FAILURE_LIMIT):  # each address stays under the per-address limit
+        assert _sign_in_over_http(live_server, "victim", "guess", source=f"127.0.1.{n + 1}") == 200
+    assert _sign_in_over_http(live_server, "victim", PASSWORD, source="127.0.2.1") == 429
+
+
+@pytest.mark.django_db
+def test_repeated_failures_become_one_event_with_a_count(settings):
+    from django.db.models import Sum
+    from django.test import Client
+
+    from apps.accounts.failures import auth_failures_summarise
+    from apps.accounts.models import AuthFailureWindow
+
+    def failures():
+        return AuditEvent.objects.filter(event_type=EventType.SIGN_IN_FAILED).order_by("sequence")
+
+    for _ in range(25):  # the same wrong token, over and over
+        assert Client(HTTP_AUTHORIZATION="Bearer rag_wrongwrong").get("/api/v1/collections").status_code == 401
+    assert failures().count() == 1
+    for n in range(40):  # a new made-up token each time, from the same address
+        Client(HTTP_AUTHORIZATION=f"Bearer rag_{n:08d}x").get("/api/v1/collections")
+    assert failures().count() == 1 + settings.AUTH_FAILURE_NAMES_PER_SOURCE  # the rest folded together
+    for n in range(30):  # and from rotating addresses
+        Client(HTTP_AUTHORIZATION="Bearer rag_rotating", REMOTE_ADDR=f"10.9.{n}.1").get("/api/v1/collections")
+    settings.AUTH_FAILURE_SOURCES_PER_WINDOW = 5
+    for n in range(30):
+        Client(HTTP_AUTHORIZATION="Bearer rag_rotating", REMOTE_ADDR=f"10.8.{n}.1").get("/api/v1/collections")
+    first_of_windows = failures().count()
+    assert first_of_windows <= 1 + settings.AUTH_FAILURE_NAMES_PER_SOURCE + 1 + 30 + 1
+    assert AuthFailureWindow.objects.aggregate(n=Sum("count"))["n"] == 125
+
+    # The window closes: one event per key carries the failures not yet in the trail, with their count.
+    AuthFailureWindow.objects.update(window_start=F_minus(settings.AUTH_FAILURE_WINDOW_SECONDS))
+    written = auth_failures_summarise()
+    summaries = list(failures().filter(payload__reason="repeated failures"))
+    assert written == len(summaries) and sum(e.payload["count"] for e in summaries) == 125 - first_of_windows
+    same_token = next(e for e in summaries if e.payload["api_token"] == "rag_wrongwro")
+    assert same_token.payload["count"] == 24 and same_token.payload["failures_in_window"] == 25
+    assert auth_failures_summarise() == 0  # nothing counted twice
+
+
+def F_minus(seconds: int):
+    from datetime import timedelta
+
+    from django.db.models import F
+
+    return F("window_start") - timedelta(seconds=seconds)

@@ -172,8 +172,13 @@ def test_a_replayed_or_forged_callback_is_refused(client, sso):
     forged = reverse("oidc_authentication_callback") + "?code=made-up&state=made-up"
     assert client.get(forged)["Location"] == reverse("login")
     assert signed_in_as(client) == ""
+    # Both refused; the same failure from the same address twice in one window is one event now
+    # and a count (apps.accounts.failures), not two events.
+    from apps.accounts.models import AuthFailureWindow
+
     assert [e.payload["reason"] for e in failures()] == [
-        "unknown or already used state (a forged or replayed response)"] * 2
+        "unknown or already used state (a forged or replayed response)"]
+    assert AuthFailureWindow.objects.get(method="oidc").count == 2
     assert sso.log.count(("POST", "/token")) == 1  # neither reached the provider
 
 

@@ -182,9 +182,9 @@ def sso_identity_link(*, user, issuer: str, subject: str, linked_by=None):
 
 
 def sso_sign_in_failed_record(*, reason: str, username: str = "") -> None:
-    """A single sign-on that did not sign anyone in, like a wrong password (auth.sign_in_failed)."""
-    audit_record(
-        event_type=EventType.SIGN_IN_FAILED,
-        outcome=Outcome.DENIED,
-        payload={"method": "oidc", "username": username[:150], "reason": reason[:500]},
-    )
+    """A single sign-on that did not sign anyone in, like a wrong password (auth.sign_in_failed,
+    counted per address, name and window: apps.accounts.failures)."""
+    from apps.accounts.failures import auth_failure_record
+
+    auth_failure_record(method="oidc", name=username[:150],
+                        payload={"method": "oidc", "username": username[:150], "reason": reason[:500]})

@@ -103,9 +103,11 @@ def api_token_authenticate(secret: str) -> ApiToken | None:
         reason = "revoked token"
     elif token.expires_at <= timezone.now():
         reason = "expired token"
-    if reason:
-        audit_record(event_type=EventType.SIGN_IN_FAILED, outcome=Outcome.DENIED,
-                     payload={"api_token": (secret or "")[: len(TOKEN_PREFIX) + 8], "reason": reason})
+    if reason:  # counted per address, prefix and window (apps.accounts.failures)
+        from apps.accounts.failures import auth_failure_record
+
+        prefix = (secret or "")[: len(TOKEN_PREFIX) + 8]
+        auth_failure_record(method="api_token", name=prefix, payload={"api_token": prefix, "reason": reason})
         return None
     now = timezone.now()
     # last_used_at to the minute: one write per token per minute, not one per request.
