@@ -451,3 +451,62 @@ def F_minus(seconds: int):
     from django.db.models import F
 
     return F("window_start") - timedelta(seconds=seconds)
+
+
+# --- 5. The parse child keeps no secrets, descriptors or network -----------------------------
+def _what_the_parser_can_reach(port: int, db_fd: int) -> dict:
+    """Runs inside the sandbox, as a hostile parser would look around."""
+    import os
+    import socket
+
+    from django.conf import settings
+
+    reached = True
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            pass
+    except OSError:
+        reached = False
+    try:
+        os.fstat(db_fd)
+        db_open = True
+    except OSError:
+        db_open = False
+    return {"environment": dict(os.environ), "secret_key": settings.SECRET_KEY, "database_fd_open": db_open,
+            "reached_parent_loopback": reached, "fds": sorted(int(fd) for fd in os.listdir("/proc/self/fd")),
+            "netns": os.readlink("/proc/self/ns/net")}
+
+
+@pytest.mark.django_db
+def test_the_parse_child_has_no_secrets_descriptors_or_network(monkeypatch, tmp_path):
+    import os
+    import socket
+
+    from django.db import connection
+
+    from apps.ingestion.sandbox import network_isolation, run_limited
+
+    monkeypatch.setenv("DJANGO_SECRET_KEY", "k" * 50)
+    monkeypatch.setenv("RAG_AUDIT_SIGNING_KEY_FILE", str(tmp_path / "audit-signing.key"))
+    connection.ensure_connection()
+    db_fd = connection.connection.pgconn.socket  # the worker's database socket
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    try:
+        result = run_limited(_what_the_parser_can_reach, listener.getsockname()[1], db_fd,
+                             memory_bytes=512 * 1024 * 1024, cpu_seconds=30, wall_seconds=60).value
+    finally:
+        listener.close()
+    assert result["ok"], result
+    seen = result["value"]
+    env = seen["environment"]
+    assert not {"DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SECRET_KEY", "RAG_AUDIT_SIGNING_KEY_FILE"} & set(env)
+    assert env["HF_HUB_OFFLINE"] == "1" and "PATH" in env
+    from django.conf import settings
+
+    assert seen["secret_key"] != settings.SECRET_KEY
+    assert not seen["database_fd_open"] and len(seen["fds"]) <= 5  # 0-2, the result pipe, listdir's own
+    assert network_isolation() in ("netns", "userns+netns"), "this machine allows network namespaces"
+    assert not seen["reached_parent_loopback"]  # even loopback: the child has no interface of ours
+    assert seen["netns"] != os.readlink("/proc/self/ns/net")
