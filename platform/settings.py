@@ -72,7 +72,14 @@ DATA_DIR = data_dir()
 # numba (used by unstructured's PDF path) would otherwise write its cache into site-packages.
 os.environ.setdefault("NUMBA_CACHE_DIR", str(DATA_DIR / "cache" / "numba"))
 
-SECRET_KEY = secret_from_env_or_file("DJANGO_SECRET_KEY") or local_secret_key()
+# RAG_EPHEMERAL_SECRET_KEY=1: a process that signs nothing that outlives it (the parse
+# workers, which handle untrusted files) gets a random key per start instead of the real one.
+if env_bool("RAG_EPHEMERAL_SECRET_KEY", False):
+    import secrets as _secrets
+
+    SECRET_KEY = _secrets.token_urlsafe(50)
+else:
+    SECRET_KEY = secret_from_env_or_file("DJANGO_SECRET_KEY") or local_secret_key()
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
