@@ -72,9 +72,9 @@ DATA_DIR = data_dir()
 # numba (used by unstructured's PDF path) would otherwise write its cache into site-packages.
 os.environ.setdefault("NUMBA_CACHE_DIR", str(DATA_DIR / "cache" / "numba"))
 
-# RAG_EPHEMERAL_SECRET_KEY=1: a process that signs nothing that outlives it (the parse
+# RAG_SECRET_KEY_EPHEMERAL=1: a process that signs nothing that outlives it (the parse
 # workers, which handle untrusted files) gets a random key per start instead of the real one.
-if env_bool("RAG_EPHEMERAL_SECRET_KEY", False):
+if env_bool("RAG_SECRET_KEY_EPHEMERAL", False):
     import secrets as _secrets
 
     SECRET_KEY = _secrets.token_urlsafe(50)
@@ -406,6 +406,7 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 # (`manage.py check --deploy` is clean with it; tests/test_security.py runs that check).
 if env_bool("DJANGO_SECURE", False):
     SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # probes speak plain HTTP to the pod
     SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 365 * 24 * 3600)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", True)
