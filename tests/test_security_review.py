@@ -510,3 +510,123 @@ def test_the_parse_child_has_no_secrets_descriptors_or_network(monkeypatch, tmp_
     assert network_isolation() in ("netns", "userns+netns"), "this machine allows network namespaces"
     assert not seen["reached_parent_loopback"]  # even loopback: the child has no interface of ours
     assert seen["netns"] != os.readlink("/proc/self/ns/net")
+
+
+# --- 9. The egress guard: no DNS query for a refused name, no reverse lookups ----------------
+def _unshare_works() -> bool:
+    import shutil
+    import subprocess
+
+    if not shutil.which("unshare") or not shutil.which("ip"):
+        return False
+    return subprocess.run(["unshare", "-m", "-n", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not _unshare_works(), reason="needs network and mount namespaces (root)")
+def test_refused_names_and_reverse_lookups_send_no_dns_query(tmp_path):
+    """In an empty network namespace whose resolver is a recorder on its own loopback: every
+    query the guard let through would be counted there (and nothing can leave)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    project = Path(__file__).resolve().parents[1]
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+    script = (f"ip link set lo up && mount --bind {resolv} /etc/resolv.conf && "
+              f"exec {sys.executable} {project / 'tests' / 'egress_netns_probe.py'}")
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(tmp_path), "RAG_DATA_DIR": str(tmp_path / "data")}
+    run = subprocess.run(["unshare", "-m", "-n", "sh", "-c", script], cwd=project, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads(run.stdout.strip().splitlines()[-1])
+    for attempt, seen in results.items():
+        assert seen == {"outcome": "EgressBlocked", "dns_queries": 0}, (attempt, results)
+
+
+# --- 5, 9 and 10 in the shipped manifests ----------------------------------------------------
+def _manifests():
+    from pathlib import Path
+
+    import yaml
+
+    deploy = Path(__file__).resolve().parents[1] / "deploy"
+    compose = yaml.safe_load((deploy / "compose" / "compose.yaml").read_text())
+    k8s = [doc for path in sorted((deploy / "k8s" / "base").glob("*.yaml"))
+           for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return compose, k8s
+
+
+def test_parse_workers_get_no_secret_key_or_signing_key():
+    compose, k8s = _manifests()
+    parse = compose["services"]["worker-parse"]
+    assert set(parse["secrets"]) == {"database_url", "broker_url"}
+    assert not {"DJANGO_SECRET_KEY_FILE", "RAG_AUDIT_SIGNING_KEY_FILE"} & set(parse["environment"])
+    assert parse["environment"]["RAG_SECRET_KEY_EPHEMERAL"] == "1"
+    assert "django_secret_key" in compose["services"]["web"]["secrets"]  # the web server still has its key
+    [worker] = [d for d in k8s if d["kind"] == "Deployment" and d["metadata"]["name"] == "worker-parse"]
+    pod = worker["spec"]["template"]["spec"]
+    [secrets] = [v for v in pod["volumes"] if v["name"] == "secrets"]
+    assert {item["key"] for item in secrets["secret"]["items"]} == {"database_url", "broker_url"}
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["DJANGO_SECRET_KEY_FILE"] == "" and env["RAG_AUDIT_SIGNING_KEY_FILE"] == ""
+
+
+def test_an_ephemeral_secret_key_process_never_reads_the_real_one(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    key_file = tmp_path / "django_secret_key"
+    key_file.write_text("the-real-secret-key-" + "x" * 40)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env.update(RAG_SECRET_KEY_EPHEMERAL="1", DJANGO_SECRET_KEY_FILE=str(key_file), RAG_DATA_DIR=str(tmp_path / "data"),
+               DJANGO_SETTINGS_MODULE="rag_platform.settings")
+    code = "from django.conf import settings; print(settings.SECRET_KEY)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "the-real-secret-key" not in out.stdout and len(out.stdout.strip()) >= 50
+    assert not (tmp_path / "data" / "secret_key").exists()
+
+
+def test_kubernetes_dns_only_for_app_pods_and_only_to_the_cluster_resolver():
+    _, k8s = _manifests()
+    policies = {d["metadata"]["name"]: d["spec"] for d in k8s if d["kind"] == "NetworkPolicy"}
+    dns = policies["allow-dns"]
+    assert dns["podSelector"] == {"matchLabels": {"rag/role": "app"}}  # not the database, broker or vLLM
+    [rule] = dns["egress"]
+    [peer] = rule["to"]
+    assert peer["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
+    assert peer["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}
+    assert {p["port"] for p in rule["ports"]} == {53}
+
+
+def test_shipped_manifests_turn_https_hardening_on_and_compose_binds_loopback():
+    compose, k8s = _manifests()
+    [config] = [d for d in k8s if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "rag-config"]
+    assert config["data"]["DJANGO_SECURE"] == "1" and config["data"]["DJANGO_BEHIND_TLS_PROXY"] == "1"
+    web = compose["services"]["web"]
+    assert web["environment"]["DJANGO_SECURE"] == "${DJANGO_SECURE:-1}"
+    [published] = web["ports"]
+    assert published.startswith("${RAG_WEB_BIND:-127.0.0.1}:")
+
+
+def test_with_django_secure_the_probes_stay_plain_http_and_everything_else_redirects(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env.update(DJANGO_SECURE="1", DJANGO_SECRET_KEY="k" * 60, RAG_DATA_DIR=str(tmp_path),
+               DJANGO_ALLOWED_HOSTS="testserver", DJANGO_SETTINGS_MODULE="rag_platform.settings")
+    code = ("import django; django.setup(); from django.test import Client; c = Client();"
+            "print(c.get('/healthz').status_code, c.get('/login/').status_code, c.get('/login/')['Location'])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    healthz, login, location = out.stdout.split()[-3:]
+    assert healthz == "200" and login == "301" and location.startswith("https://")
