@@ -214,6 +214,37 @@ def test_a_stream_stops_showing_sources_once_the_grant_is_revoked(people, shelve
     assert event.payload["shown_before_revocation"]
 
 
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_a_grant_revoked_while_the_model_streams_stops_the_answer(llm, vllm_base_url, people, shelves, settings):
+    """With the real model on vLLM: the grant goes after the first token; the stream stops
+    within the re-check interval and the answer is withheld."""
+    import time
+
+    from apps.answering.services import ACCESS_REVOKED_MESSAGE, answer_stream
+    from apps.audit.models import Outcome
+    from apps.corpus.services import collection_revoke
+
+    settings.LLM_BASE_URL, settings.LLM_MAX_TOKENS = vllm_base_url[0], 160  # shelves set a "down" model
+    owner, member, outsider, finance_readers = people
+    finance = shelves[0]
+    events = answer_stream(user=member, question="How many approvals do payments above 10,000 EUR need?")
+    kinds, revoked_at = [], None
+    for event in events:
+        kinds.append(event.kind)
+        if event.kind == "token":
+            collection_revoke(collection=finance, group=finance_readers, revoked_by=owner)
+            revoked_at = time.monotonic()
+            break
+    assert revoked_at is not None, kinds
+    rest = list(events)
+    assert time.monotonic() - revoked_at < 5
+    done = rest[-1].data
+    assert done.outcome == Outcome.DENIED and done.answer == "" and done.citations == []
+    assert done.error == ACCESS_REVOKED_MESSAGE
+    assert AuditEvent.objects.get(event_type=EventType.QUESTION_ASKED).payload["access_revoked"] is True
+
+
 @pytest.mark.django_db
 def test_the_history_hides_answers_from_collections_no_longer_readable(client, people, shelves):
     from apps.answering.services import ask_question
