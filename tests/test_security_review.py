@@ -109,7 +109,7 @@ def _spooled(folder) -> int:
     return sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_large_anonymous_post_is_refused_before_its_body_is_read(live_server, settings, tmp_path):
     """A csrftoken cookie of the right form and a 64 MiB multipart POST to /login/: answered
     413 at once, nothing spooled (before: the CSRF check parsed the body, spooling it to disk)."""
@@ -124,7 +124,7 @@ def test_a_large_anonymous_post_is_refused_before_its_body_is_read(live_server, 
     assert _spooled(tmp_path) == 0
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_an_anonymous_body_on_an_upload_route_is_not_read_past_the_small_limit(live_server, settings, tmp_path):
     from tests.factories import CollectionFactory
 
@@ -404,7 +404,7 @@ def _sign_in_over_http(live_server, username: str, password: str, *, source: str
         connection.close()
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_forwarded_for_counts_only_from_trusted_proxies(live_server, settings):
     UserFactory(username="nurse")
     # No proxy configured: a client's own X-Forwarded-For is ignored.
@@ -417,7 +417,7 @@ def test_forwarded_for_counts_only_from_trusted_proxies(live_server, settings):
     assert addresses == ["127.0.0.1", "203.0.113.5"]
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_behind_a_proxy_one_attacker_does_not_lock_everyone_out(live_server, settings):
     from tests.factories import PASSWORD
 
@@ -429,7 +429,7 @@ def test_behind_a_proxy_one_attacker_does_not_lock_everyone_out(live_server, set
     assert _sign_in_over_http(live_server, "victim", PASSWORD, forwarded_for="198.51.100.7") == 302
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_rotating_source_addresses_does_not_get_around_the_pause(live_server, settings):
     from tests.factories import PASSWORD
 
