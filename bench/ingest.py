@@ -364,6 +364,7 @@ def run_configuration(n_workers: int, *, files, database: str, broker: str, log_
 
     user, _ = get_user_model().objects.get_or_create(username="bench-ingest")
     collection = Collection.objects.create(name=f"bench-ingest-{tag}{n_workers}x{concurrency}-{time.time_ns()}", created_by=user)
+    collection.grants.create(user=user, level="manage")  # as collection_create gives the creator
     say(f"\n== {n_workers} worker process(es) x concurrency {concurrency} (load average {os.getloadavg()[0]:.1f})")
     workers = start_workers(n_workers, database=database, broker=broker, log_dir=log_dir, concurrency=concurrency, tag=tag)
     try:

@@ -74,6 +74,7 @@ def load(chunks: int, say) -> None:
     started = time.monotonic()
     for c in range(COLLECTIONS):
         collection = Collection.objects.create(name=f"bench-{c}", created_by=owner)
+        collection.grants.create(user=owner, level="manage")  # as collection_create gives the creator
         documents = [
             Document.objects.create(collection=collection, title=f"bench-{c}-{d}.txt", file="bench", sha256=f"bench-{c}-{d}",
                                     size_bytes=1, status=Document.Status.INDEXED)

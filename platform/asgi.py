@@ -15,4 +15,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rag_platform.settings")
 
 from django.core.asgi import get_asgi_application  # noqa: E402
 
-application = get_asgi_application()
+from rag_platform.request_limits import asgi_request_size_limit  # noqa: E402
+
+application = asgi_request_size_limit(get_asgi_application())

@@ -19,6 +19,15 @@ on the allowlist); ``RAG_EGRESS_ALLOW`` (comma-separated CIDRs, IPs, hosts,
 ``host:port``). Everything else raises :class:`EgressBlocked` (a ConnectionRefusedError)
 before the connection is made, is counted in-process, and is written to the audit trail
 best-effort by the recorder apps.audit installs.
+
+Names (security review, finding 9). CPython resolves a host name given to ``connect`` or
+``sendto`` inside the C call, *before* it raises the audit event, so the DNS query would
+already have left when the hook refused the connection. The guard therefore also wraps
+``socket.socket.connect``/``connect_ex``/``sendto`` to check a name against the policy before
+the C code resolves it, and the hook refuses any name in a connect or send that the policy
+would not let it resolve. Reverse lookups (``gethostbyaddr``, ``getnameinfo``) send a PTR query
+to the resolver whatever the address, so they are refused except for loopback addresses and
+this machine's own name.
 """
 
 from __future__ import annotations
@@ -314,6 +323,41 @@ def _block(kind: str, host: str, port: int | None, reason: str) -> None:
     raise EgressBlocked(f"outbound connection to {attempt['destination']} blocked by the egress guard: {reason}")
 
 
+def _address_host(address) -> tuple[str, int | None] | None:
+    if not isinstance(address, tuple) or not address or address[0] is None:
+        return None
+    host = address[0].decode() if isinstance(address[0], bytes) else str(address[0])
+    port = address[1] if len(address) > 1 and isinstance(address[1], int) else None
+    return host, port
+
+
+def _check_name(kind: str, host: str, port: int | None) -> None:
+    """A host *name* in a connect or send: refused unless the policy lets it be resolved."""
+    if not host or _ip(host) is not None:
+        return
+    current = policy()
+    allowed, reason = current.lookup_allowed(host)
+    if not allowed:
+        if any(rule.matches(host, port) or (rule.host and rule.host == host.lower()) for rule in current.silent):
+            raise EgressBlocked(f"outbound connection to {host}:{port} blocked by the egress guard: {reason}")
+        _block(kind, host, port, reason)
+
+
+def _check_reverse(host: str) -> None:
+    if not host:
+        return
+    if _ip(host) is None:  # gethostbyaddr also takes a name: a forward lookup first
+        allowed, reason = policy().lookup_allowed(host)
+    elif is_loopback(host):
+        allowed, reason = True, "loopback"
+    else:
+        allowed, reason = False, "reverse lookup (a PTR query would leave)"
+    if any(rule.matches(host, None) for rule in policy().forbidden):
+        allowed, reason = False, "marked forbidden (self-test)"
+    if not allowed:
+        _block("reverse lookup", host, None, reason)
+
+
 def _hook(event: str, args: tuple) -> None:
     if not event.startswith("socket.") or getattr(_local, "bypass", False):
         return
@@ -321,10 +365,11 @@ def _hook(event: str, args: tuple) -> None:
         sock, address = args[0], args[1]
         if address is None or getattr(sock, "family", None) == getattr(socket, "AF_UNIX", None):
             return
-        if not isinstance(address, tuple) or not address:
+        found = _address_host(address)
+        if found is None:
             return
-        host = address[0].decode() if isinstance(address[0], bytes) else str(address[0])
-        port = address[1] if len(address) > 1 and isinstance(address[1], int) else None
+        host, port = found
+        _check_name(event.split(".", 1)[1], host, port)
         current = policy()
         allowed, reason = current.connect_allowed(host, port)
         if not allowed:
@@ -341,6 +386,51 @@ def _hook(event: str, args: tuple) -> None:
         allowed, reason = policy().lookup_allowed(host)
         if not allowed:
             _block("lookup", host, None, reason)
+    elif event == "socket.gethostbyaddr":
+        host = args[0].decode() if isinstance(args[0], bytes) else str(args[0] or "")
+        _check_reverse(host)
+    elif event == "socket.getnameinfo":
+        found = _address_host(args[0])
+        if found is not None:
+            _check_reverse(found[0])
+
+
+def _guarded(method_name: str, address_index: int):
+    """``socket.socket.<method>`` checking a host name before the C code resolves it."""
+    original = getattr(socket.socket, method_name)
+
+    def method(self, *args):
+        if not getattr(_local, "bypass", False) and self.family in (socket.AF_INET, socket.AF_INET6):
+            address = args[address_index] if len(args) > address_index else None
+            found = _address_host(address)
+            if found is not None:
+                _check_name(method_name, *found)
+        return original(self, *args)
+
+    method.__name__ = method.__qualname__ = method_name
+    method.__doc__ = original.__doc__
+    method.__wrapped__ = original
+    return method
+
+
+def _guard_name_resolution_in_socket_calls() -> None:
+    socket.socket.connect = _guarded("connect", 0)
+    socket.socket.connect_ex = _guarded("connect_ex", 0)
+    socket.socket.sendto = _guarded_sendto()
+
+
+def _guarded_sendto():
+    original = socket.socket.sendto
+
+    def sendto(self, data, *rest):  # sendto(data, address) or sendto(data, flags, address)
+        if rest and not getattr(_local, "bypass", False) and self.family in (socket.AF_INET, socket.AF_INET6):
+            found = _address_host(rest[-1])
+            if found is not None:
+                _check_name("sendto", *found)
+        return original(self, data, *rest)
+
+    sendto.__wrapped__ = original
+    return sendto
 
 
 def install_egress_guard() -> None:
@@ -350,4 +440,5 @@ def install_egress_guard() -> None:
         if _installed:
             return
         sys.addaudithook(_hook)
+        _guard_name_resolution_in_socket_calls()
         _installed = True

@@ -72,7 +72,14 @@ DATA_DIR = data_dir()
 # numba (used by unstructured's PDF path) would otherwise write its cache into site-packages.
 os.environ.setdefault("NUMBA_CACHE_DIR", str(DATA_DIR / "cache" / "numba"))
 
-SECRET_KEY = secret_from_env_or_file("DJANGO_SECRET_KEY") or local_secret_key()
+# RAG_SECRET_KEY_EPHEMERAL=1: a process that signs nothing that outlives it (the parse
+# workers, which handle untrusted files) gets a random key per start instead of the real one.
+if env_bool("RAG_SECRET_KEY_EPHEMERAL", False):
+    import secrets as _secrets
+
+    SECRET_KEY = _secrets.token_urlsafe(50)
+else:
+    SECRET_KEY = secret_from_env_or_file("DJANGO_SECRET_KEY") or local_secret_key()
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
@@ -97,6 +104,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "rag_platform.request_limits.RequestSizeLimitMiddleware",  # first: before anything reads a body
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -223,6 +231,16 @@ EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 32)
 # --- Ingestion and retrieval -----------------------------------------------------------
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 50 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Request bodies (rag_platform.request_limits): upload routes take UPLOAD_REQUEST_MAX_BYTES
+# (a multi-file form or a zip; each file at most UPLOAD_MAX_BYTES), every other route
+# REQUEST_MAX_BYTES, and nothing past REQUEST_MAX_BYTES is read before sign-in.
+REQUEST_MAX_BYTES = env_int("REQUEST_MAX_BYTES", 1024 * 1024)
+UPLOAD_REQUEST_MAX_BYTES = env_int("UPLOAD_REQUEST_MAX_BYTES", 4 * UPLOAD_MAX_BYTES)
+FILE_UPLOAD_HANDLERS = [
+    "rag_platform.request_limits.UploadSizeLimitHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 CHUNK_MAX_CHARACTERS = env_int("CHUNK_MAX_CHARACTERS", 1200)
 CHUNK_NEW_AFTER_CHARACTERS = env_int("CHUNK_NEW_AFTER_CHARACTERS", 900)
@@ -282,7 +300,19 @@ ANSWER_FOLLOW_UP_TURNS = env_int("ANSWER_FOLLOW_UP_TURNS", 1)
 # Egress: RAG_EGRESS_ALLOW="10.0.0.0/8,db.internal:5432" (see rag_platform/egress.py).
 AUDIT_CHECKPOINT_DIR = os.environ.get("RAG_AUDIT_CHECKPOINT_DIR") or str(DATA_DIR / "audit-checkpoints")
 AUDIT_CHECKPOINT_MINUTES = env_float("RAG_AUDIT_CHECKPOINT_MINUTES", 10.0)
-AUDIT_TRUST_X_FORWARDED_FOR = env_bool("RAG_AUDIT_TRUST_X_FORWARDED_FOR", False)
+# Proxies whose X-Forwarded-For entries are believed (rag_platform.client_address): the
+# audit trail's IP and sign-in throttling use the first address left of them.
+TRUSTED_PROXIES = env_list("RAG_TRUSTED_PROXIES", [])
+for _proxy in TRUSTED_PROXIES:
+    import ipaddress
+
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"RAG_TRUSTED_PROXIES: {_proxy!r} is not an address or network") from None
+if env_bool("RAG_AUDIT_TRUST_X_FORWARDED_FOR", False):
+    raise ImproperlyConfigured("RAG_AUDIT_TRUST_X_FORWARDED_FOR trusted any client's X-Forwarded-For; "
+                               "set RAG_TRUSTED_PROXIES to your proxies' addresses instead")
 # Retention in days per event class (the part before the dot); HIPAA asks for 6 years.
 AUDIT_RETENTION_DEFAULT_DAYS = env_int("RAG_AUDIT_RETENTION_DAYS", 6 * 365 + 2)
 AUDIT_RETENTION_DAYS = {
@@ -348,8 +378,21 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
-AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]  # no client-supplied forwarding headers
+# The real client behind RAG_TRUSTED_PROXIES, never a client-supplied header.
+AXES_CLIENT_IP_CALLABLE = "rag_platform.client_address.client_address"
 AXES_VERBOSE = False
+# Failed authentications (passwords, API tokens, single sign-on): counted per client address,
+# name and window; the first of each is audited at once, the rest as one event with their
+# count when the window closes (apps.accounts.failures). A name failing
+# AUTH_NAME_FAILURE_LIMIT times in two windows from any addresses pauses password sign-in for
+# it (rotating addresses does not get around the per-address pause).
+AUTH_FAILURE_WINDOW_SECONDS = env_int("AUTH_FAILURE_WINDOW_SECONDS", 300)
+AUTH_FAILURE_NAMES_PER_SOURCE = env_int("AUTH_FAILURE_NAMES_PER_SOURCE", 10)
+AUTH_FAILURE_SOURCES_PER_WINDOW = env_int("AUTH_FAILURE_SOURCES_PER_WINDOW", 100)
+AUTH_NAME_FAILURE_LIMIT = env_int("AUTH_NAME_FAILURE_LIMIT", 30)
+CELERY_BEAT_SCHEDULE["auth-failures-summarise"] = {
+    "task": "accounts.summarise_auth_failures", "schedule": float(AUTH_FAILURE_WINDOW_SECONDS),
+}
 # Sessions: idle timeout (the expiry moves with each request), absolute timeout from sign-in
 # (apps.accounts.middleware), and disabled accounts are signed out on their next request.
 SESSION_COOKIE_AGE = env_int("SESSION_IDLE_SECONDS", 30 * 60)
@@ -371,12 +414,18 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
     }
 }
+# API tokens (apps.api): privileged ones (corpus admins, compliance officers, manage or audit
+# scope) live at most this long; minting one needs the password again, or for a single
+# sign-on account a sign-in at most API_TOKEN_REAUTH_SECONDS old.
+API_TOKEN_PRIVILEGED_MAX_DAYS = env_int("API_TOKEN_PRIVILEGED_MAX_DAYS", 30)
+API_TOKEN_REAUTH_SECONDS = env_int("API_TOKEN_REAUTH_SECONDS", 300)
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 # Production behind TLS: DJANGO_SECURE=1 turns on HTTPS redirects, HSTS and secure cookies
 # (`manage.py check --deploy` is clean with it; tests/test_security.py runs that check).
 if env_bool("DJANGO_SECURE", False):
     SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # probes speak plain HTTP to the pod
     SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 365 * 24 * 3600)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", True)
@@ -399,8 +448,10 @@ def oidc_settings_from_environment() -> dict:
     if not client_id:
         return {"OIDC_ENABLED": False}
     algorithm = os.environ.get("OIDC_RP_SIGN_ALGO") or "RS256"
+    # The issuer is required: accounts are bound to (iss, sub), and an id_token from any
+    # other issuer is refused (apps.accounts.sso).
     required = ["OIDC_RP_CLIENT_SECRET", "OIDC_OP_AUTHORIZATION_ENDPOINT", "OIDC_OP_TOKEN_ENDPOINT",
-                "OIDC_OP_USER_ENDPOINT"]
+                "OIDC_OP_USER_ENDPOINT", "OIDC_OP_ISSUER"]
     if algorithm.startswith(("RS", "ES")):
         required.append("OIDC_OP_JWKS_ENDPOINT")
     values = {name: secret_from_env_or_file(name) for name in required + ["OIDC_OP_JWKS_ENDPOINT"]}
@@ -416,7 +467,6 @@ def oidc_settings_from_environment() -> dict:
         **values,
         "OIDC_RP_SIGN_ALGO": algorithm,
         "OIDC_RP_SCOPES": os.environ.get("OIDC_RP_SCOPES") or "openid email profile",
-        "OIDC_OP_ISSUER": os.environ.get("OIDC_OP_ISSUER") or "",  # checked against `iss` when set
         "OIDC_USERNAME_CLAIM": os.environ.get("OIDC_USERNAME_CLAIM") or "preferred_username",
         "OIDC_GROUPS_CLAIM": groups_claim,
         "OIDC_ROLE_MAP": parse_role_map(os.environ.get("OIDC_ROLE_MAP") or "", groups_claim),

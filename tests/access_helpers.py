@@ -34,9 +34,12 @@ def closed_loopback_port() -> int:
         return sock.getsockname()[1]
 
 
-def bearer(user) -> Client:
-    """A test client that authenticates with a fresh API token of ``user``."""
-    issued = api_token_create(user=user, name="tests", days=1)
+def bearer(user, scopes=None) -> Client:
+    """A test client that authenticates with a fresh API token of ``user``; by default with
+    every scope the user may hold (ask, ingest, manage, and audit for compliance officers)."""
+    if scopes is None:
+        scopes = ["ask", "ingest", "manage"] + (["audit"] if user.has_perm("audit.view_auditevent") else [])
+    issued = api_token_create(user=user, name="tests", days=1, scopes=scopes)
     client = Client(HTTP_AUTHORIZATION=f"Bearer {issued.secret}")
     client.token = issued
     return client

@@ -28,3 +28,12 @@ class CollectionFactory(factory.django.DjangoModelFactory):
         model = Collection
 
     name = factory.Sequence(lambda n: f"Collection {n}")
+
+    @factory.post_generation
+    def creator_manages(self, create, extracted, **kwargs):
+        """As apps.corpus.services.collection_create does: the creator holds a manage grant."""
+        if create and self.created_by_id:
+            from apps.corpus.models import CollectionGrant
+
+            CollectionGrant.objects.get_or_create(collection=self, user_id=self.created_by_id,
+                                                  defaults={"level": CollectionGrant.Level.MANAGE})

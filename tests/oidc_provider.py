@@ -37,7 +37,7 @@ class OidcTestProvider:
     def reset(self) -> None:
         self.identity: dict = {}  # claims of the person who signs in at /authorize next
         self.id_token_only = ("groups",)  # claims sent in the id_token but not by /userinfo
-        self.tamper = ""  # "bad_signature", "wrong_nonce", "other_audience"
+        self.tamper = ""  # "bad_signature", "wrong_nonce", "other_audience", "other_issuer"
         self.codes: dict[str, dict] = {}
         self.access_tokens: dict[str, dict] = {}
         self.log: list[tuple[str, str]] = []  # (method, path) of every request received
@@ -97,6 +97,8 @@ class OidcTestProvider:
             id_claims["nonce"] = "not-the-nonce-the-client-sent"
         if self.tamper == "other_audience":
             id_claims["aud"] = "some-other-application"
+        if self.tamper == "other_issuer":
+            id_claims["iss"] = "https://another-provider.example"
         signing_key = self.other_key if self.tamper == "bad_signature" else self.key
         id_token = jwt.encode(id_claims, signing_key, algorithm="RS256", headers={"kid": self.kid})
         access_token = secrets.token_urlsafe(24)

@@ -222,7 +222,7 @@ PAGES = [
     ("corpus_admin", "collection with grants", lambda c, s: c.get(reverse("corpus:collection_detail", args=[s["collection"].id]))),
     ("corpus_admin", "passage", lambda c, s: c.get(reverse("corpus:passage_detail", args=[s["chunk"].id]))),
     ("corpus_admin", "tokens", lambda c, s: c.get(reverse("api_tokens"))),
-    ("corpus_admin", "new token shown once", lambda c, s: c.post(reverse("api_tokens"), {"name": "sync", "days": "30"})),
+    ("corpus_admin", "new token shown once", lambda c, s: c.post(reverse("api_tokens"), {"name": "sync", "days": "30", "password": PASSWORD})),
     ("compliance_officer", "audit trail", lambda c, s: c.get(reverse("audit:event_list"))),
     ("compliance_officer", "audit trail, filtered",
      lambda c, s: c.get(reverse("audit:event_list"), {"event_type": "question.asked", "q": "accounts"})),
@@ -235,7 +235,7 @@ PAGES = [
 REFUSED_FORMS = [
     (None, "sign-in, wrong password", lambda c, s: c.post(reverse("login"), {"username": "member", "password": "nope"})),
     ("staff", "ask, empty question", lambda c, s: c.post(reverse("answering:ask"), {"question": "  "})),
-    ("staff", "token, bad duration", lambda c, s: c.post(reverse("api_tokens"), {"name": "x", "days": "9999"})),
+    ("staff", "token, bad duration", lambda c, s: c.post(reverse("api_tokens"), {"name": "x", "days": "9999", "password": PASSWORD})),
     ("corpus_admin", "new collection, no name", lambda c, s: c.post(reverse("corpus:collection_new"), {"name": ""})),
     ("corpus_admin", "grant to nobody",
      lambda c, s: c.post(reverse("corpus:grant_add", args=[s["collection"].id]), {"username": "no.such.user", "level": "read"})),

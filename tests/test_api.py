@@ -18,7 +18,7 @@ from apps.audit.context import hash_session_key
 from apps.audit.models import AuditEvent, EventType
 from apps.corpus.models import CollectionGrant, Document
 from tests.access_helpers import bearer, people, shelves  # noqa: F401  (fixtures)
-from tests.factories import UserFactory
+from tests.factories import PASSWORD, UserFactory
 
 
 # --- Tokens ----------------------------------------------------------------------------
@@ -69,10 +69,10 @@ def test_token_use_is_audited_like_a_session(people):
 def test_token_page_creates_shows_once_and_revokes(client, people):
     owner = people[0]
     client.force_login(owner)
-    page = client.post("/account/tokens/", {"name": "script", "days": "7"}).content.decode()
+    page = client.post("/account/tokens/", {"name": "script", "days": "7", "password": PASSWORD}).content.decode()
     token = ApiToken.objects.get(user=owner)
     assert token.prefix in page and "shown only once" in page
-    assert client.post("/account/tokens/", {"name": "x", "days": "9999"}).status_code == 400
+    assert client.post("/account/tokens/", {"name": "x", "days": "9999", "password": PASSWORD}).status_code == 400
     client.post(f"/account/tokens/{token.id}/revoke/")
     assert ApiToken.objects.get(id=token.id).revoked_at is not None
 

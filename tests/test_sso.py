@@ -124,7 +124,10 @@ def test_sso_signs_in_a_new_user_with_the_mapped_roles_and_audits_it(client, sso
 
 @pytest.mark.django_db
 def test_the_provider_decides_roles_and_details_at_every_sign_in(client, sso):
+    from apps.accounts.services import sso_identity_link
+
     existing = UserFactory(username="g.house", groups=["compliance_officer"])
+    sso_identity_link(user=existing, issuer=sso.issuer, subject=HOUSE["sub"])  # an administrator bound it
     sso.identity = {**HOUSE, "email": "house@new.example", "groups": ["Clinicians"]}
     assert sso_sign_in(client, sso).status_code == 302
     existing.refresh_from_db()
@@ -169,14 +172,21 @@ def test_a_replayed_or_forged_callback_is_refused(client, sso):
     forged = reverse("oidc_authentication_callback") + "?code=made-up&state=made-up"
     assert client.get(forged)["Location"] == reverse("login")
     assert signed_in_as(client) == ""
+    # Both refused; the same failure from the same address twice in one window is one event now
+    # and a count (apps.accounts.failures), not two events.
+    from apps.accounts.models import AuthFailureWindow
+
     assert [e.payload["reason"] for e in failures()] == [
-        "unknown or already used state (a forged or replayed response)"] * 2
+        "unknown or already used state (a forged or replayed response)"]
+    assert AuthFailureWindow.objects.get(method="oidc").count == 2
     assert sso.log.count(("POST", "/token")) == 1  # neither reached the provider
 
 
 @pytest.mark.django_db
 def test_a_disabled_account_cannot_sign_in_and_an_sso_session_ends_when_disabled(client, sso):
-    UserFactory(username="g.house")
+    from apps.accounts.services import sso_identity_link
+
+    sso_identity_link(user=UserFactory(username="g.house"), issuer=sso.issuer, subject=HOUSE["sub"])
     get_user_model().objects.filter(username="g.house").update(is_active=False)
     sso.identity = dict(HOUSE)
     assert sso_sign_in(client, sso)["Location"] == reverse("login")
@@ -266,6 +276,9 @@ def test_configuration_from_the_environment_is_checked(monkeypatch, tmp_path):
                         "OIDC_OP_TOKEN_ENDPOINT": "http://10.0.0.5/token", "OIDC_OP_USER_ENDPOINT": "http://10.0.0.5/me",
                         "OIDC_OP_JWKS_ENDPOINT": "http://10.0.0.5/jwks"}.items():
         monkeypatch.setenv(name, value)
+    with pytest.raises(ImproperlyConfigured, match="OIDC_OP_ISSUER"):
+        oidc_settings_from_environment()  # accounts are bound to (iss, sub): the issuer is required
+    monkeypatch.setenv("OIDC_OP_ISSUER", "https://sso.hospital.example")
     values = oidc_settings_from_environment()
     assert values["OIDC_ENABLED"] and values["OIDC_RP_CLIENT_SECRET"] == "from-a-file"
     assert values["OIDC_RP_SIGN_ALGO"] == "RS256" and values["OIDC_USE_PKCE"] and values["OIDC_ROLE_MAP"] == {}

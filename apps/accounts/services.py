@@ -100,15 +100,24 @@ def _claimed_roles(claims: dict) -> list[str] | None:
     return sorted({role for group in groups for role in mapping.get(str(group), [])})
 
 
-def sso_user_sync(*, username: str, claims: dict, create: bool = True):
-    """The account for a single sign-on identity, created or updated from the provider's claims.
+def sso_user_sync(*, issuer: str, subject: str, username: str, claims: dict, create: bool = True):
+    """The account bound to the provider's ``(issuer, subject)``, created at the first sign-in
+    and updated from the claims at every one.
 
-    Matched by user name (the account of the same name, password or SSO, is that person).
-    With OIDC_GROUPS_CLAIM set the provider decides the roles at every sign-in: the mapped
-    roles are set exactly (removed at the provider, removed here), audited as role changes.
-    Returns (user, details for the sign-in event). Raises SsoUserRefused for a disabled
-    account, an unknown one when OIDC_CREATE_USER is off, or an unusable user name.
+    The user name claim only names a *new* account: it never selects an existing one
+    (OIDC Core §5.7: ``preferred_username`` is neither unique nor stable, so matching on it
+    let an identity calling itself ``ADMIN.DEMO`` sign in as ``admin.demo``). An existing
+    account of that name is refused until an administrator binds it (``sso_identity_link``);
+    superusers never sign in through the provider. With OIDC_GROUPS_CLAIM set the provider
+    decides the roles at every sign-in: the mapped roles are set exactly, audited as role
+    changes. Returns (user, details for the sign-in event). Raises SsoUserRefused.
     """
+    from django.utils import timezone
+
+    from apps.accounts.models import SsoIdentity
+
+    if not issuer or not subject:
+        raise SsoUserRefused("the provider's answer names no issuer or subject")
     User = get_user_model()
     if len(username) > User._meta.get_field(User.USERNAME_FIELD).max_length:
         raise SsoUserRefused("the user name from the provider is too long")
@@ -119,20 +128,30 @@ def sso_user_sync(*, username: str, claims: dict, create: bool = True):
     }
     roles = _claimed_roles(claims)
     with transaction.atomic():
-        user = User.objects.select_for_update().filter(**{f"{User.USERNAME_FIELD}__iexact": username}).first()
-        created = user is None
+        identity = (SsoIdentity.objects.select_for_update().select_related("user")
+                    .filter(issuer=issuer, subject=subject).first())
+        created = identity is None
         if created:
+            if User.objects.filter(**{f"{User.USERNAME_FIELD}__iexact": username}).exists():
+                raise SsoUserRefused(
+                    f"an account named {username!r} already exists and is not bound to this identity; "
+                    "an administrator can bind it (manage.py sso_link)")
             if not create:
-                raise SsoUserRefused("no account with this user name, and OIDC_CREATE_USER is off")
+                raise SsoUserRefused("no account for this identity, and OIDC_CREATE_USER is off")
             user = User.objects.create_user(username, **fields)  # no password: unusable
-        elif not user.is_active:
-            raise SsoUserRefused("disabled account")
+            identity = SsoIdentity.objects.create(issuer=issuer, subject=subject, user=user)
         else:
+            user = identity.user
+            if not user.is_active:
+                raise SsoUserRefused("disabled account")
             changed = [name for name, value in fields.items() if value and getattr(user, name) != value]
             for name in changed:
                 setattr(user, name, fields[name])
             if changed:
                 user.save(update_fields=changed)
+        if user.is_superuser:
+            raise SsoUserRefused("superusers sign in with their password, not through the provider")
+        SsoIdentity.objects.filter(id=identity.id).update(last_sign_in_at=timezone.now())
         details = {"account_created": created}
         if roles is not None:
             user_roles_set(user=user, roles=roles, changed_by=None,
@@ -141,10 +160,31 @@ def sso_user_sync(*, username: str, claims: dict, create: bool = True):
     return user, details
 
 
+def sso_identity_link(*, user, issuer: str, subject: str, linked_by=None):
+    """Bind an existing account to a provider identity (an administrator's decision, audited
+    as an access grant). Refused for superusers and for an identity bound elsewhere."""
+    from apps.accounts.models import SsoIdentity
+
+    if user.is_superuser:
+        raise SsoUserRefused("superusers cannot sign in through the provider")
+    if not issuer or not subject:
+        raise SsoUserRefused("an identity needs an issuer and a subject")
+    with transaction.atomic():
+        identity, created = SsoIdentity.objects.select_for_update().get_or_create(
+            issuer=issuer, subject=subject, defaults={"user": user})
+        if identity.user_id != user.pk:
+            raise SsoUserRefused("this identity is bound to another account")
+        if created:
+            audit_record(event_type=EventType.ACCESS_GRANTED, outcome=Outcome.SUCCESS, actor=linked_by,
+                         payload={"sso_identity": {"issuer": issuer, "subject": subject},
+                                  "user_id": user.pk, "username": user.get_username()})
+    return identity
+
+
 def sso_sign_in_failed_record(*, reason: str, username: str = "") -> None:
-    """A single sign-on that did not sign anyone in, like a wrong password (auth.sign_in_failed)."""
-    audit_record(
-        event_type=EventType.SIGN_IN_FAILED,
-        outcome=Outcome.DENIED,
-        payload={"method": "oidc", "username": username[:150], "reason": reason[:500]},
-    )
+    """A single sign-on that did not sign anyone in, like a wrong password (auth.sign_in_failed,
+    counted per address, name and window: apps.accounts.failures)."""
+    from apps.accounts.failures import auth_failure_record
+
+    auth_failure_record(method="oidc", name=username[:150],
+                        payload={"method": "oidc", "username": username[:150], "reason": reason[:500]})

@@ -31,10 +31,9 @@ def record_signed_out(sender, request, user, **kwargs) -> None:
 @receiver(user_login_failed, dispatch_uid="audit_sign_in_failed")
 def record_sign_in_failed(sender, credentials, request=None, **kwargs) -> None:
     # Django already masks the password in ``credentials``; keep only the name tried.
+    # Counted per address, name and window; audited once per window (apps.accounts.failures).
+    from apps.accounts.failures import auth_failure_record
+
     username = str(credentials.get("username", ""))[:150]
-    audit_record(
-        event_type=EventType.SIGN_IN_FAILED,
-        outcome=Outcome.DENIED,
-        payload={"method": "password", "username": username,
-                 "reason": "wrong user name or password, or inactive account"},
-    )
+    auth_failure_record(method="password", name=username, payload={
+        "method": "password", "username": username, "reason": "wrong user name or password, or inactive account"})

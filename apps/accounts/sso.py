@@ -9,10 +9,13 @@ backend adds what the platform needs on top:
   (``trust_env = False``: no proxy variables, no .netrc credentials, no REQUESTS_CA_BUNDLE),
   as the LLM client does; the egress guard allows the provider's hosts only as configured
   endpoints (loopback, private, or on RAG_EGRESS_ALLOW);
-- the id_token must be for this client (``aud``) and, when ``OIDC_OP_ISSUER`` is set, from
-  that issuer; the userinfo ``sub`` must be the id_token's;
-- accounts are matched and created by user name (``OIDC_USERNAME_CLAIM``), updated from the
-  claims, and given the roles mapped from ``OIDC_GROUPS_CLAIM`` (apps.accounts.services);
+- the id_token must be for this client (``aud``) and from ``OIDC_OP_ISSUER`` (required when
+  single sign-on is on); the userinfo ``sub`` must be the id_token's;
+- accounts are found by the provider's ``(iss, sub)`` (apps.accounts.models.SsoIdentity),
+  never by a user name claim; a first sign-in creates an account named by
+  ``OIDC_USERNAME_CLAIM`` unless an account of that name exists (an administrator binds it);
+  superusers are refused; the roles are mapped from ``OIDC_GROUPS_CLAIM``
+  (apps.accounts.services);
 - disabled accounts are refused at sign-in and on every later request (``get_user``), like
   password accounts;
 - ``authenticate`` acts only when the callback view asks (``sso_callback=True``), never for
@@ -104,7 +107,7 @@ class SingleSignOnBackend(OIDCAuthenticationBackend):
             if self.OIDC_RP_CLIENT_ID not in audiences:
                 raise SuspiciousOperation("The id_token was not issued for this client (aud).")
             issuer = self.get_settings("OIDC_OP_ISSUER", "")
-            if issuer and payload.get("iss") != issuer:
+            if not issuer or payload.get("iss") != issuer:
                 raise SuspiciousOperation("The id_token comes from another issuer (iss).")
             if not payload.get("sub"):
                 raise SuspiciousOperation("The id_token names no subject (sub).")
@@ -120,11 +123,12 @@ class SingleSignOnBackend(OIDCAuthenticationBackend):
             raise SingleSignOnRefused(f"the provider sent no {settings.OIDC_USERNAME_CLAIM!r} claim")
         try:
             user, details = services.sso_user_sync(
+                issuer=str(payload.get("iss") or ""), subject=str(payload.get("sub") or ""),
                 username=username, claims=claims, create=self.get_settings("OIDC_CREATE_USER", True))
         except services.SsoUserRefused as refused:
             raise SingleSignOnRefused(str(refused), username) from None
         # Read by the sign-in receiver (apps.accounts.signals) for the auth.signed_in event.
-        user.sso_sign_in = {"method": METHOD, "issuer": str(claims.get("iss", "")), "subject": str(claims["sub"]),
+        user.sso_sign_in = {"method": METHOD, "issuer": str(payload.get("iss", "")), "subject": str(payload["sub"]),
                             **details}
         return user
 

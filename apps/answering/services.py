@@ -42,6 +42,7 @@ from apps.answering.recording import answer_record
 from apps.answering.textnorm import clean_text, content_words
 from apps.answering.tokens import count_tokens
 from apps.audit.models import Outcome
+from apps.corpus.selectors import ReadAccessWatch
 from apps.ingestion.embedding import embed_query
 from apps.retrieval.services import RetrievedChunk, chunks_search, search_filter_for
 
@@ -52,6 +53,8 @@ DISCONNECTED_MESSAGE = "The answer was interrupted: the browser disconnected bef
 EMPTY_QUESTION_MESSAGE = "Type a question: this one is empty."
 NO_WORDS_MESSAGE = "Your question has no words to search for (only very common words). Add what you want to know."
 QUOTED_BECAUSE_LLM = " The passage that answers is quoted instead."
+ACCESS_REVOKED_MESSAGE = ("Your access to the sources of this answer was removed while it was being written; "
+                          "the answer is withheld.")
 MAX_QUESTION_CHARACTERS = 2000
 CLOSEST_PASSAGES = 3
 
@@ -176,6 +179,14 @@ def answer_stream(
         nonlocal citations
         citations = [Citation(c.number, c.source, c.number in numbers) for c in citations]
 
+    def withheld() -> AnswerResult:
+        # The trail keeps which passages were shown before the grant went; the answer does not.
+        nonlocal citations
+        payload.update(access_revoked=True, shown_before_revocation=[c.source.chunk_id for c in citations],
+                       completion_tokens=completion.completion_tokens)
+        citations = []
+        return finish(Outcome.DENIED, AnswerKind.NONE, "", error=ACCESS_REVOKED_MESSAGE)
+
     try:
         if not searched_ids:
             yield AnswerEvent("done", finish(Outcome.NO_ACCESS, AnswerKind.NONE, NO_ACCESS_MESSAGE))
@@ -194,6 +205,7 @@ def answer_stream(
                                              reason="no passage is close enough to the question"))
             return
         citations = [Citation(n, s, False) for n, s in enumerate(sources, start=1)]
+        access = ReadAccessWatch(user, {s.collection_id for s in sources})  # revoked mid-stream: stop
         yield AnswerEvent("sources", list(citations))
         ranked = rank_evidence(search_query, query_vector, sources[: settings.ANSWER_EVIDENCE_SOURCES],
                                vectors_for=stored_sentence_vectors)
@@ -229,11 +241,19 @@ def answer_stream(
             messages = build_messages(model_question, evidence, profile.name)
             with closing(chat_stream(messages, result=completion)) as tokens:
                 for text in tokens:
+                    if access.lost():
+                        break
                     yield AnswerEvent("token", text)
         except LLMUnavailable as error:
             payload["completion_tokens"] = completion.completion_tokens
+            if access.lost(now=True):
+                yield AnswerEvent("done", withheld())
+                return
             yield AnswerEvent("done", quote(Outcome.LLM_ERROR, "the language model did not answer",
                                             error=f"{error}{QUOTED_BECAUSE_LLM}"))
+            return
+        if access.lost(now=True):  # before the sources are shown again with the answer
+            yield AnswerEvent("done", withheld())
             return
         payload.update(model=completion.model, prompt_tokens=completion.prompt_tokens,
                        completion_tokens=completion.completion_tokens, llm_latency_ms=completion.latency_ms,

@@ -8,6 +8,7 @@ from django.views.decorators.http import require_POST
 
 from apps.answering.forms import QuestionForm
 from apps.answering.models import AnswerKind, AskedQuestion
+from apps.answering.selectors import question_history
 from apps.answering.services import AnswerEvent, AnswerResult, Citation, answer_stream, ask_question
 from apps.audit.context import audit_context, current_context
 from apps.corpus.selectors import collections_readable_by
@@ -23,7 +24,7 @@ ANSWER_LABELS = {
 
 
 def _page_context(request, form, result=None, follow_up=None):
-    history = AskedQuestion.objects.filter(user=request.user)[:HISTORY_ON_PAGE]
+    history = question_history(request.user, HISTORY_ON_PAGE)
     label = ANSWER_LABELS.get(result.answer_kind, "") if result else ""
     return {"form": form, "result": result, "readable": form.readable, "history": history, "follow_up": follow_up,
             "answer_label": label}
@@ -149,5 +150,5 @@ def ask_stream(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def history(request: HttpRequest) -> HttpResponse:
-    questions = AskedQuestion.objects.filter(user=request.user)[:200]
+    questions = question_history(request.user, 200)
     return render(request, "answering/history.html", {"questions": questions})

@@ -35,7 +35,7 @@ api = NinjaAPI(
     version="1",
     description="Ask, search, upload, manage collections and grants, export the audit trail. "
     "Authenticate with `Authorization: Bearer <token>` (create tokens at /account/tokens/).",
-    auth=TokenAuth(),
+    auth=TokenAuth("ask"),  # the default; writing endpoints name the scope they need
     urls_namespace="api",
     docs=Swagger(settings={"validatorUrl": None, "persistAuthorization": False}),
     docs_url="/docs",
@@ -206,7 +206,7 @@ def collections_list(request, response: HttpResponse, page: Query[PageIn]):
     return [{"id": c.id, "name": c.name, "description": c.description, "access": levels[c.id]} for c in collections]
 
 
-@collections_router.post("", response={201: CollectionOut, **ERRORS},
+@collections_router.post("", response={201: CollectionOut, **ERRORS}, auth=TokenAuth("manage"),
                          summary="Create a collection (corpus admins); you manage it")
 def collections_create(request, payload: CollectionIn):
     if not request.user.has_perm("corpus.add_collection"):
@@ -234,14 +234,14 @@ def _principal(username: str | None, group: str | None):
     return None, _get(Group.objects.all(), "group", name=group)
 
 
-@collections_router.get("/{collection_id}/grants", response={200: list[GrantOut], **ERRORS},
+@collections_router.get("/{collection_id}/grants", response={200: list[GrantOut], **ERRORS}, auth=TokenAuth("manage"),
                         summary="Who has access (managers of the collection; paged)")
 def grants_list(request, response: HttpResponse, collection_id: int, page: Query[PageIn]):
     collection = _get(collections_manageable_by(request.user), "collection", id=collection_id)
     return [_grant_out(g) for g in _page(request, response, collection_grants(collection).order_by("group__name", "user__username", "id"), page)]
 
 
-@collections_router.post("/{collection_id}/grants", response={200: GrantOut, **ERRORS},
+@collections_router.post("/{collection_id}/grants", response={200: GrantOut, **ERRORS}, auth=TokenAuth("manage"),
                          summary="Give a user or a group read, ingest or manage access (audited)")
 def grants_add(request, collection_id: int, payload: GrantIn):
     collection = _get(collections_manageable_by(request.user), "collection", id=collection_id)
@@ -250,7 +250,7 @@ def grants_add(request, collection_id: int, payload: GrantIn):
     return _grant_out(grant)
 
 
-@collections_router.delete("/{collection_id}/grants", response={204: None, **ERRORS},
+@collections_router.delete("/{collection_id}/grants", response={204: None, **ERRORS}, auth=TokenAuth("manage"),
                            summary="Revoke a user's or a group's access; effective on their next request (audited)")
 def grants_remove(request, collection_id: int, username: str | None = Query(None, max_length=150),
                   group: str | None = Query(None, max_length=150)):
@@ -280,7 +280,7 @@ def documents_list(request, response: HttpResponse, collection_id: int, page: Qu
     return [_document_out(d) for d in _page(request, response, documents, page)]
 
 
-@collections_router.post("/{collection_id}/documents", response={202: list[UploadOut], **ERRORS},
+@collections_router.post("/{collection_id}/documents", response={202: list[UploadOut], **ERRORS}, auth=TokenAuth("ingest"),
                          summary="Upload a file (or a .zip of files); ingestion is asynchronous: poll the document")
 def documents_upload(request, collection_id: int, file: File[UploadedFile]):
     from apps.ingestion.archives import files_upload
@@ -307,7 +307,7 @@ def documents_get(request, document_id: int):
     return _document_out(_get(readable, "document", id=document_id))
 
 
-@documents_router.delete("/{document_id}", response={204: None, **ERRORS},
+@documents_router.delete("/{document_id}", response={204: None, **ERRORS}, auth=TokenAuth("manage"),
                          summary="Delete a document, its passages and vectors (managers; audited)")
 def documents_delete(request, document_id: int):
     from apps.ingestion.services import document_delete
@@ -322,19 +322,21 @@ def documents_delete(request, document_id: int):
 account_router = Router(tags=["account"])
 
 
-@account_router.get("/tokens", response={200: list[TokenOut], **ERRORS}, summary="Your API tokens (paged)")
+@account_router.get("/tokens", response={200: list[TokenOut], **ERRORS}, auth=TokenAuth(""),
+                    summary="Your API tokens (paged)")
 def tokens_list(request, response: HttpResponse, page: Query[PageIn]):
     return _page(request, response, ApiToken.objects.filter(user=request.user).order_by("-id"), page)
 
 
-@account_router.delete("/tokens/{token_id}", response={204: None, **ERRORS}, summary="Revoke one of your tokens")
+@account_router.delete("/tokens/{token_id}", response={204: None, **ERRORS}, auth=TokenAuth(""),
+                       summary="Revoke one of your tokens")
 def tokens_revoke(request, token_id: int):
     token = _get(ApiToken.objects.filter(user=request.user), "token", id=token_id)
     api_token_revoke(token=token, revoked_by=request.user)
     return 204, None
 
 
-@account_router.get("/audit/export", response={200: bytes, **ERRORS}, tags=["audit"],
+@account_router.get("/audit/export", response={200: bytes, **ERRORS}, tags=["audit"], auth=TokenAuth("audit"),
                     summary="Export the audit trail (compliance officers): zip of CSV, JSON Lines, signed manifest",
                     openapi_extra={"responses": {200: {"description": "A zip file",
                                                        "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}}})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from django.conf import settings
+from ninja.errors import HttpError
 from ninja.security import HttpBearer
 
 from apps.api.services import api_token_authenticate
@@ -20,10 +21,19 @@ class _TokenSession:
 
 
 class TokenAuth(HttpBearer):
+    """A usable token holding ``scope`` (apps.api.models.Scope); a valid token without it is
+    a 403 that names the scope, not a sign-in failure."""
+
+    def __init__(self, scope: str = "ask") -> None:
+        super().__init__()
+        self.scope = scope
+
     def authenticate(self, request, token: str):
         found = api_token_authenticate(token)
         if found is None:
             return None
+        if self.scope and self.scope not in (found.scopes or []):
+            raise HttpError(403, f"This token lacks the “{self.scope}” scope; create one that has it.")
         request.user = found.user
         request.api_token = found
         # The audit middleware set the request's context; name the token as its session.

@@ -7,6 +7,16 @@ from django.db import models
 from django.utils import timezone
 
 
+class Scope(models.TextChoices):
+    """What a token may do; a token holds only the scopes it was minted with (and its user
+    must still hold the grants and roles each action needs)."""
+
+    ASK = "ask", "Ask and search"
+    INGEST = "ingest", "Upload documents"
+    MANAGE = "manage", "Manage collections, grants and documents"
+    AUDIT = "audit", "Export the audit trail"
+
+
 class ApiToken(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100, help_text="What the token is for, e.g. the script that uses it.")
@@ -17,6 +27,9 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Why it stopped: "revoked", "password changed", "role removed", "account disabled".
+    revoked_reason = models.CharField(max_length=64, blank=True)
+    scopes = models.JSONField(default=list)  # Scope values
     last_used_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -110,6 +110,8 @@ class TokenOut(Schema):
     created_at: datetime
     expires_at: datetime
     revoked_at: datetime | None
+    revoked_reason: str
+    scopes: list[str]
     last_used_at: datetime | None
 
 

@@ -1,30 +1,57 @@
-"""Web pages for a user's API tokens: create (the secret is shown once), list, revoke."""
+"""Web pages for a user's API tokens: create (the secret is shown once), list, revoke.
+
+Minting a token needs the person to prove it is them again (their password, or for a single
+sign-on account a sign-in at most API_TOKEN_REAUTH_SECONDS old): a session left open on a
+shared screen must not yield a credential that outlives it."""
 
 from __future__ import annotations
 
+import time
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from apps.api.models import ApiToken
-from apps.api.services import MAX_DAYS, api_token_create, api_token_revoke
+from apps.accounts.middleware import SIGNED_IN_AT
+from apps.api.models import ApiToken, Scope
+from apps.api.services import api_token_create, api_token_revoke, max_days_for
+
+
+def _reauthenticated(request: HttpRequest) -> str:
+    """"" when the person re-authenticated, else what to do."""
+    user = request.user
+    if user.has_usable_password():
+        if user.check_password(request.POST.get("password", "")):
+            return ""
+        return "Enter your current password to create a token."
+    signed_in_at = request.session.get(SIGNED_IN_AT) or 0
+    if time.time() - signed_in_at <= settings.API_TOKEN_REAUTH_SECONDS:
+        return ""
+    return "Sign out and in again (single sign-on), then create the token within a few minutes."
 
 
 @login_required
 def token_list(request: HttpRequest) -> HttpResponse:
     issued, error = None, ""
     if request.method == "POST":
-        raw_days = request.POST.get("days", "90").strip()
+        raw_days = request.POST.get("days", "30").strip()
         days = int(raw_days) if raw_days.isdigit() else 0
-        if not 1 <= days <= MAX_DAYS:
-            error = f"Choose a lifetime between 1 and {MAX_DAYS} days."
-        else:
-            issued = api_token_create(user=request.user, name=request.POST.get("name", ""), days=days)
+        scopes = request.POST.getlist("scopes") or [Scope.ASK]
+        error = _reauthenticated(request)
+        if not error:
+            try:
+                issued = api_token_create(user=request.user, name=request.POST.get("name", ""), days=days,
+                                          scopes=scopes)
+            except ValueError as refused:
+                error = str(refused)
     tokens = ApiToken.objects.filter(user=request.user)
-    return render(request, "accounts/tokens.html", {"tokens": tokens, "issued": issued, "error": error,
-                                                    "max_days": MAX_DAYS}, status=400 if error else 200)
+    return render(request, "accounts/tokens.html", {
+        "tokens": tokens, "issued": issued, "error": error, "max_days": max_days_for(request.user),
+        "scopes": Scope.choices, "needs_password": request.user.has_usable_password(),
+    }, status=400 if error else 200)
 
 
 @require_POST

@@ -40,9 +40,7 @@ def _clean_request_id(value: str | None) -> str:
 
 
 def _client_ip(request: HttpRequest) -> str:
-    # X-Forwarded-For is honoured only when the operator says a proxy sets it.
-    if getattr(settings, "AUDIT_TRUST_X_FORWARDED_FOR", False):
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()[:45]
-    return request.META.get("REMOTE_ADDR", "")[:45]
+    # X-Forwarded-For counts only as far as configured proxies vouch for it (RAG_TRUSTED_PROXIES).
+    from rag_platform.client_address import client_address
+
+    return client_address(request)

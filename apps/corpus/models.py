@@ -47,7 +47,7 @@ class CollectionGrant(models.Model):
 
     Levels are cumulative: ``ingest`` may also read, ``manage`` may also ingest, delete
     documents and change grants. Group grants reach every member, now and later. The
-    collection's creator holds ``manage`` without a row. Written only by
+    collection's creator gets a ``manage`` row at creation (revocable). Written only by
     apps.corpus.services (audited), read only by apps.corpus.selectors."""
 
     class Level(models.TextChoices):

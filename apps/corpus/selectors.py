@@ -12,16 +12,16 @@ Level = CollectionGrant.Level
 
 
 def _collections_granted(user, levels: tuple[str, ...]) -> QuerySet[Collection]:
-    """Collections where ``user`` holds one of ``levels``: a grant to them, a grant to a
-    group they are in (looked up in the same statement, so a change applies to the next
-    request), or being the creator (who holds ``manage``). One SQL subquery, no Python."""
+    """Collections where ``user`` holds one of ``levels``: a grant to them or to a group they
+    are in (looked up in the same statement, so a change applies to the next request). The
+    creator holds an ordinary, revocable ``manage`` grant row (apps.corpus.services), not an
+    implicit right. One SQL subquery, no Python."""
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return Collection.objects.none()
     grants = CollectionGrant.objects.filter(level__in=levels).filter(
         Q(user=user) | Q(group__in=Group.objects.filter(user=user).values("id"))
     )
-    granted = Q(id__in=grants.values("collection_id")) | Q(created_by=user)
-    return Collection.objects.filter(granted)
+    return Collection.objects.filter(id__in=grants.values("collection_id"))
 
 
 def collections_readable_by(user) -> QuerySet[Collection]:
@@ -45,6 +45,18 @@ def collections_managed_by(user) -> QuerySet[Collection]:
     return collections_ingestable_by(user)
 
 
+def may_add_version(*, user, document: Document) -> bool:
+    """Whether an upload by ``user`` may become the next version of ``document`` (which drops
+    the old version's passages from search, so it is as strong as deleting): a manager of the
+    collection, or whoever uploaded this version or the first one. ``None`` is the operator."""
+    if user is None:
+        return True
+    if collections_manageable_by(user).filter(id=document.collection_id).exists():
+        return True
+    first = Document.objects.filter(collection_id=document.collection_id, title=document.title, version=1).first()
+    return user.pk in {document.uploaded_by_id, getattr(first, "uploaded_by_id", None)} - {None}
+
+
 def grant_level_of(user, collection: Collection) -> str | None:
     """The highest level ``user`` holds on ``collection`` (for showing buttons only)."""
     for level, selector in ((Level.MANAGE, collections_manageable_by), (Level.INGEST, collections_ingestable_by),
@@ -63,6 +75,45 @@ def grant_levels_of(user, collection_ids: list[int]) -> dict[int, str | None]:
         for collection_id in selector(user).filter(id__in=ids).values_list("id", flat=True):
             levels[collection_id] = level
     return levels
+
+
+def readable_document_ids(user, document_ids) -> set[int]:
+    """Those of ``document_ids`` that ``user`` may read now (one query; a deleted document is
+    not readable)."""
+    ids = {int(i) for i in document_ids}
+    if not ids:
+        return set()
+    return set(Document.objects.filter(id__in=ids, collection__in=collections_readable_by(user))
+               .values_list("id", flat=True))
+
+
+class ReadAccessWatch:
+    """Re-checks, during a long answer, that ``user`` still reads every collection its sources
+    came from: a grant revoked (or an account disabled) mid-stream stops it. ``lost()`` asks
+    the database at most every ``every_seconds`` (one indexed query), ``lost(now=True)``
+    always: before the sources are shown again with the final answer."""
+
+    def __init__(self, user, collection_ids, every_seconds: float = 0.5) -> None:
+        import time
+
+        self._clock = time.monotonic
+        self.user, self.collection_ids, self.every = user, {int(i) for i in collection_ids}, every_seconds
+        self._next = self._clock() + every_seconds
+        self._lost = False
+
+    def lost(self, now: bool = False) -> bool:
+        if self._lost or not self.collection_ids:
+            return self._lost
+        if now or self._clock() >= self._next:
+            self._next = self._clock() + self.every
+            from django.contrib.auth import get_user_model
+
+            user = self.user
+            if getattr(user, "pk", None) is not None:  # reload: is_active may have changed
+                user = get_user_model().objects.filter(pk=user.pk).first()
+            readable = collections_readable_by(user).filter(id__in=self.collection_ids).count() if user else 0
+            self._lost = readable != len(self.collection_ids)
+        return self._lost
 
 
 def collection_grants(collection: Collection) -> QuerySet[CollectionGrant]:

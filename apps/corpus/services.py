@@ -20,8 +20,9 @@ def collection_create(
     *, name: str, created_by, description: str = "", reader_groups: Iterable[Group] = (),
     manager_groups: Iterable[Group] = (),
 ) -> Collection:
-    """A new collection; its creator manages it. ``reader_groups`` get read grants and
-    ``manager_groups`` manage grants, written (and audited) with the collection."""
+    """A new collection; its creator gets a manage grant (an ordinary grant row, revocable
+    like any other). ``reader_groups`` get read grants and ``manager_groups`` manage grants,
+    written (and audited) with the collection."""
     name = name.strip()
     if not name:
         raise ValidationError("A collection needs a name.")
@@ -48,6 +49,8 @@ def collection_create(
                 "manager_groups": sorted(g.name for g in managers),
             },
         )
+        if created_by is not None:
+            _grant(collection=collection, user=created_by, level=Level.MANAGE, granted_by=created_by)
         for group in groups:
             _grant(collection=collection, group=group, level=Level.READ, granted_by=created_by)
         for group in managers:

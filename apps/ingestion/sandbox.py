@@ -11,12 +11,29 @@ killed with SIGKILL at the wall-clock deadline. Results come back as JSON over a
 Plain ``os.fork``: Celery's prefork pool processes are daemonic, and multiprocessing refuses
 to start children from them. The child never touches the database and leaves with
 ``os._exit`` so no inherited connection, lock or atexit handler is run twice.
+
+Before the parser runs, the child also drops what a compromised parser (a memory-safety bug
+in pdfium, Pillow, libxml2, tesseract or pandoc) could use (security review, finding 5):
+
+- a clean environment: only locale, PATH, the privacy switches and the parsers' own tuning
+  variables stay; no database or broker URL, no ``*_FILE`` secret paths, no keys. The
+  in-memory settings' secrets (secret key, database and client passwords) are blanked too;
+- every file descriptor but 0-2 and the result pipe is closed (the database and broker
+  sockets, the model's and the logs' files);
+- no network: a new, empty network namespace (``unshare(CLONE_NEWNET)``; as root, or in a
+  new user namespace where the kernel allows unprivileged ones), so native code that never
+  passes Python's audit hook has no interface to send from, and no_new_privs so a helper
+  program (pandoc, tesseract) cannot gain privileges. Where neither namespace is allowed the
+  child runs with the egress guard only (``network_isolation()`` says which); deployments
+  then rely on the parse workers' network policy (deploy/k8s) or their own user (systemd).
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import re
 import resource
 import select
 import signal
@@ -50,9 +67,86 @@ def _address_space_now() -> int:
     return 0
 
 
+CLONE_NEWNET = 0x40000000
+CLONE_NEWUSER = 0x10000000
+PR_SET_NO_NEW_PRIVS = 38
+# Environment variables the parsers may need; everything else is dropped in the child.
+KEPT_VARIABLES = re.compile(
+    r"^(PATH|LANG|LANGUAGE|TZ|LC_[A-Z]+|TMPDIR|HOME|TERM|TESSDATA_PREFIX|TESSERACT_CMD|SPACY_SENTENCES|"
+    r"PDF_TEXT_ENGINE|NUMBA_CACHE_DIR|OMP_NUM_THREADS|MKL_NUM_THREADS|OPENBLAS_NUM_THREADS|INGEST_[A-Z0-9_]+|"
+    r"PYTHONHASHSEED|PYTHONIOENCODING)$")
+SECRET_SETTINGS = ("SECRET_KEY", "SECRET_KEY_FALLBACKS", "OIDC_RP_CLIENT_SECRET", "LLM_API_KEY", "CELERY_BROKER_URL",
+                   "AUDIT_SIGNING_KEY")
+_isolation: dict[str, str] = {}
+
+
+def _libc():
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _drop_environment() -> None:
+    from rag_platform.privacy import OFFLINE_ENVIRONMENT
+
+    kept = {k: v for k, v in os.environ.items() if KEPT_VARIABLES.match(k) and not k.endswith("_FILE")}
+    os.environ.clear()
+    os.environ.update(kept)
+    os.environ.update(OFFLINE_ENVIRONMENT)
+    try:
+        from django.conf import settings
+
+        if settings.configured:
+            import secrets
+
+            for name in SECRET_SETTINGS:  # Django refuses an empty SECRET_KEY: a throwaway one
+                if hasattr(settings, name):
+                    setattr(settings, name, secrets.token_hex(32) if isinstance(getattr(settings, name), str) else [])
+            for database in settings.DATABASES.values():
+                database["PASSWORD"] = ""
+                database["HOST"] = database["NAME"] = ""
+    except Exception:  # noqa: BLE001 - not a Django process: nothing to blank
+        pass
+
+
+def _close_descriptors(keep: int) -> None:
+    os.closerange(3, keep)
+    os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX") if os.sysconf("SC_OPEN_MAX") > 0 else 65536)
+
+
+def _leave_the_network() -> str:
+    """Enter an empty network namespace; returns how ("netns", "userns+netns") or "guard-only"."""
+    libc = _libc()
+    libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    if libc.unshare(CLONE_NEWNET) == 0:
+        return "netns"
+    if libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0:
+        return "userns+netns"
+    return "guard-only"
+
+
+def network_isolation() -> str:
+    """What the parse child gets on this machine: "netns", "userns+netns" or "guard-only"
+    (measured once, in a throwaway child, for the attestation report and the tests)."""
+    if "mode" not in _isolation:
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            try:
+                os.write(write_fd, _leave_the_network().encode())
+            finally:
+                os._exit(0)
+        os.close(write_fd)
+        _isolation["mode"] = os.read(read_fd, 64).decode() or "guard-only"
+        os.close(read_fd)
+        os.waitpid(pid, 0)
+    return _isolation["mode"]
+
+
 def _child(write_fd: int, fn: Callable[..., Any], args: tuple, memory_bytes: int, cpu_seconds: int, nice: int) -> None:
     status = 0
     try:
+        _close_descriptors(write_fd)
+        _drop_environment()
+        _leave_the_network()
         if nice:
             os.nice(nice)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -26,6 +26,7 @@ from django.db import IntegrityError, transaction
 from apps.audit.models import EventType, Outcome
 from apps.audit.services import audit_record, audit_record_many
 from apps.corpus.models import Chunk, Collection, Document
+from apps.corpus.selectors import may_add_version
 from apps.ingestion.parsing import ARCHIVE_EXTENSIONS, LEGACY_OFFICE_EXTENSIONS, SUPPORTED_EXTENSIONS, ParseError, detect_file_type
 from apps.ingestion import queue
 from apps.ingestion.embed_step import documents_embed
@@ -134,17 +135,29 @@ def _store_upload(*, collection, uploaded_by, name, content, size) -> UploadResu
     return UploadResult(document, created=True, name=name)
 
 
-def _save_document(document: Document, *, collection, uploaded_by, title: str) -> None:
-    """Insert the document (a known title with new bytes is its next version), audit it, and
-    queue it once committed. The constraints on (collection, sha256) and (collection, title,
-    version) make concurrent uploads safe; the caller retries a lost version race."""
-    # A known title with new bytes is the next version of that document.
-    previous = (
+def _current_version(collection, title: str) -> Document | None:
+    return (
         Document.objects.select_for_update()
         .filter(collection=collection, title=title)
         .exclude(status=Document.Status.SUPERSEDED)
         .order_by("-version").first()
     )
+
+
+def _save_document(document: Document, *, collection, uploaded_by, title: str) -> None:
+    """Insert the document (a known title with new bytes is its next version), audit it, and
+    queue it once committed. The constraints on (collection, sha256) and (collection, title,
+    version) make concurrent uploads safe; the caller retries a lost version race."""
+    # A known title with new bytes is the next version of that document.
+    previous = _current_version(collection, title)
+    refused_version_of = None
+    if previous is not None and not may_add_version(user=uploaded_by, document=previous):
+        # Only a manager or the original uploader replaces a document (replacing drops its
+        # passages from search): anyone else's file is kept beside it, audited.
+        refused_version_of, document.title = previous, _separate_title(title, uploaded_by)
+        previous = _current_version(collection, document.title)
+        if previous is not None and not may_add_version(user=uploaded_by, document=previous):
+            raise UploadRejected(f"{document.title}: a document of this name exists; ask a manager of the collection.")
     if previous is not None:
         document.version, document.replaces = previous.version + 1, previous
     document.save()
@@ -156,6 +169,10 @@ def _save_document(document: Document, *, collection, uploaded_by, title: str) -
         "size_bytes": document.size_bytes,
         "file_type": document.file_type,
     }
+    if refused_version_of is not None:
+        payload["version_refused"] = {
+            "document_id": refused_version_of.id, "title": refused_version_of.title,
+            "reason": "a new version needs the manage grant or the original uploader"}
     audit_record(event_type=EventType.DOCUMENT_UPLOADED, outcome=Outcome.SUCCESS, actor=uploaded_by, payload=payload)
     if previous is not None:
         audit_record(
@@ -183,6 +200,17 @@ def document_title(name: str) -> str:
     without any ``..``, ``.`` or leading ``/``; the end is kept when it is too long."""
     parts = [p for p in PurePosixPath(name.replace("\\", "/")).parts if p not in ("/", ".", "..")]
     return "/".join(parts)[-255:] or "unnamed"
+
+
+def _separate_title(title: str, uploaded_by) -> str:
+    """``policy.pdf`` uploaded by bob beside someone else's ``policy.pdf``: ``policy (bob).pdf``."""
+    who = uploaded_by.get_username() if uploaded_by is not None else "operator"
+    folder, _, base = title.rpartition("/")
+    stem, dot, suffix = base.rpartition(".")
+    if not stem:
+        stem, dot, suffix = base, "", ""
+    renamed = f"{stem} ({who}){dot}{suffix}"
+    return (f"{folder}/{renamed}" if folder else renamed)[-255:]
 
 
 def _duplicate(existing: Document, uploaded_by, name: str) -> UploadResult:

@@ -3,6 +3,7 @@ ingest (or manage) to upload and retry, manage to delete; the same rule as the A
 A collection the user cannot read is a 404 (its existence is not revealed); one they read
 without the needed grant is a 403 that says which grant is missing."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -28,7 +29,10 @@ def _collection(request: HttpRequest, collection_id: int, allowed, needed: str) 
 def document_upload_view(request: HttpRequest, collection_id: int) -> HttpResponse:
     collection = _collection(request, collection_id, collections_ingestable_by, "ingest")
     files = request.FILES.getlist("files")
-    if not files:
+    for name in getattr(request, "uploads_stopped", []):  # rag_platform.request_limits
+        messages.error(request, f"{name}: over the upload limit of {settings.UPLOAD_MAX_BYTES:,} bytes; "
+                                "the upload stopped there (files after it were not received).")
+    if not files and not getattr(request, "uploads_stopped", None):
         messages.error(request, "Choose at least one file to upload.")
     with bulk_enqueue():
         outcomes = [result for uploaded in files for result in files_upload(

@@ -86,7 +86,7 @@ def dataset_ingest(dataset: Dataset, *, collection_name: str, progress: Callable
     bench/pdf_equivalence.py renders PDFs). The name must be ``<doc id>.<extension>``."""
     user = evaluation_user()
     collection, _ = Collection.objects.get_or_create(name=collection_name, defaults={"created_by": user})
-    if collection.created_by_id != user.id:
+    if not collection.grants.filter(user=user).exists():
         collection.reader_users.add(user)
     done = set(
         Document.objects.filter(collection=collection, status=Document.Status.INDEXED).values_list("title", flat=True)

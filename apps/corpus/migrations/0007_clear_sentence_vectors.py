@@ -6,7 +6,7 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-    dependencies = [("corpus", "0004_chunk_sentence_vectors")]
+    dependencies = [("corpus", "0006_creator_manage_grants")]
 
     operations = [
         migrations.RunSQL("UPDATE corpus_chunk SET sentence_vectors = NULL", migrations.RunSQL.noop),
