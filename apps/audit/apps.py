@@ -9,10 +9,14 @@ class AuditConfig(AppConfig):
     def ready(self) -> None:
         from rag_platform import egress
 
+        from django.db.models.signals import post_migrate
+
         from apps.audit import checks  # noqa: F401  (registers the system checks)
+        from apps.audit.grants import apply_grants
         from apps.audit.egress_record import record_blocked_attempt
 
         egress.set_recorder(record_blocked_attempt)
+        post_migrate.connect(apply_grants, sender=self, dispatch_uid="audit-app-role-grants")
         _refuse_public_endpoints_in_servers()
 
 
