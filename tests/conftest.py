@@ -32,6 +32,14 @@ def django_db_setup(django_db_setup, django_db_blocker):
         connection.settings_dict.update(owner)
 
 
+@pytest.fixture(autouse=True)
+def _audit_witness_per_test(settings, tmp_path):
+    """Each test's signed heads go to its own checkpoint folder and witness file: the trail
+    starts afresh per test, its witness must too."""
+    settings.AUDIT_CHECKPOINT_DIR = str(tmp_path / "audit-checkpoints")
+    settings.AUDIT_WITNESS_FILE = str(tmp_path / "witness" / "audit-witness.jsonl")
+
+
 @pytest.fixture
 def staff_group(db) -> Group:
     return Group.objects.get(name="staff")

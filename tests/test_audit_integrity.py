@@ -1,8 +1,12 @@
 """Tamper evidence: each kind of change a database superuser could make is detected and the
-first bad event named; checkpoints are signed and exported; retention keeps verification."""
+first bad event named; heads are signed and witnessed; retention keeps verification.
+
+The superuser's changes are committed on its own connection, so these tests are
+transactional; the test's own connection is the application role's."""
 
 from datetime import timedelta
 
+import psycopg
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -15,6 +19,7 @@ from apps.audit.models import AuditEvent, AuditTombstone, EventType, Outcome
 from apps.audit.retention import audit_expire, legal_hold_place
 from apps.audit.services import audit_record
 from apps.audit.verification import audit_verify_all
+from tests.db_roles import OWNER, as_role, as_superuser, conninfo
 
 
 @pytest.fixture(autouse=True)
@@ -28,20 +33,17 @@ def record(n):
             for i in range(n)]
 
 
-def as_superuser(*statements):
-    with connection.cursor() as cursor:
-        cursor.execute("SET session_replication_role = replica")  # triggers off, as a superuser may
-        for statement in statements:
-            cursor.execute(statement)
-        cursor.execute("SET session_replication_role = DEFAULT")
+OWNER_DB = pytest.mark.django_db(transaction=True, databases=["default", "owner"])
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_database_rejects_truncate():
     record(2)
-    with pytest.raises((InternalError, ProgrammingError), match="append-only"):
+    with pytest.raises((InternalError, ProgrammingError), match="permission denied"):
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("TRUNCATE audit_auditevent")
+    with pytest.raises(psycopg.Error, match="append-only"):  # the owner, without the flush door
+        as_role(OWNER, "TRUNCATE audit_auditevent")
     assert AuditEvent.objects.count() == 2
 
 
@@ -58,7 +60,7 @@ def test_checkpoint_is_signed_exported_and_verifies(checkpoint_dir):
     assert report.checkpoints_checked == 2
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_edited_event_is_named():
     record(4)
     audit_checkpoint_create()
@@ -68,7 +70,7 @@ def test_edited_event_is_named():
     assert "edited" in report.problems[0]
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_deleted_event_is_named():
     record(4)
     as_superuser("DELETE FROM audit_auditevent WHERE sequence = 2")
@@ -76,7 +78,7 @@ def test_deleted_event_is_named():
     assert not report.ok and report.first_bad_sequence == 2
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_reordered_events_are_named():
     record(4)
     # Swap the positions of events 2 and 3 (their sequence numbers), as an attacker might.
@@ -89,7 +91,7 @@ def test_reordered_events_are_named():
     assert not report.ok and report.first_bad_sequence == 2
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_truncated_tail_is_caught_by_the_checkpoint():
     record(5)
     audit_checkpoint_create()
@@ -99,7 +101,7 @@ def test_truncated_tail_is_caught_by_the_checkpoint():
     assert any("truncated" in p for p in report.problems)
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_truncated_table_is_caught_even_with_the_checkpoint_rows_gone():
     record(3)
     audit_checkpoint_create()
@@ -107,9 +109,10 @@ def test_truncated_table_is_caught_even_with_the_checkpoint_rows_gone():
     report = audit_verify_all()  # the exported checkpoint file still says 3 events
     assert not report.ok and report.first_bad_sequence == 1
     assert any("database row is gone" in p for p in report.problems)
+    assert any("#1..#3 are missing" in p for p in report.problems)
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_audit_verify_command_names_the_first_bad_event():
     record(3)
     call_command("audit_verify")  # clean: no error, and an audit.verified event
@@ -119,37 +122,58 @@ def test_audit_verify_command_names_the_first_bad_event():
         call_command("audit_verify", "--no-record")
 
 
-@pytest.mark.django_db
-def test_retention_removes_old_checkpointed_events_and_keeps_verification():
+@OWNER_DB
+def test_retention_removes_old_checkpointed_events_and_keeps_verification(settings):
+    settings.AUDIT_RETENTION_DEFAULT_DAYS = 0  # the policy in force, signed into the head below
     old = record(3)
     audit_checkpoint_create()
     record(1)
-    removed = audit_expire(now=timezone.now() + timedelta(days=6 * 365 + 3))
+    removed = audit_expire()
     assert removed == [e.sequence for e in old]
     assert AuditTombstone.objects.count() == 3 and not AuditEvent.objects.filter(sequence__in=removed).exists()
+    listing = AuditEvent.objects.get(event_type=EventType.AUDIT_EXPIRED)
+    assert listing.db_role == OWNER and listing.payload["via"] == "audit_expire"
     report = audit_verify_all()
     assert report.ok, report.problems
 
 
-@pytest.mark.django_db
-def test_legal_hold_and_missing_checkpoint_keep_events():
+@OWNER_DB
+def test_an_expiry_before_the_signed_retention_period_is_reported():
+    """The expiry command run with a clock in the future (or a policy changed after the head
+    was signed): the tombstones do not count, audit_verify names the first."""
+    record(3)
+    audit_checkpoint_create()  # signs the 6-year policy
+    removed = audit_expire(now=timezone.now() + timedelta(days=6 * 365 + 3))
+    assert removed == [1, 2, 3]
+    report = audit_verify_all()
+    assert not report.ok and report.first_bad_sequence == 1
+    assert "before its retention period (2192 days)" in report.problems[0]
+
+
+@OWNER_DB
+def test_legal_hold_and_missing_checkpoint_keep_events(settings):
+    settings.AUDIT_RETENTION_DEFAULT_DAYS = 0
     events = record(2)
-    assert audit_expire(now=timezone.now() + timedelta(days=4000)) == []  # nothing checkpointed yet
+    assert audit_expire() == []  # nothing checkpointed yet
     audit_checkpoint_create()
     legal_hold_place(starts_at=events[0].created_at - timedelta(seconds=1), ends_at=events[0].created_at,
                      reason="litigation", placed_by=None)
-    removed = audit_expire(now=timezone.now() + timedelta(days=4000))
+    removed = audit_expire()
     assert events[0].sequence not in removed and events[1].sequence in removed
     assert audit_verify_all().ok
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_trigger_refuses_expiry_of_an_unprotected_event():
     record(2)  # no checkpoint, no tombstone
-    with pytest.raises((InternalError, ProgrammingError), match="may not expire"):
+    with pytest.raises((InternalError, ProgrammingError), match="permission denied"):  # the application role
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET LOCAL rag.audit_expiry = 'on'")
             cursor.execute("DELETE FROM audit_auditevent WHERE sequence = 1")
+    with pytest.raises(psycopg.Error, match="may not expire"):  # even the owner, through the door
+        with psycopg.connect(**conninfo(OWNER)) as conn:
+            conn.execute("SET LOCAL rag.audit_expiry = 'on'")
+            conn.execute("DELETE FROM audit_auditevent WHERE sequence = 1")
 
 
 @pytest.mark.django_db
