@@ -220,6 +220,10 @@ CELERY_WORKER_SEND_TASK_EVENTS = False
 LLM_BASE_URL = endpoint("LLM_BASE_URL") or "http://127.0.0.1:8001/v1"
 LLM_MODEL = os.environ.get("LLM_MODEL") or endpoint("LLM_MODEL") or "smollm2-135m-instruct"
 LLM_MODEL_SHA256 = os.environ.get("LLM_MODEL_SHA256") or endpoint("LLM_MODEL_SHA256") or ""
+# How LLM_MODEL_SHA256 is known: the embedded stack re-hashes the served files at start and
+# says "verified at start"; a remote model's checksum is the operator's word.
+LLM_MODEL_SHA256_SOURCE = (os.environ.get("LLM_MODEL_SHA256_SOURCE") or endpoint("LLM_MODEL_SHA256_SOURCE")
+                           or ("operator-supplied" if LLM_MODEL_SHA256 else ""))
 LLM_API_KEY = secret_from_env_or_file("LLM_API_KEY") or "not-needed-on-premises"
 LLM_TIMEOUT_SECONDS = env_float("LLM_TIMEOUT_SECONDS", 120.0)
 LLM_MAX_TOKENS = env_int("LLM_MAX_TOKENS", 160)
@@ -287,7 +291,7 @@ AUDIT_CHECKPOINT_MINUTES = env_float("RAG_AUDIT_CHECKPOINT_MINUTES", 1.0)
 # Only the signer process sets RAG_AUDIT_SIGNER=1 and can read the key (apps.audit.signing).
 AUDIT_SIGNER = env_bool("RAG_AUDIT_SIGNER", False)
 # The operator's pin: the public key (hex) or "sha256:<fingerprint>", printed by audit_keygen.
-AUDIT_PUBLIC_KEY = os.environ.get("RAG_AUDIT_PUBLIC_KEY", "")
+AUDIT_PUBLIC_KEY = os.environ.get("RAG_AUDIT_PIN", "")
 # Every signed head is appended here, outside the data directory (apps.audit.witness);
 # copy it off the machine. Optional: also to the local syslog socket.
 AUDIT_WITNESS_FILE = os.environ.get("RAG_AUDIT_WITNESS_FILE") or str(

@@ -24,6 +24,8 @@ def test_self_test_refuses_a_forbidden_loopback_destination_and_is_not_counted()
 @pytest.mark.django_db
 @pytest.mark.allow_hosts(["127.0.0.1", "127.0.0.2", "::1", "localhost"])
 def test_attestation_page_and_command(client, compliance_officer, member, capsys):
+    assert attestation_report()["chain"]["verified"] is False  # the page never walks the trail itself
+    call_command("audit_verify")
     report = attestation_report()
     assert {e["variable"] for e in report["endpoints"]} == {"DATABASE_URL", "CELERY_BROKER_URL", "LLM_BASE_URL"}
     assert all(e["local"] for e in report["endpoints"]) and all(report["offline_switches"].values())

@@ -115,3 +115,17 @@ def stored_hash(event: Any) -> str:
         return link_hash(event.sequence, event.prev_hash, event.created_at.isoformat(timespec="microseconds"),
                          event.event_type, event.db_role, sha256_hex(content_of(event)))
     return event_hash(event.sequence, event.prev_hash, body_of(event))
+
+
+def line_hash(record: dict[str, Any]) -> str:
+    """What an exported line's ``hash`` must be: ``{"body", "prev_hash", "hash"}`` plus, for
+    format 2, ``hash_version`` and ``db_role`` (apps.audit.exports)."""
+    body = record["body"]
+    if record.get("hash_version") == HASH_VERSION:
+        content = event_content(
+            created_at=body["created_at"], event_type=body["event_type"], outcome=body["outcome"],
+            actor_id=body["actor_id"], actor_username=body["actor_username"], actor_roles=body["actor_roles"],
+            payload=body["payload"], context={name: body.get(name, "") for name in CONTEXT_FIELDS})
+        return link_hash(body["sequence"], record["prev_hash"], body["created_at"], body["event_type"],
+                         record.get("db_role", ""), sha256_hex(content))
+    return event_hash(body["sequence"], record["prev_hash"], body)

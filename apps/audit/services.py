@@ -15,6 +15,7 @@ from django.utils import timezone
 from apps.audit.chain import GENESIS_HASH, HASH_VERSION, canonical_json, event_content, link_hash, stored_hash
 from apps.audit.context import current_context, process_name
 from apps.audit.models import AuditEvent, AuditTombstone
+from apps.audit.redaction import redact_payload
 
 # Arbitrary constant key for pg_advisory_xact_lock: one writer at a time extends the chain
 # (taken inside audit_append, migration 0007).
@@ -58,7 +59,7 @@ def audit_record_many(records: list[dict[str, Any]], *, using: str = "default") 
             actors[key] = _describe_actor(actor)
         actor_id, actor_username, actor_roles = actors[key]
         # Store exactly what we hash: a JSON round trip normalises tuples, dates, decimals.
-        clean_payload = json.loads(canonical_json(record.get("payload") or {}))
+        clean_payload = redact_payload(json.loads(canonical_json(record.get("payload") or {})))
         context = {**base_context, "event_id": str(uuid.uuid4()), "process": process}
         fields = {"created_at": created_at, "event_type": record["event_type"], "outcome": record["outcome"],
                   "actor_id": actor_id, "actor_username": actor_username, "actor_roles": actor_roles,

@@ -9,7 +9,7 @@ stops the signer with an error: it is created once, on purpose, by ``manage.py
 audit_keygen``, which prints the public key and fingerprint to pin (never silently anew).
 
 Verifiers trust only what the operator pinned (``trusted_public_key``): the public key
-(hex) or its fingerprint (``sha256:<hex>``), from ``--public-key`` or ``RAG_AUDIT_PUBLIC_KEY``.
+(hex) or its fingerprint (``sha256:<hex>``), from ``--public-key`` or ``RAG_AUDIT_PIN``.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def fingerprint(public_hex: str) -> str:
 
 
 def pinned_key() -> str:
-    """The operator's pin from settings (RAG_AUDIT_PUBLIC_KEY: hex, ``sha256:`` fingerprint or a file)."""
+    """The operator's pin from settings (RAG_AUDIT_PIN: hex, ``sha256:`` fingerprint or a file)."""
     value = (getattr(settings, "AUDIT_PUBLIC_KEY", "") or "").strip()
     if value and not value.startswith("sha256:") and Path(value).is_file():
         value = Path(value).read_text().strip()

@@ -60,7 +60,7 @@ def resolve_pin(public_key_hex: str | None = None) -> str:
     pin = (public_key_hex or signing.pinned_key() or "").strip()
     if not pin:
         raise NoPinnedKey("no pinned audit public key: pass --public-key (hex or sha256:<fingerprint>, printed by "
-                          "`manage.py audit_keygen`) or set RAG_AUDIT_PUBLIC_KEY")
+                          "`manage.py audit_keygen`) or set RAG_AUDIT_PIN")
     return pin
 
 

@@ -58,7 +58,7 @@ def pytest_load_initial_conftests(early_config, parser, args):
                                               serialization.NoEncryption()).hex())
         key_file.chmod(0o600)
         os.environ["RAG_AUDIT_SIGNING_KEY_FILE"] = str(key_file)
-        os.environ["RAG_AUDIT_PUBLIC_KEY"] = key.public_key().public_bytes(
+        os.environ["RAG_AUDIT_PIN"] = key.public_key().public_bytes(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
     os.environ.setdefault("RAG_AUDIT_SIGNER", "1")
     if not os.environ.get("CELERY_BROKER_URL"):
