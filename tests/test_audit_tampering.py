@@ -254,3 +254,35 @@ def test_credentials_in_urls_never_enter_the_trail():
     assert stored["llm_endpoint"] == "http://svc:***@127.0.0.1:8001/v1?api_key=***&x=1"
     assert redact_url("http://127.0.0.1:8001/v1") == "http://127.0.0.1:8001/v1"
     assert audit_verify_all().ok
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_web_process_has_no_key_and_gets_exports_signed_by_the_signer(client, compliance_officer, settings, tmp_path):
+    """Web is not the signer: an export is signed by the real signer worker (queue audit)
+    over the broker; with no signer running the export is refused (503) and audited."""
+    from django.urls import reverse
+
+    from apps.audit import tasks
+    from apps.audit.exports import verify_export
+    from tests.servers import database_url, start_worker, stop_process_group
+
+    settings.AUDIT_SIGNER = False
+    record(1)
+    client.force_login(compliance_officer)
+    original = tasks.SIGN_TIMEOUT_SECONDS
+    tasks.SIGN_TIMEOUT_SECONDS = 3
+    try:
+        response = client.get(reverse("audit:event_export"))
+    finally:
+        tasks.SIGN_TIMEOUT_SECONDS = original
+    assert response.status_code == 503
+    assert AuditEvent.objects.filter(event_type=EventType.AUDIT_EXPORTED, outcome=Outcome.ERROR).count() == 1
+    log = tmp_path / "signer.log"
+    signer = start_worker(database=database_url(connection.settings_dict), broker=os.environ["CELERY_BROKER_URL"],
+                          log_path=log, concurrency=1, queues="audit", hostname="signer-test@%h", RAG_AUDIT_SIGNER="1")
+    try:
+        response = client.get(reverse("audit:event_export"))
+    finally:
+        stop_process_group(signer)
+    assert response.status_code == 200, (list(AuditEvent.objects.filter(outcome=Outcome.ERROR).values_list("payload", flat=True)), log.read_text()[-3000:])
+    assert verify_export(response.content, trusted_public_key=os.environ["RAG_AUDIT_PIN"]) == []

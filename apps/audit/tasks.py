@@ -28,8 +28,11 @@ def sign_by_signer(message: str) -> tuple[str, str]:
     else over the broker. Raises SigningKeyUnavailable if no signer answers in time."""
     if signing.is_signer():
         return signing.sign(message.encode())
+    from rag_platform.celery_app import app  # the configured app (broker, result backend), in any process
+
     try:
-        signature, public_hex = audit_sign.apply_async(args=[message], queue="audit").get(timeout=SIGN_TIMEOUT_SECONDS)
+        result = app.send_task("audit.sign", args=[message], queue="audit")
+        signature, public_hex = result.get(timeout=SIGN_TIMEOUT_SECONDS)
     except Exception as error:  # timeout, broker down, signer without key
         raise signing.SigningKeyUnavailable(f"the audit signer did not sign: {error}") from error
     return signature, public_hex
