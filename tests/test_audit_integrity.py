@@ -4,6 +4,8 @@ first bad event named; heads are signed and witnessed; retention keeps verificat
 The superuser's changes are committed on its own connection, so these tests are
 transactional; the test's own connection is the application role's."""
 
+import json
+import os
 from datetime import timedelta
 
 import psycopg
@@ -195,3 +197,59 @@ def test_legal_hold_command_places_lists_and_releases_holds_with_audit_events():
     assert hold.released_at is not None
     types = list(AuditEvent.objects.order_by("sequence").values_list("event_type", flat=True))
     assert EventType.LEGAL_HOLD_PLACED in types and EventType.LEGAL_HOLD_RELEASED in types
+
+
+@pytest.mark.django_db(transaction=True)
+def test_verification_can_continue_from_the_last_signed_head():
+    record(5)
+    audit_checkpoint_create()
+    record(2)
+    report = audit_verify_all(from_last_head=True)
+    assert report.ok and report.events_checked == 2 and report.head_sequence == 7
+    as_superuser("UPDATE audit_auditevent SET outcome = 'refused' WHERE sequence = 6")
+    report = audit_verify_all(from_last_head=True)
+    assert not report.ok and report.first_bad_sequence == 6
+
+
+@pytest.mark.django_db
+def test_the_signer_signs_only_when_the_head_moved_and_never_invents_a_key(settings, tmp_path, monkeypatch):
+    from apps.audit.signing import SigningKeyUnavailable
+    from apps.audit.witness import witness_read
+
+    record(2)
+    first = audit_checkpoint_create()
+    assert first is not None and audit_checkpoint_create() is None  # nothing new: nothing signed
+    record(1)
+    assert audit_checkpoint_create().number == 2
+    heads = witness_read()
+    assert [h["statement"]["last_sequence"] for h in heads] == [2, 3]
+    assert heads[0]["statement"]["retention"]["default_days"] == settings.AUDIT_RETENTION_DEFAULT_DAYS
+    monkeypatch.setenv("RAG_AUDIT_SIGNING_KEY_FILE", str(tmp_path / "missing.key"))
+    with pytest.raises(SigningKeyUnavailable, match="missing"):
+        audit_checkpoint_create(force=True)
+    assert not (tmp_path / "missing.key").exists()
+    settings.AUDIT_SIGNER = False
+    with pytest.raises(SigningKeyUnavailable, match="not the audit signer"):
+        audit_checkpoint_create(force=True)
+
+
+@pytest.mark.django_db
+def test_key_rotation_is_a_signed_audited_event(tmp_path, monkeypatch):
+    import shutil
+
+    from apps.audit.signing import generate_key_file
+
+    key_file = tmp_path / "current.key"
+    shutil.copy(os.environ["RAG_AUDIT_SIGNING_KEY_FILE"], key_file)
+    monkeypatch.setenv("RAG_AUDIT_SIGNING_KEY_FILE", str(key_file))
+    record(2)
+    audit_checkpoint_create()
+    new_public = generate_key_file(tmp_path / "new.key")
+    call_command("audit_rotate_key", str(tmp_path / "new.key"))
+    assert AuditEvent.objects.filter(event_type=EventType.KEY_ROTATED).count() == 1
+    record(1)
+    head = audit_checkpoint_create()
+    assert json.loads(head.statement)["public_key"] == new_public
+    report = audit_verify_all()  # pinned: the old key; the new one is trusted through the signed rotation
+    assert report.ok, report.problems
+    assert audit_verify_all(public_key_hex=new_public).ok is False  # pinning a key not in the first head fails

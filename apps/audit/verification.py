@@ -65,15 +65,25 @@ def resolve_pin(public_key_hex: str | None = None) -> str:
 
 
 def audit_verify_all(*, directory: Path | None = None, public_key_hex: str | None = None,
-                     witness: Path | None = None) -> VerificationReport:
+                     witness: Path | None = None, from_last_head: bool = False) -> VerificationReport:
+    """``from_last_head``: continue from the newest signed head (pinned key) that the
+    database still reaches, instead of from the first event: cost = events since then."""
     from apps.audit.services import audit_verify_chain
 
     pin = resolve_pin(public_key_hex)
     report = VerificationReport()
     heads = _trusted_heads(report, directory or checkpoint_dir(), witness or witness_path(), pin)
+    after_sequence, after_hash = 0, GENESIS_HASH
+    if from_last_head:
+        database_head = AuditEvent.objects.order_by("-sequence").values_list("sequence", flat=True).first() or 0
+        reachable = [h for h in heads.values() if int(h["last_sequence"]) <= database_head]
+        if reachable:
+            start = max(reachable, key=lambda h: int(h["last_sequence"]))
+            after_sequence, after_hash = int(start["last_sequence"]), start["head_hash"]
     expected: dict[int, list[tuple[int, str]]] = {}
     for number, statement in heads.items():
-        expected.setdefault(int(statement["last_sequence"]), []).append((number, statement["head_hash"]))
+        if int(statement["last_sequence"]) > after_sequence:
+            expected.setdefault(int(statement["last_sequence"]), []).append((number, statement["head_hash"]))
 
     def visit(sequence: int, hash_value: str) -> None:
         for number, head_hash in expected.pop(sequence, ()):
@@ -81,7 +91,7 @@ def audit_verify_all(*, directory: Path | None = None, public_key_hex: str | Non
             if head_hash != hash_value:
                 report.fail(f"signed head {number}: event #{sequence} does not have the signed head hash", sequence)
 
-    chain = audit_verify_chain(visit=visit)
+    chain = audit_verify_chain(visit=visit, after_sequence=after_sequence, after_hash=after_hash)
     report.events_checked, report.head_sequence, report.head_hash = chain.events_checked, chain.head_sequence, chain.head_hash
     if not chain.ok:
         report.fail(f"event #{chain.first_bad_sequence}: {chain.problem}", chain.first_bad_sequence)

@@ -24,6 +24,8 @@ class Command(BaseCommand):
         parser.add_argument("--checkpoint-dir", help="exported checkpoints to compare (default AUDIT_CHECKPOINT_DIR)")
         parser.add_argument("--witness", help="witness file to compare (default AUDIT_WITNESS_FILE)")
         parser.add_argument("--no-record", action="store_true", help="do not write an audit.verified event")
+        parser.add_argument("--from-last-head", action="store_true",
+                            help="continue from the newest signed head instead of re-hashing the whole trail")
 
     def handle(self, *args, **options):
         from apps.audit.verification import NoPinnedKey, resolve_pin
@@ -48,7 +50,8 @@ class Command(BaseCommand):
         from apps.audit.verification import audit_verify_all
 
         report = audit_verify_all(directory=Path(options["checkpoint_dir"]) if options["checkpoint_dir"] else None,
-                                  witness=Path(options["witness"]) if options["witness"] else None, public_key_hex=pin)
+                                  witness=Path(options["witness"]) if options["witness"] else None, public_key_hex=pin,
+                                  from_last_head=options["from_last_head"])
         if not options["no_record"]:
             audit_record(event_type=EventType.AUDIT_VERIFIED, outcome=Outcome.SUCCESS if report.ok else Outcome.FAILED,
                          payload={"events_checked": report.events_checked, "checkpoints_checked": report.checkpoints_checked,
