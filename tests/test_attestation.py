@@ -30,6 +30,8 @@ def test_attestation_page_and_command(client, compliance_officer, member, capsys
     assert {e["variable"] for e in report["endpoints"]} == {"DATABASE_URL", "CELERY_BROKER_URL", "LLM_BASE_URL"}
     assert all(e["local"] for e in report["endpoints"]) and all(report["offline_switches"].values())
     assert report["chain"]["ok"] and attestation_passed(report)
+    assert report["database_role"] == {"name": "rag_app", "superuser": False, "owns_trail": False, "separate": True}
+    assert not attestation_passed({**report, "database_role": {**report["database_role"], "separate": False}})
     client.force_login(member)
     assert client.get(reverse("audit:attestation")).status_code == 403
     client.force_login(compliance_officer)

@@ -125,12 +125,27 @@ def attestation_report(*, run_self_test: bool = True, verify_chain: bool = False
         "blocked_in_this_process": egress.blocked_count,
         "blocked_recorded": AuditEvent.objects.filter(event_type=EventType.EGRESS_BLOCKED).count(),
         "chain": _last_verification(status.last_verification),
+        "database_role": database_role(),
         "last_checkpoint": None if not status.last_checkpoint else {
             "number": status.last_checkpoint.number, "last_sequence": status.last_checkpoint.last_sequence,
             "at": status.last_checkpoint.created_at.isoformat(timespec="seconds"),
         },
         "limits": LIMITS,
     }
+
+
+def database_role() -> dict[str, Any]:
+    """The role this process writes the trail as: the promise holds only if it is neither a
+    superuser nor the owner of the audit tables (README "Database roles")."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT session_user, r.rolsuper, t.tableowner = session_user FROM pg_roles r"
+                       " LEFT JOIN pg_tables t ON t.schemaname = 'public' AND t.tablename = 'audit_auditevent'"
+                       " WHERE r.rolname = session_user")
+        name, superuser, owner = cursor.fetchone()
+    return {"name": name, "superuser": bool(superuser), "owns_trail": bool(owner),
+            "separate": not superuser and not owner}
 
 
 def _last_verification(event: AuditEvent | None) -> dict[str, Any]:
@@ -155,4 +170,5 @@ def _redact(url: str) -> str:
 def attestation_passed(report: dict[str, Any]) -> bool:
     return (all(e["local"] for e in report["endpoints"]) and all(report["offline_switches"].values())
             and report["guard_installed"] and (report["self_test"] or {"passed": True})["passed"]
-            and (report["chain"] or {"ok": True})["ok"] is not False)
+            and (report["chain"] or {"ok": True})["ok"] is not False
+            and report.get("database_role", {"separate": True})["separate"])

@@ -36,6 +36,10 @@ class Command(BaseCommand):
             w(f"Egress guard installed: {report['guard_installed']}; self-test to {t['destination']} (forbidden loopback): "
               f"{'refused before connecting, nothing arrived' if t['passed'] else 'FAILED'}")
             w(f"Blocked outbound attempts recorded in the audit trail: {report['blocked_recorded']}")
+            r = report["database_role"]
+            w(f"Database role of this process: {r['name']} ("
+              + ("not a superuser, not the owner of the trail" if r["separate"] else
+                 "SUPERUSER or OWNER of the trail: the append-only promise does not hold against it") + ")")
             c = report["chain"]
             if not c["verified"]:
                 w("Audit chain: not verified yet (manage.py audit_verify, or attest --verify)")
