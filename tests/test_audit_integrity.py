@@ -253,3 +253,25 @@ def test_key_rotation_is_a_signed_audited_event(tmp_path, monkeypatch):
     report = audit_verify_all()  # pinned: the old key; the new one is trusted through the signed rotation
     assert report.ok, report.problems
     assert audit_verify_all(public_key_hex=new_public).ok is False  # pinning a key not in the first head fails
+
+
+@pytest.mark.django_db
+def test_a_signer_without_its_key_stops_at_start_with_the_reason(tmp_path):
+    from tests.servers import database_url, start_worker
+
+    log = tmp_path / "signer.log"
+    process = start_worker(database=database_url(connection.settings_dict), broker=os.environ["CELERY_BROKER_URL"],
+                           log_path=log, concurrency=1, queues="audit", RAG_AUDIT_SIGNER="1",
+                           RAG_AUDIT_SIGNING_KEY_FILE=str(tmp_path / "no-such.key"))
+    assert process.wait(120) != 0
+    assert "audit signer" in log.read_text() and "no-such.key is missing" in log.read_text()
+
+
+@pytest.mark.django_db
+def test_audit_expire_as_the_application_role_says_it_needs_the_owner(settings):
+    settings.DATABASES = {k: v for k, v in settings.DATABASES.items() if k != "owner"}
+    settings.AUDIT_RETENTION_DEFAULT_DAYS = 0
+    record(2)
+    audit_checkpoint_create()
+    with pytest.raises(CommandError, match="RAG_DATABASE_OWNER_URL"):
+        call_command("audit_expire")

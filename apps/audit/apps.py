@@ -18,6 +18,7 @@ class AuditConfig(AppConfig):
         egress.set_recorder(record_blocked_attempt)
         post_migrate.connect(apply_grants, sender=self, dispatch_uid="audit-app-role-grants")
         _refuse_public_endpoints_in_servers()
+        _signer_needs_its_key()
 
 
 def _refuse_public_endpoints_in_servers() -> None:
@@ -31,3 +32,19 @@ def _refuse_public_endpoints_in_servers() -> None:
         errors = [e for e in check_endpoints_are_local() if e.is_serious()]
         if errors:
             raise ImproperlyConfigured("; ".join(f"{e.id}: {e.msg} {e.hint}" for e in errors))
+
+
+def _signer_needs_its_key() -> None:
+    """A Celery process started as the signer stops at once, with the reason, if its key is
+    missing (it never makes one up); other processes never load it."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    import sys
+
+    from apps.audit import signing
+
+    if signing.is_signer() and "worker" in sys.argv and any("celery" in a for a in sys.argv[:3]):
+        try:
+            signing.load_private_key()
+        except (signing.SigningKeyUnavailable, ValueError) as error:
+            raise ImproperlyConfigured(f"audit signer: {error}") from None

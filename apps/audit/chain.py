@@ -101,9 +101,9 @@ def link_hash(sequence: int, prev_hash: str, created_at: str, event_type: str, d
     return sha256_hex(f"{sequence}|{prev_hash}|{created_at}|{event_type}|{db_role}|{content_sha256}")
 
 
-def content_of(event: Any) -> str:
+def content_of(event: Any, stamp: str | None = None) -> str:
     return event_content(
-        created_at=event.created_at, event_type=event.event_type, outcome=event.outcome, actor_id=event.actor_id,
+        created_at=stamp or event.created_at, event_type=event.event_type, outcome=event.outcome, actor_id=event.actor_id,
         actor_username=event.actor_username, actor_roles=event.actor_roles, payload=event.payload,
         context={name: str(getattr(event, name) or "") for name in CONTEXT_FIELDS},
     )
@@ -112,8 +112,9 @@ def content_of(event: Any) -> str:
 def stored_hash(event: Any) -> str:
     """What ``event.hash`` must be, for either format."""
     if getattr(event, "hash_version", 1) == HASH_VERSION:
-        return link_hash(event.sequence, event.prev_hash, event.created_at.isoformat(timespec="microseconds"),
-                         event.event_type, event.db_role, sha256_hex(content_of(event)))
+        stamp = event.created_at.isoformat(timespec="microseconds")
+        return link_hash(event.sequence, event.prev_hash, stamp, event.event_type, event.db_role,
+                         sha256_hex(content_of(event, stamp)))
     return event_hash(event.sequence, event.prev_hash, body_of(event))
 
 
