@@ -183,7 +183,7 @@ class Stack:
             "--loglevel", "INFO", "--schedule", str(self.data / "run" / "celerybeat-schedule"),
         ]
         self.spawn("Celery beat", command, log)
-        say(f"Celery beat started (audit checkpoints; log: {log})")
+        say(f"Celery beat started (asks the signer for a signed audit head every minute; log: {log})")
 
     def start_web(self) -> None:
         log = self.logs / "web.log"
