@@ -2,7 +2,9 @@
 
 ``as_role("postgres", ...)`` is the cluster superuser of the embedded PostgreSQL: what an
 operator with full database access could do. Committed at once, so only for tests marked
-``django_db(transaction=True)``.
+``django_db(transaction=True, serialized_rollback=True)`` (serialized like every other
+transactional test of the suite, so the flush after it leaves groups and permissions as
+the next test expects).
 """
 
 from __future__ import annotations

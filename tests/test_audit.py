@@ -38,7 +38,7 @@ def test_database_rejects_update_and_delete(statement):
     assert AuditEvent.objects.count() == 2
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.mark.parametrize("statement", [
     "UPDATE audit_auditevent SET outcome = 'refused'",
     "DELETE FROM audit_auditevent",
@@ -50,7 +50,7 @@ def test_the_trigger_binds_the_owner_too(statement):
     assert AuditEvent.objects.count() == 2
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_an_edit_by_a_superuser_who_bypasses_the_trigger_is_detected():
     events = record(3)
     as_role(SUPERUSER,  # what a database superuser could do
@@ -63,7 +63,7 @@ def test_an_edit_by_a_superuser_who_bypasses_the_trigger_is_detected():
     assert "hash" in report.problem
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_deleted_event_is_detected():
     record(3)
     as_superuser("DELETE FROM audit_auditevent WHERE sequence = 2")

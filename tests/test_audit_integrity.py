@@ -35,10 +35,10 @@ def record(n):
             for i in range(n)]
 
 
-OWNER_DB = pytest.mark.django_db(transaction=True, databases=["default", "owner"])
+OWNER_DB = pytest.mark.django_db(transaction=True, serialized_rollback=True, databases=["default", "owner"])
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_database_rejects_truncate():
     record(2)
     with pytest.raises((InternalError, ProgrammingError), match="permission denied"):
@@ -62,7 +62,7 @@ def test_checkpoint_is_signed_exported_and_verifies(checkpoint_dir):
     assert report.checkpoints_checked == 2
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_edited_event_is_named():
     record(4)
     audit_checkpoint_create()
@@ -72,7 +72,7 @@ def test_edited_event_is_named():
     assert "edited" in report.problems[0]
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_deleted_event_is_named():
     record(4)
     as_superuser("DELETE FROM audit_auditevent WHERE sequence = 2")
@@ -80,7 +80,7 @@ def test_deleted_event_is_named():
     assert not report.ok and report.first_bad_sequence == 2
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_reordered_events_are_named():
     record(4)
     # Swap the positions of events 2 and 3 (their sequence numbers), as an attacker might.
@@ -93,7 +93,7 @@ def test_reordered_events_are_named():
     assert not report.ok and report.first_bad_sequence == 2
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_truncated_tail_is_caught_by_the_checkpoint():
     record(5)
     audit_checkpoint_create()
@@ -103,7 +103,7 @@ def test_truncated_tail_is_caught_by_the_checkpoint():
     assert any("truncated" in p for p in report.problems)
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_truncated_table_is_caught_even_with_the_checkpoint_rows_gone():
     record(3)
     audit_checkpoint_create()
@@ -114,7 +114,7 @@ def test_truncated_table_is_caught_even_with_the_checkpoint_rows_gone():
     assert any("#1..#3 are missing" in p for p in report.problems)
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_audit_verify_command_names_the_first_bad_event():
     record(3)
     call_command("audit_verify")  # clean: no error, and an audit.verified event
@@ -165,7 +165,7 @@ def test_legal_hold_and_missing_checkpoint_keep_events(settings):
     assert audit_verify_all().ok
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_trigger_refuses_expiry_of_an_unprotected_event():
     record(2)  # no checkpoint, no tombstone
     with pytest.raises((InternalError, ProgrammingError), match="permission denied"):  # the application role
@@ -199,7 +199,7 @@ def test_legal_hold_command_places_lists_and_releases_holds_with_audit_events():
     assert EventType.LEGAL_HOLD_PLACED in types and EventType.LEGAL_HOLD_RELEASED in types
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_verification_can_continue_from_the_last_signed_head():
     record(5)
     audit_checkpoint_create()

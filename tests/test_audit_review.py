@@ -194,7 +194,7 @@ def test_detail_shows_the_event_verified_and_exports_it_alone(client, compliance
     assert AuditEvent.objects.filter(event_type=EventType.AUDIT_EXPORTED, payload__count=1).exists()
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_detail_of_an_edited_event_says_it_does_not_verify(client, compliance_officer, member):
     from tests.db_roles import as_superuser
 

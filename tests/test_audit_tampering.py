@@ -110,7 +110,7 @@ def test_releasing_a_legal_hold_without_its_function_is_refused():
     assert "permission denied" in refused("UPDATE audit_legalhold SET released_at = now() WHERE id = %s", params=[hold.id])
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_forged_retention_record_is_refused_and_reported():
     """The application role appends a retention event listing #1 (the function lets it: it
     is only an event), then cannot write the tombstone; a superuser who does the rest (the
@@ -135,7 +135,7 @@ def test_a_forged_retention_record_is_refused_and_reported():
     assert any("event #1" in p for p in report.problems), report.problems
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_deleting_the_newest_events_is_refused_and_a_superuser_deletion_is_reported_with_the_range():
     record(5)
     audit_checkpoint_create()
@@ -147,7 +147,7 @@ def test_deleting_the_newest_events_is_refused_and_a_superuser_deletion_is_repor
     assert any("events #4..#5 are missing" in p for p in report.problems), report.problems
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_deleting_checkpoint_rows_is_refused_and_a_superuser_deletion_is_reported():
     record(2)
     audit_checkpoint_create()
@@ -209,7 +209,7 @@ def test_an_export_re_signed_with_a_new_key_is_reported(compliance_officer):
     assert any("different key" in p for p in verify_export(buffer.getvalue(), trusted_public_key=signing.fingerprint(pin)))
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_an_edited_event_is_named():
     record(4)
     as_superuser("UPDATE audit_auditevent SET payload = '{\"question\": \"edited\"}' WHERE sequence = 2")
@@ -256,7 +256,7 @@ def test_credentials_in_urls_never_enter_the_trail():
     assert audit_verify_all().ok
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_web_process_has_no_key_and_gets_exports_signed_by_the_signer(client, compliance_officer, settings, tmp_path):
     """Web is not the signer: an export is signed by the real signer worker (queue audit)
     over the broker; with no signer running the export is refused (503) and audited."""
