@@ -2,7 +2,7 @@
 PYTHON ?= .venv/bin/python
 DATASET ?= ../shared/eval/scifact-dev
 
-.PHONY: evaluate evaluate-answers bench-search bench-answer bench-ingest bench-ingest-ratio bench-pdf-equivalence bench-parse bench-embedding bench-scaleout
+.PHONY: bench-audit evaluate evaluate-answers bench-search bench-answer bench-ingest bench-ingest-ratio bench-pdf-equivalence bench-parse bench-embedding bench-scaleout
 
 # Retrieval quality (nDCG@10, recall@10: keyword, vector, hybrid) on a BEIR dataset,
 # loaded through the product's ingestion into an embedded PostgreSQL under var/bench/.
@@ -57,3 +57,8 @@ bench-embedding:
 REDIS_DB ?= 9
 bench-scaleout:
 	$(PYTHON) bench/scaleout.py --docs $(DOCS) --redis-db $(REDIS_DB)
+
+# Audit trail: writes/s at 1, 8, 32 concurrent writers (application role, audit_append),
+# then full verification at 1,000,000 synthetic events and an incremental signed head.
+bench-audit:
+	$(PYTHON) bench/audit.py --events 1000000

@@ -25,9 +25,10 @@ def database_url() -> str:
     from rag_platform.embedded import start_postgres
 
     server = start_postgres(ROOT / "var" / "bench" / "postgres", database="bench")
-    os.environ["DATABASE_URL"] = server.url
+    # The benchmarks load data and migrate in one process: the owner's role (issue 14).
+    os.environ["DATABASE_URL"] = server.owner_url
     database_url.server = server  # keep it referenced while the process runs
-    return server.url
+    return server.owner_url
 
 
 def django_setup() -> None:

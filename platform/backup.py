@@ -84,7 +84,8 @@ def verify_backup(source: Path) -> None:
 def restore(source: Path, *, database_url: str, target_dir: Path) -> None:
     verify_backup(source)
     subprocess.run(
-        [pg_tool("pg_restore"), "--no-owner", "--exit-on-error", "--dbname", database_url, str(source / "database.dump")],
+        [pg_tool("pg_restore"), "--no-owner", "--no-comments", "--exit-on-error",  # the extension comment is the superuser's
+         "--dbname", database_url, str(source / "database.dump")],
         check=True,
     )
     for folder in COPIED_FOLDERS:

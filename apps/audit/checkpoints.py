@@ -1,10 +1,12 @@
-"""Signed checkpoints: a periodic, signed statement of the chain head, exported off the database.
+"""Signed heads ("checkpoints"): the signer's statement of the chain head, witnessed off the database.
 
-A checkpoint signs {number, last sequence, head hash, count, time, previous checkpoint digest}
-with the Ed25519 key (apps.audit.signing). Each is stored in the database and written as a
-file to ``AUDIT_CHECKPOINT_DIR``, which the operator copies off the machine: whoever
-truncates or rewrites the table later cannot make it agree with a checkpoint they cannot
-re-sign, nor with the copies they cannot reach.
+The signer (the only process with the key, apps.audit.signing) signs {number, last
+sequence, head hash, count, time, previous head's digest, key, retention policy} every
+``AUDIT_CHECKPOINT_MINUTES`` (default 1) and on demand, only when the head moved. Each head
+is stored in the database, written as a file to ``AUDIT_CHECKPOINT_DIR`` and appended to the
+witness file (apps.audit.witness). Before signing, the signer verifies only the events
+since its previous head (whose signature it checks), without the writers' lock: cost per
+head is the events since the last one, not the whole trail.
 """
 
 from __future__ import annotations
@@ -17,16 +19,19 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.audit import signing
 from apps.audit.chain import GENESIS_HASH, canonical_json
-from apps.audit.models import AuditCheckpoint
+from apps.audit.models import AuditCheckpoint, AuditEvent
+from apps.audit.witness import witness_append
 
 logger = logging.getLogger(__name__)
-FORMAT = "rag-audit-checkpoint/1"
-_CHAIN_LOCK_KEY = 0x52414741  # the writers' lock (apps.audit.services): the head cannot move
+FORMAT = "rag-audit-checkpoint/2"
+
+
+class ChainDoesNotVerify(RuntimeError):
+    """The chain is broken since the last signed head: signing would bless the tampering."""
 
 
 def checkpoint_dir() -> Path:
@@ -39,51 +44,68 @@ def checkpoint_file(number: int, directory: Path | None = None) -> Path:
     return (directory or checkpoint_dir()) / f"checkpoint-{number:08d}.json"
 
 
-def audit_checkpoint_create() -> AuditCheckpoint | None:
-    """Verify the chain, then sign and export its head. Returns None if the chain is broken.
+def retention_policy() -> dict[str, Any]:
+    """The retention policy in force, part of every signed head (apps.audit.verification
+    checks each expiry against the policy signed before it)."""
+    return {"default_days": settings.AUDIT_RETENTION_DEFAULT_DAYS, "by_class": dict(sorted(settings.AUDIT_RETENTION_DAYS.items()))}
 
-    Signing a chain that does not verify would bless the tampering, so a broken chain is
-    logged and left for ``manage.py audit_verify`` to name.
+
+def audit_checkpoint_create(*, force: bool = False, extra: dict[str, Any] | None = None) -> AuditCheckpoint | None:
+    """Sign the head if it moved since the last signed head (or ``force``); None if unchanged.
+
+    Raises SigningKeyUnavailable outside the signer or without a key, ChainDoesNotVerify if
+    the events since the last head do not verify (logged; ``audit_verify`` names them).
     """
     from apps.audit.services import audit_verify_chain
 
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
-        report = audit_verify_chain()
-        if not report.ok:
-            logger.error("audit chain does not verify at #%s (%s): no checkpoint signed",
-                         report.first_bad_sequence, report.problem)
-            return None
-        previous = AuditCheckpoint.objects.order_by("-number").first()
-        statement: dict[str, Any] = {
-            "format": FORMAT,
-            "number": (previous.number + 1) if previous else 1,
-            "last_sequence": report.head_sequence,
-            "head_hash": report.head_hash,
-            "count": report.events_checked + report.tombstones,
-            "time": timezone.now().isoformat(timespec="microseconds"),
-            "previous": previous.digest if previous else GENESIS_HASH,
-        }
-        text = canonical_json(statement)
-        signature, public_hex = signing.sign(text.encode())
-        checkpoint = AuditCheckpoint.objects.create(
-            number=statement["number"],
-            created_at=timezone.now(),
-            last_sequence=statement["last_sequence"],
-            head_hash=statement["head_hash"],
-            event_count=statement["count"],
-            previous_digest=statement["previous"],
-            statement=text,
-            digest=hashlib.sha256(text.encode()).hexdigest(),
-            signature=signature,
-            key_id=signing.key_id(public_hex),
-        )
-    export_checkpoint(checkpoint, public_hex)
+    key = signing.load_private_key()
+    public_hex = signing.public_key_hex(key.public_key())
+    previous = AuditCheckpoint.objects.order_by("-number").first()
+    head = AuditEvent.objects.order_by("-sequence").values("sequence", "hash").first()
+    head_sequence = head["sequence"] if head else 0
+    if previous and previous.last_sequence == head_sequence and not force:
+        return None
+    after_sequence, after_hash = 0, GENESIS_HASH
+    if previous and previous.last_sequence <= head_sequence and signing.verify(
+            previous.statement.encode(), previous.signature, public_hex):
+        after_sequence, after_hash = previous.last_sequence, previous.head_hash  # vouched for by our own signature
+    report = audit_verify_chain(after_sequence=after_sequence, after_hash=after_hash, through=head_sequence)
+    if not report.ok:
+        logger.error("audit chain does not verify at #%s (%s): no head signed", report.first_bad_sequence, report.problem)
+        raise ChainDoesNotVerify(f"event #{report.first_bad_sequence}: {report.problem}")
+    statement: dict[str, Any] = {
+        "format": FORMAT,
+        "number": (previous.number + 1) if previous else 1,
+        "last_sequence": report.head_sequence,
+        "head_hash": report.head_hash,
+        "count": report.head_sequence,  # places in the chain, events and tombstones: gap-free
+        "time": timezone.now().isoformat(timespec="microseconds"),
+        "previous": previous.digest if previous else GENESIS_HASH,
+        "public_key": public_hex,
+        "key_id": signing.key_id(public_hex),
+        "retention": retention_policy(),
+        **(extra or {}),
+    }
+    text = canonical_json(statement)
+    signature = key.sign(text.encode()).hex()
+    checkpoint = AuditCheckpoint.objects.create(
+        number=statement["number"],
+        created_at=timezone.now(),
+        last_sequence=statement["last_sequence"],
+        head_hash=statement["head_hash"],
+        event_count=statement["count"],
+        previous_digest=statement["previous"],
+        statement=text,
+        digest=hashlib.sha256(text.encode()).hexdigest(),
+        signature=signature,
+        key_id=statement["key_id"],
+    )
+    document = export_checkpoint(checkpoint, public_hex)
+    witness_append(document)
     return checkpoint
 
 
-def export_checkpoint(checkpoint: AuditCheckpoint, public_hex: str) -> Path:
+def export_checkpoint(checkpoint: AuditCheckpoint, public_hex: str) -> dict[str, Any]:
     directory = checkpoint_dir()
     (directory / "audit-signing.pub").write_text(public_hex + "\n")
     document = {
@@ -96,7 +118,7 @@ def export_checkpoint(checkpoint: AuditCheckpoint, public_hex: str) -> Path:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)
-    return path
+    return document
 
 
 def read_checkpoint_files(directory: Path) -> dict[int, dict[str, Any]]:

@@ -21,8 +21,9 @@ from typing import IO, Any
 from django.utils import timezone
 
 from apps.audit import signing
-from apps.audit.chain import body_of, canonical_json, event_hash
+from apps.audit.chain import HASH_VERSION, body_of, canonical_json, line_hash
 from apps.audit.models import AuditEvent, EventType, Outcome
+from apps.audit.tasks import sign_by_signer
 
 FORMAT = "rag-audit-export/1"
 CSV_COLUMNS = ["sequence", "created_at", "event_type", "outcome", "actor_id", "actor_username", "actor_roles",
@@ -31,7 +32,10 @@ CSV_COLUMNS = ["sequence", "created_at", "event_type", "outcome", "actor_id", "a
 
 
 def _line(event: AuditEvent) -> dict[str, Any]:
-    return {"body": body_of(event), "prev_hash": event.prev_hash, "hash": event.hash}
+    line = {"body": body_of(event), "prev_hash": event.prev_hash, "hash": event.hash}
+    if event.hash_version == HASH_VERSION:  # the database's format (apps.audit.chain.line_hash)
+        line.update(hash_version=event.hash_version, db_role=event.db_role)
+    return line
 
 
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV
@@ -117,7 +121,7 @@ def audit_export(*, events, filters: dict[str, Any], exported_by) -> Export:
         "last_sequence": last,
         "files": {"events.jsonl": jsonl.sha256.hexdigest(), "events.csv": csv_file.sha256.hexdigest()},
     }
-    signature, public_hex = signing.sign(canonical_json(manifest).encode())
+    signature, public_hex = sign_by_signer(canonical_json(manifest))  # only the signer holds the key
     signed = {"manifest": manifest, "signature": signature, "public_key": public_hex}
     output = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
     with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -137,16 +141,17 @@ def audit_export(*, events, filters: dict[str, Any], exported_by) -> Export:
     return Export(output, f"audit-export-{now:%Y%m%dT%H%M%SZ}.zip", count, size)
 
 
-def verify_export(data: bytes, *, trusted_public_key: str | None = None) -> list[str]:
-    """Offline check of an export: signature, file hashes, every event's hash, links where contiguous."""
+def verify_export(data: bytes, *, trusted_public_key: str | None) -> list[str]:
+    """Offline check of an export: signature by the pinned key (hex or ``sha256:`` fingerprint;
+    never the key inside the export), file hashes, every event's hash, links where contiguous."""
     problems: list[str] = []
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         signed = json.loads(archive.read("manifest.json"))
         files = {name: archive.read(name) for name in ("events.jsonl", "events.csv")}
     manifest = signed["manifest"]
-    key = trusted_public_key or signed["public_key"]
-    if trusted_public_key and signed["public_key"] != trusted_public_key:
-        problems.append("manifest was signed with a different key than the trusted one")
+    key = signed["public_key"]  # trusted only if it is the operator's pinned key (or its fingerprint)
+    if not signing.matches_pin(key, trusted_public_key or ""):
+        problems.append("manifest was signed with a different key than the pinned one")
     if not signing.verify(canonical_json(manifest).encode(), signed["signature"], key):
         problems.append("manifest signature does not verify")
     for name, content in files.items():
@@ -158,7 +163,7 @@ def verify_export(data: bytes, *, trusted_public_key: str | None = None) -> list
         record = json.loads(line)
         body = record["body"]
         count += 1
-        if event_hash(body["sequence"], record["prev_hash"], body) != record["hash"]:
+        if line_hash(record) != record["hash"]:
             problems.append(f"event #{body['sequence']} (line {number}): content does not match its hash")
         if previous and body["sequence"] == previous["body"]["sequence"] + 1 and record["prev_hash"] != previous["hash"]:
             problems.append(f"event #{body['sequence']}: link to previous event broken")

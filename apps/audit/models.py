@@ -1,11 +1,11 @@
 """The audit trail: append-only, hash-chained events.
 
 Each row stores ``hash = sha256(sequence | previous hash | canonical JSON of the event)``.
-Rows are never updated or deleted by the application, and a database trigger (migration
-0002) rejects UPDATE and DELETE from anyone, so an edit needs a superuser who disables the
-trigger, and then the chain no longer verifies. Migration 0005 adds TRUNCATE to the
-trigger and opens exactly two doors: retention expiry (``audit_expire``) and the test
-database flush (``apps/audit/management/commands/flush.py``).
+The application's database role cannot write these tables at all (apps.audit.grants): it
+appends events only through the SECURITY DEFINER function ``audit_append`` (migration
+0007), which assigns the sequence and previous hash itself. Triggers (0002, 0005) reject
+UPDATE, DELETE and TRUNCATE from the owner too, except the two owner-only operations:
+retention expiry (``audit_expire``) and the test database flush.
 """
 
 from django.db import models
@@ -38,6 +38,7 @@ class EventType(models.TextChoices):
     LEGAL_HOLD_RELEASED = "audit.legal_hold_released", "Legal hold released"
     ATTESTATION_VIEWED = "attestation.viewed", "Attestation report produced"
     EGRESS_BLOCKED = "egress.blocked", "Outbound connection blocked"
+    KEY_ROTATED = "audit.key_rotated", "Audit signing key rotated"
 
 
 class Outcome(models.TextChoices):
@@ -70,6 +71,9 @@ class AuditEvent(models.Model):
     user_agent = models.CharField(max_length=512, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
     process = models.CharField(max_length=64, blank=True)
+    # Set by the database function audit_append (format 2), never by the client.
+    db_role = models.CharField(max_length=63, blank=True, editable=False)
+    hash_version = models.PositiveSmallIntegerField(default=1, editable=False)
     prev_hash = models.CharField(max_length=64, editable=False)
     hash = models.CharField(max_length=64, unique=True, editable=False)
 
@@ -106,6 +110,10 @@ class AuditTombstone(models.Model):
     event_type = models.CharField(max_length=64)
     created_at = models.DateTimeField()
     expired_by_sequence = models.BigIntegerField(help_text="The audit.retention_expired event.")
+    # Format 2: with sequence, previous hash, created_at and event_type these give the hash,
+    # so a tombstone's time and type are checked, not taken on trust.
+    content_sha256 = models.CharField(max_length=64, blank=True)
+    db_role = models.CharField(max_length=63, blank=True)
 
 
 class LegalHold(models.Model):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -40,8 +40,9 @@ def legal_hold_release(*, hold: LegalHold, released_by) -> LegalHold:
     from apps.audit.services import audit_record
 
     with transaction.atomic():
-        hold.released_at = timezone.now()
-        hold.save(update_fields=["released_at"])
+        with connection.cursor() as cursor:  # the app role has no UPDATE on holds (apps.audit.grants)
+            cursor.execute("SELECT audit_legal_hold_release(%s)", [hold.id])
+            hold.released_at = cursor.fetchone()[0] or timezone.now()
         audit_record(event_type=EventType.LEGAL_HOLD_RELEASED, outcome=Outcome.SUCCESS, actor=released_by,
                      payload={"hold_id": hold.id})
     return hold
@@ -59,46 +60,62 @@ def _past_retention(now: datetime) -> Q:
     return past
 
 
+def owner_alias() -> str:
+    """Expiry is the owner's: the ``owner`` connection (RAG_DATABASE_OWNER_URL), else this
+    process's own, which works only if DATABASE_URL is the owner's."""
+    return "owner" if "owner" in settings.DATABASES else "default"
+
+
 def audit_expire(*, now: datetime | None = None, actor=None, batch_size: int = 5000) -> list[int]:
     """Remove events past retention that a checkpoint covers and no hold protects. Returns their
     sequences. The age test is in SQL and the work goes ``batch_size`` events per transaction
     (each batch with its own ``audit.retention_expired`` event), so years of events never sit
-    in memory or in one long transaction."""
+    in memory or in one long transaction.
+
+    Runs on the owner's connection: the application role can neither write tombstones nor
+    delete events. The retention event says ``via: audit_expire`` and the database records
+    the owner's role in it, which apps.audit.verification requires of every tombstone.
+    """
+    from apps.audit import signing
+    from apps.audit.chain import content_of, sha256_hex
     from apps.audit.checkpoints import audit_checkpoint_create
     from apps.audit.services import _CHAIN_LOCK_KEY, audit_record
 
+    using = owner_alias()
     now = now or timezone.now()
-    covered = AuditCheckpoint.objects.order_by("-last_sequence").values_list("last_sequence", flat=True).first() or 0
-    holds = list(LegalHold.objects.filter(released_at__isnull=True))
+    covered = AuditCheckpoint.objects.using(using).order_by("-last_sequence").values_list("last_sequence", flat=True).first() or 0
+    holds = list(LegalHold.objects.using(using).filter(released_at__isnull=True))
     removed: list[int] = []
     while True:
-        with transaction.atomic():
-            with connection.cursor() as cursor:
+        with transaction.atomic(using=using):
+            with connections[using].cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
-            candidates = AuditEvent.objects.filter(_past_retention(now), sequence__lte=covered).exclude(event_type__in=NEVER_EXPIRE)
+            candidates = (AuditEvent.objects.using(using).filter(_past_retention(now), sequence__lte=covered)
+                          .exclude(event_type__in=NEVER_EXPIRE))
             for hold in holds:
                 candidates = candidates.exclude(Q(created_at__gte=hold.starts_at) & Q(created_at__lte=hold.ends_at))
-            expiring = list(candidates.only("sequence", "hash", "event_type", "created_at").order_by("sequence")[:batch_size])
+            expiring = list(candidates.order_by("sequence")[:batch_size])
             if not expiring:
                 break
             sequences = [e.sequence for e in expiring]
             record = audit_record(
-                event_type=EventType.AUDIT_EXPIRED, outcome=Outcome.SUCCESS, actor=actor,
-                payload={"sequences": sequences, "count": len(sequences), "before": now.isoformat(),
+                event_type=EventType.AUDIT_EXPIRED, outcome=Outcome.SUCCESS, actor=actor, using=using,
+                payload={"sequences": sequences, "count": len(sequences), "before": now.isoformat(), "via": "audit_expire",
                          "retention_days": {k: retention_days(k) for k in sorted({e.event_type for e in expiring})}},
             )
-            AuditTombstone.objects.bulk_create([
+            AuditTombstone.objects.using(using).bulk_create([
                 AuditTombstone(sequence=e.sequence, hash=e.hash, event_type=e.event_type, created_at=e.created_at,
-                               expired_by_sequence=record.sequence)
+                               expired_by_sequence=record.sequence, db_role=e.db_role,
+                               content_sha256=sha256_hex(content_of(e)) if e.hash_version == 2 else "")
                 for e in expiring
             ])
-            with connection.cursor() as cursor:
+            with connections[using].cursor() as cursor:
                 cursor.execute("SET LOCAL rag.audit_expiry = 'on'")
                 cursor.execute("DELETE FROM audit_auditevent WHERE sequence = ANY(%s)", [sequences])
                 cursor.execute("SET LOCAL rag.audit_expiry = 'off'")
         removed += sequences
         if len(expiring) < batch_size:
             break
-    if removed:
+    if removed and signing.is_signer():  # elsewhere the signer signs the new head within a minute
         audit_checkpoint_create()
     return removed

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
-from apps.audit.chain import GENESIS_HASH, body_of, canonical_json, event_body, event_hash
+from apps.audit.chain import GENESIS_HASH, HASH_VERSION, canonical_json, event_content, link_hash, stored_hash
 from apps.audit.context import current_context, process_name
 from apps.audit.models import AuditEvent, AuditTombstone
+from apps.audit.redaction import redact_payload
 
-# Arbitrary constant key for pg_advisory_xact_lock: one writer at a time extends the chain.
+# Arbitrary constant key for pg_advisory_xact_lock: one writer at a time extends the chain
+# (taken inside audit_append, migration 0007).
 _CHAIN_LOCK_KEY = 0x52414741  # "RAGA"
 
 
@@ -24,50 +28,52 @@ def audit_record(
     outcome: str,
     actor: Any = None,
     payload: dict[str, Any] | None = None,
+    using: str = "default",
 ) -> AuditEvent:
     """Append one event to the chain, in the caller's transaction if there is one.
 
-    The advisory lock serialises writers across processes (web threads and workers), so
-    sequence numbers are gap-free and every event links to its predecessor.
+    The database function ``audit_append`` takes the writers' advisory lock, so sequence
+    numbers are gap-free and every event links to its predecessor across processes.
     """
-    return audit_record_many([{"event_type": event_type, "outcome": outcome, "actor": actor, "payload": payload}])[0]
+    return audit_record_many([{"event_type": event_type, "outcome": outcome, "actor": actor, "payload": payload}],
+                             using=using)[0]
 
 
-def audit_record_many(records: list[dict[str, Any]]) -> list[AuditEvent]:
-    """Append several events in order (``audit_record``'s keyword arguments each), under one
-    lock and in one INSERT: a worker storing a batch of documents writes one event per
-    document without paying the chain's round trips once per event."""
+def audit_record_many(records: list[dict[str, Any]], *, using: str = "default") -> list[AuditEvent]:
+    """Append several events in order (``audit_record``'s keyword arguments each) in one
+    call of ``audit_append``: a worker storing a batch of documents writes one event per
+    document without paying the chain's round trips once per event.
+
+    The client only proposes the content; the database assigns sequence, previous hash and
+    role and computes the hash (migration 0007), so the application role cannot choose them.
+    """
     actors: dict[Any, tuple[int | None, str, list[str]]] = {}
-    prepared = []
+    base_context = current_context().as_fields()
+    process = process_name()
+    created_at = timezone.now()
+    events, contents = [], []
     for record in records:
         actor = record.get("actor")
         key = getattr(actor, "pk", None)  # None: anonymous or system, described the same way
         if key not in actors:
             actors[key] = _describe_actor(actor)
+        actor_id, actor_username, actor_roles = actors[key]
         # Store exactly what we hash: a JSON round trip normalises tuples, dates, decimals.
-        prepared.append((record, json.loads(canonical_json(record.get("payload") or {})), actors[key]))
-    base_context = current_context().as_fields()
-    process = process_name()
-    events = []
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
-        last = AuditEvent.objects.order_by("-sequence").values("sequence", "hash").first()
-        sequence = last["sequence"] if last else 0
-        prev_hash = last["hash"] if last else GENESIS_HASH
-        created_at = timezone.now()
-        for record, clean_payload, (actor_id, actor_username, actor_roles) in prepared:
-            sequence += 1
-            context = {**base_context, "event_id": str(uuid.uuid4()), "process": process}
-            fields = {
-                "sequence": sequence, "created_at": created_at, "event_type": record["event_type"],
-                "outcome": record["outcome"], "actor_id": actor_id, "actor_username": actor_username,
-                "actor_roles": actor_roles, "payload": clean_payload,
-            }
-            event_hash_value = event_hash(sequence, prev_hash, event_body(**fields, context=context))
-            events.append(AuditEvent(**fields, **context, prev_hash=prev_hash, hash=event_hash_value))
-            prev_hash = event_hash_value
-        return AuditEvent.objects.bulk_create(events)
+        clean_payload = redact_payload(json.loads(canonical_json(record.get("payload") or {})))
+        context = {**base_context, "event_id": str(uuid.uuid4()), "process": process}
+        fields = {"created_at": created_at, "event_type": record["event_type"], "outcome": record["outcome"],
+                  "actor_id": actor_id, "actor_username": actor_username, "actor_roles": actor_roles,
+                  "payload": clean_payload}
+        contents.append(event_content(**fields, context=context))
+        events.append(AuditEvent(**fields, **context, hash_version=HASH_VERSION))
+    with transaction.atomic(using=using), connections[using].cursor() as cursor:
+        cursor.execute("SELECT * FROM audit_append(%s::text[])", [contents])
+        rows = cursor.fetchall()
+    for event, (pk, sequence, prev_hash, hash_value, db_role) in zip(events, rows, strict=True):
+        event.pk, event.sequence, event.prev_hash, event.hash, event.db_role = pk, sequence, prev_hash, hash_value, db_role
+        event.event_id = uuid.UUID(event.event_id)
+        event._state.adding, event._state.db = False, using
+    return events
 
 
 def _describe_actor(actor: Any) -> tuple[int | None, str, list[str]]:
@@ -90,36 +96,66 @@ class ChainReport:
     tombstones: int = 0
 
 
-def audit_verify_chain() -> ChainReport:
-    """Recompute every hash in order; name the first event that does not fit.
+_EVENT_FIELDS = ("sequence", "created_at", "event_type", "outcome", "actor_id", "actor_username", "actor_roles",
+                 "payload", "event_id", "session_hash", "ip_address", "user_agent", "request_id", "process", "db_role",
+                 "hash_version", "prev_hash", "hash")
 
-    Events removed after their retention period leave a tombstone (sequence and hash), so
-    the chain still links across them; the tombstones themselves are checked against the
-    ``audit.retention_expired`` events that list them (apps.audit.verification).
+
+def audit_verify_chain(*, after_sequence: int = 0, after_hash: str = GENESIS_HASH, through: int | None = None,
+                       visit: Callable[[int, str], None] | None = None, using: str = "default") -> ChainReport:
+    """Recompute every hash in order after ``after_sequence`` (whose hash the caller
+    vouches for: 0 and the genesis hash, or a signed head); name the first event that does
+    not fit. One pass, no lock: rows up to the head are committed and never change, so the
+    writers are not held up. ``visit(sequence, hash)`` is called for every place in the
+    chain (events and tombstones), for checking signed heads in the same pass.
+
+    Events removed after their retention period leave a tombstone; a format-2 tombstone's
+    hash is recomputed from its sequence, time, type, role and content hash, so it cannot be
+    invented. Whether a tombstone was allowed is apps.audit.verification's question.
     """
-    expected_prev = GENESIS_HASH
-    expected_sequence = 1
+    expected_prev = after_hash
+    expected_sequence = after_sequence + 1
     checked = 0
-    tombstones = dict(AuditTombstone.objects.values_list("sequence", "hash"))
-    rows = AuditEvent.objects.order_by("sequence").iterator(chunk_size=2000)
-    for event in rows:
+    tombstone_rows = AuditTombstone.objects.using(using).filter(sequence__gt=after_sequence)
+    events = AuditEvent.objects.using(using).filter(sequence__gt=after_sequence)
+    if through is not None:
+        tombstone_rows, events = tombstone_rows.filter(sequence__lte=through), events.filter(sequence__lte=through)
+    tombstones = {t.sequence: t for t in tombstone_rows}
+
+    def bad(sequence: int, problem: str) -> ChainReport:
+        return ChainReport(False, checked, sequence, problem, expected_sequence - 1, expected_prev, len(tombstones))
+
+    def pass_tombstone() -> str | None:
+        nonlocal expected_prev, expected_sequence
+        tomb = tombstones[expected_sequence]
+        if tomb.content_sha256 and link_hash(tomb.sequence, expected_prev, tomb.created_at.isoformat(timespec="microseconds"),
+                                             tomb.event_type, tomb.db_role, tomb.content_sha256) != tomb.hash:
+            return "tombstone does not fit the chain (forged)"
+        expected_prev = tomb.hash
+        if visit:
+            visit(expected_sequence, expected_prev)
+        expected_sequence += 1
+        return None
+
+    for row in events.order_by("sequence").values_list(*_EVENT_FIELDS).iterator(chunk_size=5000):
+        event = SimpleNamespace(**dict(zip(_EVENT_FIELDS, row)))
         while expected_sequence in tombstones and event.sequence != expected_sequence:
-            expected_prev = tombstones[expected_sequence]
-            expected_sequence += 1
+            if problem := pass_tombstone():
+                return bad(expected_sequence, problem)
         if event.sequence != expected_sequence:
             problem = "reordered event" if event.sequence < expected_sequence else "missing event (deleted)"
-            return ChainReport(False, checked, expected_sequence, problem, expected_sequence - 1, expected_prev)
+            return bad(expected_sequence, problem)
         if event.prev_hash != expected_prev:
-            return ChainReport(False, checked, event.sequence, "link to previous event broken (deleted or reordered)",
-                               expected_sequence - 1, expected_prev)
-        if event_hash(event.sequence, event.prev_hash, body_of(event)) != event.hash:
-            return ChainReport(False, checked, event.sequence, "content does not match its hash (edited)",
-                               expected_sequence - 1, expected_prev)
+            return bad(event.sequence, "link to previous event broken (deleted or reordered)")
+        if stored_hash(event) != event.hash:
+            return bad(event.sequence, "content does not match its hash (edited)")
         expected_prev = event.hash
+        if visit:
+            visit(event.sequence, event.hash)
         expected_sequence += 1
         checked += 1
     while expected_sequence in tombstones:  # everything at the end expired
-        expected_prev = tombstones[expected_sequence]
-        expected_sequence += 1
+        if problem := pass_tombstone():
+            return bad(expected_sequence, problem)
     return ChainReport(True, checked, head_sequence=expected_sequence - 1, head_hash=expected_prev,
                        tombstones=len(tombstones))

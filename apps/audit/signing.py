@@ -1,9 +1,15 @@
-"""The Ed25519 key that signs checkpoints and export manifests, kept outside the database.
+"""The Ed25519 key that signs chain heads and export manifests, held by the signer only.
 
-Source, in order: ``RAG_AUDIT_SIGNING_KEY`` (hex or base64 of the 32-byte seed, or PEM),
-the file named by ``RAG_AUDIT_SIGNING_KEY_FILE``, else ``<data dir>/keys/audit-signing.key``
-created once with mode 0600. A database superuser who rewrites the trail cannot re-sign
-it without this key; the public key goes with every exported checkpoint.
+Only the process started as the signer (``RAG_AUDIT_SIGNER=1``: the stack's signer
+worker, compose's and Kubernetes' ``signer``, systemd's private-rag-signer) loads the private
+key; web, workers and beat ask it (apps.audit.tasks). Source, in order:
+``RAG_AUDIT_SIGNING_KEY`` (hex or base64 of the 32-byte seed, or PEM), the file named by
+``RAG_AUDIT_SIGNING_KEY_FILE``, else ``<data dir>/keys/audit-signing.key``. A missing key
+stops the signer with an error: it is created once, on purpose, by ``manage.py
+audit_keygen``, which prints the public key and fingerprint to pin (never silently anew).
+
+Verifiers trust only what the operator pinned (``trusted_public_key``): the public key
+(hex) or its fingerprint (``sha256:<hex>``), from ``--public-key`` or ``RAG_AUDIT_PIN``.
 """
 
 from __future__ import annotations
@@ -41,22 +47,59 @@ def _parse_private(raw: bytes) -> Ed25519PrivateKey:
     raise ValueError("the audit signing key must be PEM, or hex/base64 of a 32-byte Ed25519 seed")
 
 
+class SigningKeyUnavailable(RuntimeError):
+    """This process may not sign, or the key is missing: the signer must not invent one."""
+
+
+def is_signer() -> bool:
+    return bool(getattr(settings, "AUDIT_SIGNER", False))
+
+
 def load_private_key() -> Ed25519PrivateKey:
+    if not is_signer():
+        raise SigningKeyUnavailable("this process is not the audit signer (RAG_AUDIT_SIGNER=1 is set only for the "
+                                    "signer); ask it with apps.audit.tasks")
     if value := os.environ.get("RAG_AUDIT_SIGNING_KEY"):
         return _parse_private(value.encode())
-    if file_name := os.environ.get("RAG_AUDIT_SIGNING_KEY_FILE"):
-        return _parse_private(Path(file_name).read_bytes())
-    path = default_key_path()
+    path = Path(os.environ.get("RAG_AUDIT_SIGNING_KEY_FILE") or default_key_path())
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        key = Ed25519PrivateKey.generate()
-        seed = key.private_bytes(
-            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
-        )
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(seed.hex())
+        raise SigningKeyUnavailable(
+            f"audit signing key {path} is missing: restore it from your key store, or create a first key with "
+            "`manage.py audit_keygen` (then pin the public key it prints); a new key is never made silently")
     return _parse_private(path.read_bytes())
+
+
+def generate_key_file(path: Path | None = None) -> str:
+    """Create the signing key (mode 0600, refuses to overwrite); returns the public key hex."""
+    path = path or default_key_path()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = Ed25519PrivateKey.generate()
+    seed = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(seed.hex())
+    return public_key_hex(key.public_key())
+
+
+def fingerprint(public_hex: str) -> str:
+    return "sha256:" + key_id(public_hex)
+
+
+def pinned_key() -> str:
+    """The operator's pin from settings (RAG_AUDIT_PIN: hex, ``sha256:`` fingerprint or a file)."""
+    value = (getattr(settings, "AUDIT_PUBLIC_KEY", "") or "").strip()
+    if value and not value.startswith("sha256:") and Path(value).is_file():
+        value = Path(value).read_text().strip()
+    return value
+
+
+def matches_pin(public_hex: str, pin: str) -> bool:
+    """Whether ``public_hex`` is the pinned key (given as the key itself or its fingerprint)."""
+    if not pin or not public_hex:
+        return False
+    if pin.startswith("sha256:"):
+        return fingerprint(public_hex) == pin.lower()
+    return public_hex.lower() == pin.lower()
 
 
 def public_key_hex(key: Ed25519PublicKey) -> str:
@@ -84,4 +127,5 @@ def verify(message: bytes, signature_hex: str, public_hex: str) -> bool:
 
 
 def local_public_key_hex() -> str:
+    """The signer's own public key (signer process only)."""
     return public_key_hex(load_private_key().public_key())

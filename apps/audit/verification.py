@@ -1,10 +1,17 @@
-"""Everything ``manage.py audit_verify`` checks, against the database and the exported files.
+"""Everything ``manage.py audit_verify`` checks, in one pass over the trail.
 
-1. The hash chain (apps.audit.services.audit_verify_chain): edited, deleted or reordered rows.
-2. Tombstones: every removed event is listed by a signed-into-the-chain retention event.
-3. Checkpoints, from the database and from the exported files: signature by the trusted
-   key, link to the previous checkpoint, and agreement with the chain. A checkpoint that
-   covers more events than the table holds means the table was truncated.
+1. The hash chain (apps.audit.services.audit_verify_chain): edited, deleted, reordered rows,
+   forged tombstones.
+2. Signed heads from the database, the exported checkpoint files and the witness file,
+   each signed by the *pinned* key (or a key it rotated to in a head signed by a trusted
+   key): each must match the chain at its sequence. A head beyond the database's last
+   event means the trail was truncated: the missing range is named.
+3. Tombstones: each counts only if the event listing it is a later ``audit.retention_expired``
+   event written by the table owner's role (the expiry command), the removed event was
+   older than the retention policy signed before the expiry, and no legal hold placed in
+   the chain before the expiry (and not released) covered it.
+
+The chain pass is linear in events; heads and tombstones cost a dictionary look-up each.
 """
 
 from __future__ import annotations
@@ -12,12 +19,22 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
 
 from apps.audit import signing
-from apps.audit.chain import GENESIS_HASH, body_of, canonical_json, event_hash
+from apps.audit.chain import GENESIS_HASH, canonical_json, stored_hash
 from apps.audit.checkpoints import checkpoint_dir, read_checkpoint_files
 from apps.audit.models import AuditCheckpoint, AuditEvent, AuditTombstone, EventType
+from apps.audit.witness import witness_path, witness_read
+
+
+class NoPinnedKey(ValueError):
+    """Verification without an operator-pinned key would trust whoever holds the database."""
 
 
 @dataclass
@@ -25,7 +42,10 @@ class VerificationReport:
     ok: bool = True
     events_checked: int = 0
     head_sequence: int = 0
+    head_hash: str = GENESIS_HASH
     checkpoints_checked: int = 0
+    witnessed_sequence: int = 0
+    witnessed_at: str = ""
     first_bad_sequence: int | None = None
     problems: list[str] = field(default_factory=list)
 
@@ -36,76 +56,170 @@ class VerificationReport:
             self.first_bad_sequence = sequence
 
 
-def audit_verify_all(*, directory: Path | None = None, public_key_hex: str | None = None) -> VerificationReport:
+def resolve_pin(public_key_hex: str | None = None) -> str:
+    pin = (public_key_hex or signing.pinned_key() or "").strip()
+    if not pin:
+        raise NoPinnedKey("no pinned audit public key: pass --public-key (hex or sha256:<fingerprint>, printed by "
+                          "`manage.py audit_keygen`) or set RAG_AUDIT_PIN")
+    return pin
+
+
+def audit_verify_all(*, directory: Path | None = None, public_key_hex: str | None = None,
+                     witness: Path | None = None, from_last_head: bool = False) -> VerificationReport:
+    """``from_last_head``: continue from the newest signed head (pinned key) that the
+    database still reaches, instead of from the first event: cost = events since then."""
     from apps.audit.services import audit_verify_chain
 
+    pin = resolve_pin(public_key_hex)
     report = VerificationReport()
-    chain = audit_verify_chain()
-    report.events_checked = chain.events_checked
-    report.head_sequence = chain.head_sequence
+    heads = _trusted_heads(report, directory or checkpoint_dir(), witness or witness_path(), pin)
+    after_sequence, after_hash = 0, GENESIS_HASH
+    if from_last_head:
+        database_head = AuditEvent.objects.order_by("-sequence").values_list("sequence", flat=True).first() or 0
+        reachable = [h for h in heads.values() if int(h["last_sequence"]) <= database_head]
+        if reachable:
+            start = max(reachable, key=lambda h: int(h["last_sequence"]))
+            after_sequence, after_hash = int(start["last_sequence"]), start["head_hash"]
+    expected: dict[int, list[tuple[int, str]]] = {}
+    for number, statement in heads.items():
+        if int(statement["last_sequence"]) > after_sequence:
+            expected.setdefault(int(statement["last_sequence"]), []).append((number, statement["head_hash"]))
+
+    def visit(sequence: int, hash_value: str) -> None:
+        for number, head_hash in expected.pop(sequence, ()):
+            report.checkpoints_checked += 1
+            if head_hash != hash_value:
+                report.fail(f"signed head {number}: event #{sequence} does not have the signed head hash", sequence)
+
+    chain = audit_verify_chain(visit=visit, after_sequence=after_sequence, after_hash=after_hash)
+    report.events_checked, report.head_sequence, report.head_hash = chain.events_checked, chain.head_sequence, chain.head_hash
     if not chain.ok:
         report.fail(f"event #{chain.first_bad_sequence}: {chain.problem}", chain.first_bad_sequence)
-    _verify_tombstones(report)
-    _verify_checkpoints(report, directory or checkpoint_dir(), public_key_hex or signing.local_public_key_hex())
+    if heads:
+        latest = heads[max(heads)]
+        report.witnessed_sequence, report.witnessed_at = int(latest["last_sequence"]), latest["time"]
+    beyond = sorted(s for s in expected if s > chain.head_sequence)
+    if chain.ok and beyond:
+        report.fail(f"events #{chain.head_sequence + 1}..#{beyond[-1]} are missing: signed head(s) "
+                    f"{sorted(n for s in beyond for n, _ in expected[s])} witnessed the trail through #{beyond[-1]}, "
+                    f"the database ends at #{chain.head_sequence}: events were truncated", chain.head_sequence + 1)
+    _verify_tombstones(report, heads)
     return report
 
 
-def _verify_tombstones(report: VerificationReport) -> None:
-    listed: set[int] = set()
-    for payload in AuditEvent.objects.filter(event_type=EventType.AUDIT_EXPIRED).values_list("payload", flat=True):
-        listed.update(int(s) for s in payload.get("sequences", []))
-    for sequence in AuditTombstone.objects.values_list("sequence", flat=True):
-        if sequence not in listed:
-            report.fail(f"event #{sequence}: removed without a retention record", sequence)
-        elif AuditEvent.objects.filter(sequence=sequence).exists():
-            report.fail(f"event #{sequence}: both present and tombstoned", sequence)
-
-
-def _verify_checkpoints(report: VerificationReport, directory: Path, trusted_key: str) -> None:
-    from_db = {c.number: c for c in AuditCheckpoint.objects.all()}
-    from_files = read_checkpoint_files(directory)
-    statements: dict[int, dict] = {}
-    for number, checkpoint in from_db.items():
-        statement = json.loads(checkpoint.statement)
-        if not signing.verify(checkpoint.statement.encode(), checkpoint.signature, trusted_key):
-            report.fail(f"checkpoint {number} (database): signature does not verify with the trusted key")
-        statements[number] = statement
-    for number, document in from_files.items():
-        text = canonical_json(document["statement"])
-        if document.get("public_key") != trusted_key or not signing.verify(text.encode(), document["signature"], trusted_key):
-            report.fail(f"checkpoint {number} (file): signature does not verify with the trusted key")
-            continue
-        if number not in statements:
-            report.fail(f"checkpoint {number}: exported file exists but the database row is gone")
-            statements[number] = document["statement"]
-        elif statements[number] != document["statement"]:
-            report.fail(f"checkpoint {number}: database row differs from the exported file")
-    hashes = dict(AuditEvent.objects.values_list("sequence", "hash"))
-    hashes.update(AuditTombstone.objects.values_list("sequence", "hash"))
+def _trusted_heads(report: VerificationReport, directory: Path, witness: Path, pin: str) -> dict[int, dict[str, Any]]:
+    """Heads from the database, the checkpoint files and the witness file whose signature
+    verifies with a trusted key; disagreements between the copies are problems."""
+    copies: dict[int, list[tuple[str, str, str, str]]] = {}  # number -> [(where, text, signature, public key)]
+    for c in AuditCheckpoint.objects.all():
+        copies.setdefault(c.number, []).append(("database", c.statement, c.signature,
+                                                json.loads(c.statement).get("public_key", "")))
+    for number, document in read_checkpoint_files(directory).items():
+        copies.setdefault(number, []).append(("file", canonical_json(document["statement"]), document["signature"],
+                                              document.get("public_key", "")))
+    for document in witness_read(witness):
+        copies.setdefault(int(document["statement"]["number"]), []).append(
+            ("witness", canonical_json(document["statement"]), document["signature"], document.get("public_key", "")))
+    trusted: set[str] = set()
+    heads: dict[int, dict[str, Any]] = {}
     previous_digest = GENESIS_HASH
-    for number in sorted(statements):
-        statement = statements[number]
-        if statement["previous"] != previous_digest and number - 1 in statements:
-            report.fail(f"checkpoint {number}: does not link to checkpoint {number - 1}")
-        previous_digest = hashlib.sha256(canonical_json(statement).encode()).hexdigest()
-        last = int(statement["last_sequence"])
-        if last > report.head_sequence and last not in hashes:
-            report.fail(
-                f"checkpoint {number} covers events through #{last}, but the verified trail ends at "
-                f"#{report.head_sequence}: events were truncated",
-                report.head_sequence + 1,
-            )
-        elif last and hashes.get(last) != statement["head_hash"]:
-            report.fail(f"checkpoint {number}: event #{last} does not have the signed head hash", last)
-        elif sum(1 for s in hashes if s <= last) != int(statement["count"]):
-            missing = next((s for s in range(1, last + 1) if s not in hashes), last)
-            report.fail(f"checkpoint {number}: signed count {statement['count']} does not match the trail", missing)
-        report.checkpoints_checked += 1
-    if statements:
-        numbers = sorted(statements)
-        gaps = [n for n in range(1, numbers[-1] + 1) if n not in statements]
+    for number in sorted(copies):
+        accepted = None
+        for where, text, signature, public_hex in copies[number]:
+            statement = json.loads(text)
+            key = statement.get("public_key") or public_hex or ("" if pin.startswith("sha256:") else pin)
+            if not (key in trusted or signing.matches_pin(key, pin)) or not signing.verify(text.encode(), signature, key):
+                report.fail(f"signed head {number} ({where}): not signed by the pinned key")
+                continue
+            if accepted is None:
+                accepted = statement
+            elif statement != accepted:
+                report.fail(f"signed head {number}: the {where} copy differs from the others")
+        wheres = {where for where, *_ in copies[number]}
+        if "database" not in wheres and accepted is not None:
+            report.fail(f"signed head {number}: witnessed ({', '.join(sorted(wheres))}) but the database row is gone")
+        if accepted is None:
+            continue
+        trusted.add(accepted.get("public_key", ""))
+        if accepted.get("next_public_key"):  # a rotation, signed by the key it replaces
+            trusted.add(accepted["next_public_key"])
+        if accepted["previous"] != previous_digest and number - 1 in heads:
+            report.fail(f"signed head {number}: does not link to signed head {number - 1}")
+        previous_digest = hashlib.sha256(canonical_json(accepted).encode()).hexdigest()
+        heads[number] = accepted
+    if heads:
+        gaps = [n for n in range(1, max(heads) + 1) if n not in copies]
         if gaps:
-            report.fail(f"checkpoints missing: {gaps[:10]}")
+            report.fail(f"signed heads missing everywhere: {gaps[:10]}")
+    return heads
+
+
+def _table_owner() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tableowner FROM pg_tables WHERE schemaname = 'public' AND tablename = 'audit_auditevent'")
+        row = cursor.fetchone()
+    return row[0] if row else ""
+
+
+def _verify_tombstones(report: VerificationReport, heads: dict[int, dict[str, Any]]) -> None:
+    tombstones = list(AuditTombstone.objects.order_by("sequence"))
+    if not tombstones:
+        return
+    listings = {e.sequence: e for e in AuditEvent.objects.filter(
+        sequence__in={t.expired_by_sequence for t in tombstones})}
+    holds = list(AuditEvent.objects.filter(
+        event_type__in=[EventType.LEGAL_HOLD_PLACED, EventType.LEGAL_HOLD_RELEASED]).order_by("sequence"))
+    owner = _table_owner()
+    present = set(AuditEvent.objects.filter(sequence__in=[t.sequence for t in tombstones]).values_list("sequence", flat=True))
+    signed = sorted(heads.values(), key=lambda h: int(h["last_sequence"]))
+    for tomb in tombstones:
+        problem = _tombstone_problem(tomb, listings.get(tomb.expired_by_sequence), holds, owner, signed)
+        if tomb.sequence in present:
+            problem = "both present and tombstoned"
+        if problem:
+            report.fail(f"event #{tomb.sequence}: {problem}", tomb.sequence)
+
+
+def _tombstone_problem(tomb: AuditTombstone, listing: AuditEvent | None, holds: list[AuditEvent], owner: str,
+                       signed: list[dict[str, Any]]) -> str:
+    if listing is None or listing.event_type != EventType.AUDIT_EXPIRED:
+        return "removed without a retention record"
+    if tomb.sequence not in {int(s) for s in listing.payload.get("sequences", [])}:
+        return f"removed, but retention record #{listing.sequence} does not list it"
+    if listing.sequence <= tomb.sequence:
+        return f"retention record #{listing.sequence} is not later in the chain than the event it removed"
+    if listing.hash_version >= 2 and (listing.db_role != owner or listing.db_role == settings.DATABASE_APP_ROLE
+                                      or listing.payload.get("via") != "audit_expire"):
+        return f"retention record #{listing.sequence} was not written by the expiry command as the owner"
+    policy = None
+    for head in signed:
+        if int(head["last_sequence"]) < listing.sequence and head.get("retention"):
+            policy = head["retention"]
+    days = _retention_days(policy, tomb.event_type) if policy else None
+    if days is None:
+        if listing.hash_version >= 2:
+            return f"no signed retention policy before retention record #{listing.sequence}"
+        days = int((listing.payload.get("retention_days") or {}).get(tomb.event_type, 0))
+    if tomb.created_at > listing.created_at - timedelta(days=days):
+        return f"removed at #{listing.sequence} before its retention period ({days} days) had passed"
+    if _held(tomb.created_at, [h for h in holds if h.sequence < listing.sequence]):
+        return f"removed at #{listing.sequence} while a legal hold covered it"
+    return ""
+
+
+def _retention_days(policy: dict[str, Any], event_type: str) -> int:
+    return int(policy.get("by_class", {}).get(event_type.split(".")[0], policy["default_days"]))
+
+
+def _held(created_at: datetime, hold_events: list[AuditEvent]) -> bool:
+    active: dict[Any, tuple[datetime, datetime]] = {}
+    for event in hold_events:
+        if event.event_type == EventType.LEGAL_HOLD_PLACED:
+            active[event.payload.get("hold_id")] = (datetime.fromisoformat(event.payload["starts_at"]),
+                                                   datetime.fromisoformat(event.payload["ends_at"]))
+        else:
+            active.pop(event.payload.get("hold_id"), None)
+    return any(start <= created_at <= end for start, end in active.values())
 
 
 @dataclass
@@ -123,7 +237,7 @@ class EventIntegrity:
     next_sequence: int | None  # None: the newest event (or the next one expired)
     next_ok: bool | None
     checkpoint: AuditCheckpoint | None
-    checkpoint_ok: bool | None  # signature verifies with this installation's key
+    checkpoint_ok: bool | None  # signature verifies with the pinned key (None: none pinned)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -133,7 +247,7 @@ class EventIntegrity:
 
 def audit_event_verify(event: AuditEvent) -> EventIntegrity:
     problems: list[str] = []
-    content_ok = event_hash(event.sequence, event.prev_hash, body_of(event)) == event.hash
+    content_ok = stored_hash(event) == event.hash
     if not content_ok:
         problems.append("its content does not match its hash (edited)")
     previous_sequence = event.sequence - 1
@@ -155,9 +269,12 @@ def audit_event_verify(event: AuditEvent) -> EventIntegrity:
         problems.append(f"event #{event.sequence + 1} after it does not link to it")
     checkpoint = AuditCheckpoint.objects.filter(last_sequence__gte=event.sequence).order_by("number").first()
     checkpoint_ok = None
-    if checkpoint is not None:
-        checkpoint_ok = signing.verify(checkpoint.statement.encode(), checkpoint.signature, signing.local_public_key_hex())
+    pin = signing.pinned_key()
+    if checkpoint is not None and pin:
+        public_hex = json.loads(checkpoint.statement).get("public_key", "")
+        checkpoint_ok = signing.matches_pin(public_hex, pin) and signing.verify(
+            checkpoint.statement.encode(), checkpoint.signature, public_hex)
         if not checkpoint_ok:
-            problems.append(f"checkpoint #{checkpoint.number} does not verify with this installation's key")
+            problems.append(f"checkpoint #{checkpoint.number} does not verify with the pinned key")
     return EventIntegrity(content_ok, previous_sequence, previous_ok, event.sequence + 1 if next_ok is not None else None,
                           next_ok, checkpoint, checkpoint_ok, problems)

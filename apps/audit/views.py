@@ -10,6 +10,7 @@ from apps.audit.exports import audit_export
 from apps.audit.models import AuditEvent, EventType, Outcome
 from apps.audit.selectors import EventFilters, audit_events_list, audit_integrity_status, passages_as_retrieved
 from apps.audit.services import audit_record
+from apps.audit.signing import SigningKeyUnavailable
 from apps.audit.verification import audit_event_verify
 
 
@@ -65,18 +66,31 @@ def event_detail(request: HttpRequest, sequence: int) -> HttpResponse:
 def event_detail_export(request: HttpRequest, sequence: int) -> HttpResponse:
     """The one event as a signed export (same zip as a range), to hand to an investigator."""
     event = get_object_or_404(AuditEvent, sequence=sequence)
-    export = audit_export(events=AuditEvent.objects.filter(pk=event.pk), filters={"sequence": str(sequence)},
-                          exported_by=request.user)
+    try:
+        export = audit_export(events=AuditEvent.objects.filter(pk=event.pk), filters={"sequence": str(sequence)},
+                              exported_by=request.user)
+    except SigningKeyUnavailable as error:
+        return _signer_unavailable(request, {"sequence": str(sequence)}, error)
     response = HttpResponse(export.content, content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="audit-event-{sequence}-{export.file_name.removeprefix("audit-export-")}"'
     return response
+
+
+def _signer_unavailable(request: HttpRequest, filters: dict, error: Exception) -> HttpResponse:
+    audit_record(event_type=EventType.AUDIT_EXPORTED, outcome=Outcome.ERROR, actor=request.user,
+                 payload={"filters": filters, "error": str(error)[:300]})
+    return HttpResponse("The audit signer did not answer, so the export cannot be signed; try again shortly.",
+                        status=503, content_type="text/plain")
 
 
 @login_required
 @permission_required("audit.view_auditevent", raise_exception=True)
 def event_export(request: HttpRequest) -> HttpResponse:
     filters = _filters(request)
-    export = audit_export(events=audit_events_list(filters=filters), filters=filters.as_dict(), exported_by=request.user)
+    try:
+        export = audit_export(events=audit_events_list(filters=filters), filters=filters.as_dict(), exported_by=request.user)
+    except SigningKeyUnavailable as error:
+        return _signer_unavailable(request, filters.as_dict(), error)
     response = FileResponse(export.file, content_type="application/zip")  # streamed from the spooled file
     response["Content-Disposition"] = f'attachment; filename="{export.file_name}"'
     return response

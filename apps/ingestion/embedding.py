@@ -207,9 +207,6 @@ def embed_query(text: str) -> list[float]:
 @lru_cache(maxsize=1)
 def embedding_model_sha256() -> str:
     """Checksum over the model folder's files, for the audit trail and attestation."""
-    root = embedding_model_path()
-    digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
-        file_hash = hashlib.sha256(path.read_bytes()).hexdigest()
-        digest.update(f"{path.relative_to(root)}:{file_hash}\n".encode())
-    return digest.hexdigest()
+    from rag_platform.llm_model import tree_sha256  # the one implementation (attestation uses it too)
+
+    return tree_sha256(embedding_model_path())

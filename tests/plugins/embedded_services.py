@@ -37,11 +37,30 @@ def pytest_load_initial_conftests(early_config, parser, args):
     # The end-to-end test starts its own LLM server; nothing may reach a configured one.
     os.environ.pop("LLM_BASE_URL", None)
     if not os.environ.get("DATABASE_URL"):
-        from rag_platform.embedded import start_postgres
+        from rag_platform.embedded import APP_ROLE, start_postgres
 
         postgres = start_postgres(root / "postgres")
         _state["postgres"] = postgres
-        os.environ["DATABASE_URL"] = postgres.url
+        # pytest-django creates and migrates the test database as the owner; then every
+        # test connection switches to the application role (tests/conftest.py).
+        os.environ["DATABASE_URL"] = postgres.owner_url
+        os.environ["RAG_DATABASE_OWNER_URL"] = postgres.owner_url
+        os.environ["RAG_TEST_APP_ROLE"] = APP_ROLE
+    # This process plays the signer (it holds a key made for the run, pinned like an operator would).
+    if not os.environ.get("RAG_AUDIT_SIGNING_KEY_FILE"):
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        key = Ed25519PrivateKey.generate()
+        key_file = root / "keys" / "audit-signing.key"
+        key_file.parent.mkdir(mode=0o700)
+        key_file.write_text(key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                              serialization.NoEncryption()).hex())
+        key_file.chmod(0o600)
+        os.environ["RAG_AUDIT_SIGNING_KEY_FILE"] = str(key_file)
+        os.environ["RAG_AUDIT_PIN"] = key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
+    os.environ.setdefault("RAG_AUDIT_SIGNER", "1")
     if not os.environ.get("CELERY_BROKER_URL"):
         from rag_platform.embedded import start_redis
 
