@@ -112,7 +112,7 @@ def _meanwhile(action):
     return thread, outcome
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_uploads_of_a_new_title_at_once_become_versions_1_and_2(corpus_admin):
     target = CollectionFactory(name="Race", created_by=corpus_admin)
     with _uncommitted(lambda: Document.objects.create(
@@ -128,7 +128,7 @@ def test_two_uploads_of_a_new_title_at_once_become_versions_1_and_2(corpus_admin
     assert second.version == 2 and second.replaces.version == 1
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.mark.parametrize("second_name", ["Finance", "finance"])
 def test_collection_names_are_unique_whatever_the_case_also_at_the_same_moment(corpus_admin, second_name):
     """A concurrent create used to give a 500 (exact name) or a second collection (other case)."""
@@ -144,7 +144,7 @@ def test_collection_names_are_unique_whatever_the_case_also_at_the_same_moment(c
         collection_create(name="FINANCE", created_by=corpus_admin)
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_lost_duplicate_race_leaves_no_stored_file(corpus_admin, tmp_path, settings):
     """The same bytes uploaded twice at once: one document, and the loser's stored copy is
     deleted (it used to stay on disk with no document pointing to it)."""
