@@ -20,7 +20,7 @@ from django.db.utils import DatabaseError
 from django.utils import timezone
 
 from apps.audit.checkpoints import audit_checkpoint_create
-from apps.audit.models import AuditEvent, AuditTombstone, EventType, LegalHold, Outcome
+from apps.audit.models import AuditEvent, EventType, LegalHold, Outcome
 from apps.audit.services import audit_record
 from apps.audit.verification import audit_verify_all
 from tests.db_roles import as_superuser

@@ -10,7 +10,6 @@ connect when it runs without ``--sandbox``.
 from __future__ import annotations
 
 import io
-import os
 import socket
 import subprocess
 import sys

@@ -115,8 +115,6 @@ def test_a_large_anonymous_post_is_refused_before_its_body_is_read(live_server, 
     413 at once, nothing spooled (before: the CSRF check parsed the body, spooling it to disk)."""
     settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)
     boundary = "x" * 20
-    part = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.bin\"\r\n"
-            "Content-Type: application/octet-stream\r\n\r\n").encode() + b"A" * (8 * 1024 * 1024)
     headers = {"Cookie": "csrftoken=" + "a" * 32, "Content-Type": f"multipart/form-data; boundary={boundary}",
                "Content-Length": str(64 * 1024 * 1024)}
     status, _ = _raw_request(live_server, "POST", "/login/", headers)
