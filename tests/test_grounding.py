@@ -142,8 +142,8 @@ def test_start_up_refuses_an_answer_budget_that_leaves_no_room(settings):
     from apps.answering.checks import check_answer_budget
 
     settings.LLM_CONTEXT_TOKENS, settings.LLM_MAX_TOKENS = 2048, 1990
-    assert [e.id for e in check_answer_budget()] == ["rag.E020"]
+    assert [e.id for e in check_answer_budget()] == ["rag.E030"]
     settings.LLM_MAX_TOKENS = 160
     assert check_answer_budget() == []
     settings.LLM_PROMPT_PROFILE = "huge"
-    assert [e.id for e in check_answer_budget()] == ["rag.E021"]
+    assert [e.id for e in check_answer_budget()] == ["rag.E031"]

@@ -16,10 +16,10 @@ def check_answer_budget(app_configs=None, **kwargs):
             f"LLM_MAX_TOKENS={settings.LLM_MAX_TOKENS} leaves {room} of LLM_CONTEXT_TOKENS="
             f"{settings.LLM_CONTEXT_TOKENS} tokens for the prompt; at least {MIN_PROMPT_TOKENS} are needed.",
             hint="Lower LLM_MAX_TOKENS or serve the model with a larger --max-model-len.",
-            id="rag.E020",
+            id="rag.E030",
         ))
     profile = (settings.LLM_PROMPT_PROFILE or "").strip().lower()
     if profile and profile not in PROFILES:
         errors.append(Error(f"LLM_PROMPT_PROFILE={settings.LLM_PROMPT_PROFILE!r} is not one of {sorted(PROFILES)}.",
-                            id="rag.E021"))
+                            id="rag.E031"))
     return errors

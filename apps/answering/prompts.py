@@ -55,7 +55,7 @@ def prompt_text(messages: list[dict[str, str]]) -> str:
 
 # ChatML wrapping and the default system turn the template adds, with room to spare.
 _TEMPLATE_OVERHEAD_TOKENS = 48
-# Below this many prompt tokens no question fits: refused by the system check rag.E020.
+# Below this many prompt tokens no question fits: refused by the system check rag.E030.
 MIN_PROMPT_TOKENS = 64
 
 
