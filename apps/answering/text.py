@@ -9,7 +9,9 @@ def answer_as_text(result: AnswerResult) -> str:
         lines.append(f"  ERROR: {result.error}")
     label = {"verified": "Verified answer", "quotation": "Quotation (the model's answer was not verified)",
              "not_stated": "Not stated in your documents"}.get(result.answer_kind)
-    if label and result.answer:
+    if result.answer_kind == "not_stated":
+        lines.append(f"  {result.answer}")
+    elif label and result.answer:
         lines.append(f"  {label}: {result.answer}")
     elif not result.error:
         lines.append(f"  Answer: {result.answer}")
