@@ -3,6 +3,7 @@ large export is written to spooled files, not memory (issue 13, issue 15 item 7)
 
 import csv
 import io
+import os
 import zipfile
 
 import pytest
@@ -32,7 +33,7 @@ def test_csv_cells_that_a_spreadsheet_would_run_stay_text(member):
     rows = _csv_rows(export)
     assert [r["question"] for r in rows] == ["'" + t for t in HOSTILE] + ["What is the travel budget?"]
     assert all(r["answer"].startswith("'") for r in rows[:-1]) and rows[-1]["answer"] == "42"
-    assert verify_export(export.content) == []  # the JSON lines keep the exact text, and it all verifies
+    assert verify_export(export.content, trusted_public_key=os.environ["RAG_AUDIT_PIN"]) == []  # the JSON lines keep the exact text, and it all verifies
 
 
 def test_a_large_export_spills_to_disk_instead_of_memory(member, monkeypatch):
@@ -46,7 +47,7 @@ def test_a_large_export_spills_to_disk_instead_of_memory(member, monkeypatch):
                      payload={"question": f"q{i}", "answer": os.urandom(4096).hex(), "collections_searched": [1]})
     export = audit_export(events=AuditEvent.objects.all(), filters={}, exported_by=None)
     assert export.file._rolled and export.size > 64 * 1024  # past the limit the zip lives on disk
-    assert export.count == 40 and verify_export(export.content) == []
+    assert export.count == 40 and verify_export(export.content, trusted_public_key=os.environ["RAG_AUDIT_PIN"]) == []
 
 
 @pytest.fixture
@@ -54,28 +55,26 @@ def checkpoint_dir(settings, tmp_path):
     settings.AUDIT_CHECKPOINT_DIR = str(tmp_path / "checkpoints")
 
 
+@pytest.mark.django_db(transaction=True, serialized_rollback=True, databases=["default", "owner"])
 def test_retention_expiry_selects_by_age_in_sql_and_works_in_batches(checkpoint_dir, settings):
     """`audit_expire` used to load every checkpointed event and test its age in Python, all
     in one transaction; now the age is part of the query and each batch commits alone."""
-    from datetime import timedelta
-
-    from django.db import connection
+    from django.db import connections
     from django.test.utils import CaptureQueriesContext
-    from django.utils import timezone
 
     from apps.audit.checkpoints import audit_checkpoint_create
     from apps.audit.models import AuditTombstone
     from apps.audit.retention import audit_expire
     from apps.audit.verification import audit_verify_all
 
-    settings.AUDIT_RETENTION_DAYS = {"auth": 30}
+    settings.AUDIT_RETENTION_DAYS = {"auth": 0}  # the policy in force, signed into the head below
     auth = [audit_record(event_type=EventType.SIGN_IN_FAILED, outcome=Outcome.FAILED, payload={"username": f"u{i}"})
             for i in range(5)]
     questions = [audit_record(event_type=EventType.QUESTION_ASKED, outcome=Outcome.ANSWERED, payload={"question": f"q{i}"})
                  for i in range(3)]
     audit_checkpoint_create()
-    with CaptureQueriesContext(connection) as queries:
-        removed = audit_expire(now=timezone.now() + timedelta(days=31), batch_size=2)
+    with CaptureQueriesContext(connections["owner"]) as queries:  # expiry is the owner's
+        removed = audit_expire(batch_size=2)
     assert removed == [e.sequence for e in auth]  # questions keep their 6 years
     assert not AuditEvent.objects.filter(sequence__in=removed).exists()
     assert AuditEvent.objects.filter(sequence__in=[q.sequence for q in questions]).count() == 3

@@ -123,7 +123,7 @@ def test_an_upload_through_the_web_process_lands_on_the_parse_queue(tmp_path, co
         start_new_session=True,
     )
     try:
-        token = api_token_create(user=corpus_admin, name="routing test").secret
+        token = api_token_create(user=corpus_admin, name="routing test", days=30, scopes=("ingest",)).secret
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", trust_env=False, timeout=30) as client:
             wait_until(lambda: _healthy(client), timeout=120, what="gunicorn", log=log)
             response = client.post(f"/api/v1/collections/{collection.id}/documents",
