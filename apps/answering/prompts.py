@@ -16,7 +16,6 @@ context window by the model's own token count (``fit_to_window``).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from apps.answering.evidence import Evidence  # noqa: F401  (re-exported: what prompts are built from)
@@ -96,19 +95,6 @@ def fit_to_window(
             high = middle - 1
     question = question[:low]
     return question, [], tokens_of(question, []) + _TEMPLATE_OVERHEAD_TOKENS
-
-
-_CITATION = re.compile(r"\[(\d{1,2})\]")
-
-
-def cited_numbers(answer: str, source_count: int) -> list[int]:
-    """The distinct source numbers the answer cites, in order of first citation."""
-    seen: list[int] = []
-    for match in _CITATION.finditer(answer):
-        number = int(match.group(1))
-        if 1 <= number <= source_count and number not in seen:
-            seen.append(number)
-    return seen
 
 
 def select_evidence(question_vector, sources, *, sentences: int, embed=None, vectors_for=None, question: str = ""):
