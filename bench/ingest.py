@@ -465,7 +465,11 @@ def setup_environment(base: Path, broker: str | None):
     from rag_platform.embedded import child_environment
 
     started = time.monotonic()
-    migrate(child_environment(DATABASE_URL=pg.url, CELERY_BROKER_URL=broker, RAG_DATA_DIR=os.environ["RAG_DATA_DIR"]))
+    # Migrations run as the owner (README "Database roles"); the workers and this process as
+    # the application role, as in production.
+    os.environ["RAG_DATABASE_OWNER_URL"] = pg.owner_url
+    migrate(child_environment(DATABASE_URL=pg.owner_url, RAG_DATABASE_OWNER_URL=pg.owner_url, CELERY_BROKER_URL=broker,
+                              RAG_DATA_DIR=os.environ["RAG_DATA_DIR"]))
     say(f"embedded PostgreSQL at {pg.socket_dir}, migrated in {time.monotonic() - started:.0f} s; broker {broker}")
     import django
 

@@ -62,3 +62,45 @@ def test_both_engines_give_identical_chunks_and_pdfium_is_faster(pdfs, monkeypat
     assert pages >= {1, 2}
     # CPU time, not wall time: the machine is shared. Measured ~6x (docs/benchmarks.md).
     assert read_cpu * 2.5 < mined_cpu, (read_cpu, mined_cpu)
+
+
+WARM_CHILD_PROBE = """
+import os, sys
+sys.path.insert(0, {root!r})
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rag_platform.settings")
+from rag_platform.privacy import apply_offline_environment
+apply_offline_environment()
+import django
+django.setup()
+from pathlib import Path
+from apps.ingestion import parsing, sandbox
+from unstructured.partition.utils import xycut
+parsing.warm_up()
+compiled = [f for f in (xycut.projection_by_bboxes, xycut.split_projection_profile) if f.signatures]
+
+def parse_and_count(path):
+    before = sum(len(f.signatures) for f in (xycut.projection_by_bboxes, xycut.split_projection_profile))
+    chunks = parsing.parse_and_chunk(Path(path), "report.pdf")
+    after = sum(len(f.signatures) for f in (xycut.projection_by_bboxes, xycut.split_projection_profile))
+    return [len(chunks), before, after]
+
+result = sandbox.run_limited(parse_and_count, {pdf!r}, memory_bytes=2 << 30, cpu_seconds=60, wall_seconds=120)
+print(len(compiled), *result.value["value"])
+"""
+
+
+def test_forked_parse_children_inherit_the_compiled_reading_order(pdfs, tmp_path):
+    """The worker warms up once and forks a child per PDF: unstructured's XY-cut functions
+    (numba) must already be compiled in the worker, for the types a real page uses, or every
+    child compiles them again (~0.2 s of CPU per PDF). Checked in a fresh interpreter, since
+    this test process may have parsed a PDF already."""
+    import subprocess
+
+    pdf = next(p for p in pdfs if p.name.startswith("report-")) if len(pdfs) > 1 else pdfs[0]
+    script = WARM_CHILD_PROBE.format(root=str(PROJECT), pdf=str(pdf))
+    done = subprocess.run([sys.executable, "-c", script], cwd=PROJECT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    warmed, chunks, before, after = map(int, done.stdout.split()[-4:])
+    assert warmed == 2  # both functions compiled by warm_up, in the parent
+    assert chunks > 0
+    assert before == after  # the child compiled nothing new: the page's types were warmed

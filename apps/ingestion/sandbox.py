@@ -31,6 +31,7 @@ in pdfium, Pillow, libxml2, tesseract or pandoc) could use (security review, fin
 from __future__ import annotations
 
 import ctypes
+import gc
 import json
 import os
 import re
@@ -143,6 +144,11 @@ def network_isolation() -> str:
 
 def _child(write_fd: int, fn: Callable[..., Any], args: tuple, memory_bytes: int, cpu_seconds: int, nice: int) -> None:
     status = 0
+    # Everything inherited from the worker (model, parsers, Django) goes to the collector's
+    # permanent generation: the child's collections then walk only what the parse creates,
+    # instead of touching, and so copying, every page of the parent's heap (Python's gc docs,
+    # gc.freeze).
+    gc.freeze()
     try:
         _close_descriptors(write_fd)
         _drop_environment()

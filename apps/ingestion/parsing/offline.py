@@ -214,6 +214,7 @@ def warm_up() -> None:
     from apps.ingestion.parsing import registry
 
     registry.parser_for(".pdf")  # imports pypdfium2
+    warm_reading_order()
 
     _get_nlp()
     try:
@@ -222,6 +223,26 @@ def warm_up() -> None:
         init_factory()
     except Exception:  # noqa: BLE001 - an optimisation only
         logger.debug("langdetect warm-up failed", exc_info=True)
+
+
+def warm_reading_order() -> None:
+    """Sort two boxes as a page's are sorted. unstructured's XY-cut compiles its projection
+    functions with numba on first use (~0.2 s); done once in the worker, every forked parse
+    child inherits the compiled code instead of compiling it again for each PDF."""
+    from unstructured.documents.coordinates import PixelSpace
+    from unstructured.documents.elements import CoordinatesMetadata, ElementMetadata
+    from unstructured.partition.text import element_from_text
+    from unstructured.partition.utils.constants import SORT_MODE_BASIC, SORT_MODE_XY_CUT
+    from unstructured.partition.utils.sorting import sort_page_elements
+
+    system = PixelSpace(width=600, height=800)
+    elements = []
+    for top, text in ((100.0, "Records"), (140.0, "Records are kept for eight years.")):
+        points = ((50.0, top), (50.0, top + 20), (550.0, top + 20), (550.0, top))
+        element = element_from_text(text, coordinates=points, coordinate_system=system)
+        element.metadata = ElementMetadata(page_number=1, coordinates=CoordinatesMetadata(points=points, system=system))
+        elements.append(element)
+    sort_page_elements(sort_page_elements(elements, SORT_MODE_BASIC), SORT_MODE_XY_CUT)
 
 
 def pandoc_sandbox_kept() -> None:
