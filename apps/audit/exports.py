@@ -1,7 +1,9 @@
 """Export of a filtered range: events.jsonl + events.csv + a signed manifest, in one zip.
 
 Every JSON line carries the event's full hashed body plus ``prev_hash`` and ``hash``, so each
-event can be re-hashed offline; the manifest names the filters, the files' sha256 and the
+event can be re-hashed offline; question content is sealed in the body (ciphertext, which is
+what the chain hashes), and the readable text, or the "erased" marker, is in the line's
+unhashed ``readable`` field (covered by the manifest's file hash, not by the chain); the manifest names the filters, the files' sha256 and the
 range, and is signed with the audit key. ``manage.py audit_verify --export FILE`` checks
 all of it without a database.
 """
@@ -22,6 +24,7 @@ from django.utils import timezone
 
 from apps.audit import signing
 from apps.audit.chain import HASH_VERSION, body_of, canonical_json, line_hash
+from apps.audit.content import readable_payloads
 from apps.audit.models import AuditEvent, EventType, Outcome
 from apps.audit.tasks import sign_by_signer
 
@@ -31,10 +34,12 @@ CSV_COLUMNS = ["sequence", "created_at", "event_type", "outcome", "actor_id", "a
                "document_id", "prev_hash", "hash"]
 
 
-def _line(event: AuditEvent) -> dict[str, Any]:
+def _line(event: AuditEvent, readable: dict[str, Any]) -> dict[str, Any]:
     line = {"body": body_of(event), "prev_hash": event.prev_hash, "hash": event.hash}
     if event.hash_version == HASH_VERSION:  # the database's format (apps.audit.chain.line_hash)
         line.update(hash_version=event.hash_version, db_role=event.db_role)
+    if readable is not event.payload:  # sealed content, opened or marked erased (apps.audit.content)
+        line["readable"] = readable
     return line
 
 
@@ -50,12 +55,12 @@ def csv_cell(value: Any) -> Any:
     return value
 
 
-def _csv_row(event: AuditEvent) -> list[Any]:
-    return [csv_cell(v) for v in _csv_values(event)]
+def _csv_row(event: AuditEvent, readable: dict[str, Any]) -> list[Any]:
+    return [csv_cell(v) for v in _csv_values(event, readable)]
 
 
-def _csv_values(event: AuditEvent) -> list[Any]:
-    p = event.payload
+def _csv_values(event: AuditEvent, readable: dict[str, Any]) -> list[Any]:
+    p = readable
     return [event.sequence, event.created_at.isoformat(), event.event_type, event.outcome, event.actor_id or "",
             event.actor_username, " ".join(event.actor_roles), event.session_hash, event.ip_address,
             event.user_agent, event.request_id, p.get("question", ""), p.get("answer", ""),
@@ -104,12 +109,22 @@ def audit_export(*, events, filters: dict[str, Any], exported_by) -> Export:
     writer = csv.writer(csv_file)
     writer.writerow(CSV_COLUMNS)
     count, first, last = 0, None, None
+    batch: list[AuditEvent] = []
+
+    def write(batch: list[AuditEvent]) -> None:
+        for event, readable in zip(batch, readable_payloads(batch), strict=True):
+            jsonl.write(canonical_json(_line(event, readable)) + "\n")
+            writer.writerow(_csv_row(event, readable))
+
     for event in events.order_by("sequence").iterator(chunk_size=2000):
-        jsonl.write(canonical_json(_line(event)) + "\n")
-        writer.writerow(_csv_row(event))
+        batch.append(event)
+        if len(batch) == 500:
+            write(batch)
+            batch = []
         count += 1
         first = event.sequence if first is None else first
         last = event.sequence
+    write(batch)
     now = timezone.now()
     manifest: dict[str, Any] = {
         "format": FORMAT,
