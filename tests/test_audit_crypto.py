@@ -56,3 +56,27 @@ def test_tampering_with_a_sealed_field_is_an_error_not_garbage():
             crypto.open_sealed(altered, keys)
     with pytest.raises(crypto.ContentUnreadable):
         crypto.unwrap_key(keys[1], b"\0" * 40, scope="user", subject_id=1)
+
+
+def test_the_master_key_file_is_made_once_and_refused_when_missing_or_too_open(tmp_path, settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from apps.audit.apps import refuse_without_master_key
+    from apps.audit.checks import check_master_key_permissions, check_master_key_present
+    from apps.audit.keys import MasterKeyUnavailable, generate_master_key_file, load_master_key, master_key_problem
+
+    path = tmp_path / "keys" / "audit-master.key"
+    settings.AUDIT_MASTER_KEY_FILE = str(path)
+    assert "is missing" in master_key_problem() and "audit_master_key --create" in master_key_problem()
+    assert [e.id for e in check_master_key_present()] == ["rag.E041"]
+    with pytest.raises(ImproperlyConfigured, match="is missing"):
+        refuse_without_master_key()
+    generate_master_key_file(path)
+    assert oct(path.stat().st_mode & 0o777) == "0o600" and len(load_master_key()) == 32
+    assert master_key_problem() == "" and check_master_key_permissions() == [] and check_master_key_present() == []
+    with pytest.raises(FileExistsError):
+        generate_master_key_file(path)  # never replaced: the sealed content would be lost
+    path.chmod(0o640)
+    assert [e.id for e in check_master_key_permissions()] == ["rag.E040"]
+    with pytest.raises(MasterKeyUnavailable, match="chmod 600"):
+        load_master_key()
