@@ -47,12 +47,14 @@ def asker_subject(actor_id: int | None) -> tuple[str, int]:
     return (USER, int(actor_id)) if actor_id else (ANONYMOUS, 0)
 
 
-def seal_question_payload(payload: dict[str, Any], *, actor_id: int | None, using: str = "default") -> dict[str, Any]:
+def seal_question_payload(payload: dict[str, Any], *, actor_id: int | None, using: str = "default",
+                          cache: dict | None = None) -> dict[str, Any]:
     """``payload`` with its content fields sealed, and ``enc_keys`` (every key id used, for
-    the legal-hold check and erasure look-ups). Fields already sealed are left alone."""
+    the legal-hold check and erasure look-ups). Fields already sealed are left alone.
+    ``cache``: keys already looked up for the same batch of events."""
     retrieved = [r for r in payload.get("retrieved") or [] if isinstance(r, dict)]
     documents = sorted({int(r["document_id"]) for r in retrieved if r.get("document_id")})
-    found = keys.ensure_keys([asker_subject(actor_id), *((DOCUMENT, d) for d in documents)], using=using)
+    found = keys.ensure_keys([asker_subject(actor_id), *((DOCUMENT, d) for d in documents)], using=using, cache=cache)
     material = {key_id: key for key_id, key in found.values()}
     asker = found[asker_subject(actor_id)][0]
     doc_key = {d: found[(DOCUMENT, d)][0] for d in documents if (DOCUMENT, d) in found}

@@ -102,14 +102,18 @@ def ledger_append(entry: dict) -> None:
 
 # --- data keys ----------------------------------------------------------------------------
 
-def ensure_keys(subjects: Iterable[tuple[str, int]], *, using: str = "default") -> dict[tuple[str, int], tuple[int, bytes]]:
+def ensure_keys(subjects: Iterable[tuple[str, int]], *, using: str = "default",
+                cache: dict | None = None) -> dict[tuple[str, int], tuple[int, bytes]]:
     """{(scope, subject): (key id, key)} for each subject, creating the missing keys (a
     concurrent creator of the same key wins and its key is used).
 
     A document key is created only while its Document row exists, under a row lock: a
     question recorded while the document is being deleted cannot make a fresh key after the
-    deletion destroyed the old one. Such a document is left out of the result."""
+    deletion destroyed the old one. Such a document is left out of the result. ``cache``
+    (one batch of events) saves the look-ups of keys already found in it."""
     wanted = sorted(set(subjects))
+    if cache is not None and all(s in cache for s in wanted):
+        return {s: cache[s] for s in wanted if cache[s] is not None}
     if not wanted:
         return {}
     master = load_master_key()
@@ -139,6 +143,8 @@ def ensure_keys(subjects: Iterable[tuple[str, int]], *, using: str = "default") 
         if key_id in erased:  # a restored row the ledger says is gone: never seal with it again
             raise crypto.ContentUnreadable(f"data key {key_id} was erased (ledger); run manage.py audit_apply_erasures")
         result[subject] = (key_id, crypto.unwrap_key(master, wrapped, scope=subject[0], subject_id=subject[1]))
+    if cache is not None:
+        cache.update({s: result.get(s) for s in wanted})
     return result
 
 

@@ -60,6 +60,7 @@ def _prepare(records: list[dict[str, Any]], *, using: str) -> tuple[list[AuditEv
     from apps.audit.content import seal_question_payload
 
     actors: dict[Any, tuple[int | None, str, list[str]]] = {}
+    key_cache: dict = {}  # data keys found for earlier events of this batch
     base_context = current_context().as_fields()
     process = process_name()
     created_at = timezone.now()
@@ -73,7 +74,7 @@ def _prepare(records: list[dict[str, Any]], *, using: str) -> tuple[list[AuditEv
         # Store exactly what we hash: a JSON round trip normalises tuples, dates, decimals.
         clean_payload = redact_payload(json.loads(canonical_json(record.get("payload") or {})))
         if record["event_type"] == EventType.QUESTION_ASKED:
-            clean_payload = seal_question_payload(clean_payload, actor_id=actor_id, using=using)
+            clean_payload = seal_question_payload(clean_payload, actor_id=actor_id, using=using, cache=key_cache)
         context = {**base_context, "event_id": str(uuid.uuid4()), "process": process}
         fields = {"created_at": created_at, "event_type": record["event_type"], "outcome": record["outcome"],
                   "actor_id": actor_id, "actor_username": actor_username, "actor_roles": actor_roles,
