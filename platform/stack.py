@@ -77,7 +77,10 @@ class Stack:
         say("Database schema up to date (migrated as the owner role; everything else runs as the application role).")
         self.ensure_signing_key()
         self.ensure_master_key()
-        self.manage("audit_apply_erasures", quiet=True)  # a restored backup's erased keys go again
+        try:  # a restored backup's erased keys go again (readers refuse them meanwhile: the ledger)
+            self.manage("audit_apply_erasures", quiet=True)
+        except RuntimeError as error:
+            say(f"WARNING: erasures not re-applied ({error}); run manage.py audit_apply_erasures")
         self.start_workers()
         self.start_web()
         self.manage("requeue_unfinished")

@@ -39,9 +39,10 @@ pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 VAULT = (b"# Vault\n\nThe Quillfeather vault is inspected by the night porter every fortnight.\n\n"
          b"Payments above 10,000 EUR require two approvals from the finance team.\n")
-QUESTION = "How often is the vault of the Marrowgate annex inspected by the porter?"
-UNIQUE_IN_QUESTION = "Marrowgate"
-UNIQUE_IN_DOCUMENT = "Quillfeather"
+# The first sentence is the asker's own (only what ends with "?" must be in the passages).
+QUESTION = "I am asking for the Marrowgate annex. How often is the Quillfeather vault inspected by the porter?"
+UNIQUE_IN_QUESTION = "Marrowgate annex"
+UNIQUE_IN_DOCUMENT = "porter every fortnight"
 PIN = os.environ.get("RAG_AUDIT_PIN", "")
 
 
@@ -85,7 +86,7 @@ def test_erasing_a_person_leaves_their_questions_nowhere_and_the_chain_verifying
     ingest(collection, corpus_admin, "vault.md", VAULT)
     result = ask_question(user=member, question=QUESTION)
     assert result.answer_kind == "quotation" and UNIQUE_IN_DOCUMENT in result.answer, result
-    assert bearer(member).get("/api/v1/search", {"q": f"{UNIQUE_IN_QUESTION} vault"}).status_code == 200
+    assert bearer(member).get("/api/v1/search", {"q": f"{UNIQUE_IN_QUESTION} vault"}).status_code == 200  # sealed too
     event = AuditEvent.objects.get(sequence=result.audit_sequence)
     # At rest the content is ciphertext: the trail never held the question in the clear.
     for value in (event.payload["question"], event.payload["search_query"], event.payload["answer"],
