@@ -38,9 +38,9 @@ from tests.servers import database_url
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 VAULT = (b"# Vault\n\nThe Quillfeather vault is inspected by the night porter every fortnight.\n\n"
-         b"Payments above 10,000 EUR require two approvals from the finance team.\n")
+         b"Visitors sign the register at the front desk.\n")
 # The first sentence is the asker's own (only what ends with "?" must be in the passages).
-QUESTION = "I am asking for the Marrowgate annex. How often is the Quillfeather vault inspected by the porter?"
+QUESTION = "I am asking for the Marrowgate annex. Who inspects the Quillfeather vault?"
 UNIQUE_IN_QUESTION = "Marrowgate annex"
 UNIQUE_IN_DOCUMENT = "porter every fortnight"
 PIN = os.environ.get("RAG_AUDIT_PIN", "")
@@ -55,6 +55,7 @@ def _dead_llm(settings):
         port = sock.getsockname()[1]
     settings.LLM_BASE_URL = f"http://127.0.0.1:{port}/v1"  # closed: the answer is the quoted passage
     settings.RETRIEVAL_MAX_DISTANCE = 2.0
+    settings.ANSWER_MIN_EVIDENCE_SCORE = 0.0  # the asker's own first sentence lowers the score; quote anyway
 
 
 def ingest(collection, user, name: str, data: bytes) -> Document:
