@@ -68,7 +68,9 @@ def test_a_backup_from_before_an_erasure_is_erased_again_when_restored(tmp_path,
     for i in range(3):
         audit_record(event_type=EventType.QUESTION_ASKED, outcome=Outcome.ANSWERED, actor=member,
                      payload={"question": f"Where is the Brindlecombe archive {i}?"})
-    backup.create(tmp_path / "backup", database_url=database_url(connection.settings_dict), source_dir=Path(settings.DATA_DIR))
+    source = tmp_path / "source-data"  # not the shared data dir: earlier tests' checkpoint files are not this trail's
+    source.mkdir()
+    backup.create(tmp_path / "backup", database_url=database_url(connection.settings_dict), source_dir=source)
     erasure = erase_keys(subjects=[("user", member.pk)], reason="GDPR request 7", actor=None, what={"username": "member"})
     assert erasure.key_ids and set(erasure.key_ids) <= ledger_key_ids()
 
