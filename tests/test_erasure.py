@@ -116,6 +116,7 @@ def test_erasing_a_person_leaves_their_questions_nowhere_and_the_chain_verifying
 
     page = client.get(reverse("audit:event_detail", args=[result.audit_sequence])).content.decode()
     assert "erased on" in page and "GDPR Art. 17 request 118" in page and UNIQUE_IN_QUESTION not in page
+    assert reverse("answering:erase", args=["document"]) + "?subject=" in page  # the officer's way to the form
     listing = client.get(reverse("audit:event_list")).content.decode()
     assert UNIQUE_IN_QUESTION not in listing
     for response in (client.get(reverse("audit:event_export")),

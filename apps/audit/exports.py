@@ -24,7 +24,6 @@ from django.utils import timezone
 
 from apps.audit import signing
 from apps.audit.chain import HASH_VERSION, body_of, canonical_json, line_hash
-from apps.audit.content import readable_payloads
 from apps.audit.models import AuditEvent, EventType, Outcome
 from apps.audit.tasks import sign_by_signer
 
@@ -103,6 +102,7 @@ def audit_export(*, events, filters: dict[str, Any], exported_by) -> Export:
     """Build the zip for ``events`` (a queryset) and audit the export itself. Events are
     read in chunks and written to spooled temporary files, so an export of the whole trail
     does not hold it in memory (what the caller streams is ``Export.file``)."""
+    from apps.audit.selectors import events_content  # the one read path (masking applies on top of it)
     from apps.audit.services import audit_record
 
     jsonl, csv_file = _HashingFile(), _HashingFile()
@@ -112,7 +112,7 @@ def audit_export(*, events, filters: dict[str, Any], exported_by) -> Export:
     batch: list[AuditEvent] = []
 
     def write(batch: list[AuditEvent]) -> None:
-        for event, readable in zip(batch, readable_payloads(batch), strict=True):
+        for event, readable in zip(batch, events_content(batch, viewer=exported_by), strict=True):
             jsonl.write(canonical_json(_line(event, readable)) + "\n")
             writer.writerow(_csv_row(event, readable))
 
