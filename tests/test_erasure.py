@@ -232,3 +232,51 @@ def test_keys_are_destroyed_only_through_audit_erase_with_a_matching_event(membe
     assert "audit.erased event" in refused("SELECT * FROM audit_erase(%s::bigint[], %s)",
                                            [[key.id], json.dumps({**other, "event_type": "question.asked"})])
     assert DataKey.objects.filter(id=key.id).exists() and audit_verify_chain().ok
+
+
+@pytest.mark.slow
+def test_with_the_model_the_draft_and_its_verdicts_need_the_shown_document_key_too(llm, collection, corpus_admin, member):
+    """The real vLLM server answers (the ``llm`` fixture overrides the dead address above):
+    the model's draft and every grounding verdict are sealed under the asker's key AND the
+    shown document's, so deleting the document makes them unreadable too."""
+    document = ingest(collection, corpus_admin, "payments.md",
+                      b"# Payments\n\nPayments above 10,000 EUR require two approvals from the finance team.\n")
+    question = "How many approvals does a 20,000 EUR payment need?"
+    result = ask_question(user=member, question=question)
+    assert result.draft, result
+    event = AuditEvent.objects.get(sequence=result.audit_sequence)
+    user_key = DataKey.objects.get(scope="user", subject_id=member.pk).id
+    document_key = DataKey.objects.get(scope="document", subject_id=document.id).id
+    assert event.payload["draft"]["keys"] == sorted([user_key, document_key])
+    assert event.payload["question"]["keys"] == [user_key]
+    assert event.payload["retrieved"][0]["text"]["keys"] == [document_key]
+    verdicts = event.payload["grounding"]["sentences"]
+    assert verdicts and all(crypto.is_sealed(v["sentence"]) for v in verdicts)
+    assert event_content(event)["draft"] == result.draft
+
+    assert document_delete(document_id=document.id, actor=corpus_admin, reason="superseded policy withdrawn")
+    content = event_content(AuditEvent.objects.get(sequence=result.audit_sequence))
+    assert content["question"] == question  # the asker's key alone still opens the question
+    assert isinstance(content["draft"], ErasedText) and "superseded policy withdrawn" in content["draft"]
+    assert all(isinstance(v["sentence"], ErasedText) for v in content["grounding"]["sentences"])
+    assert audit_verify_chain().ok
+
+
+def test_an_erasure_missing_from_the_ledger_is_added_by_audit_apply_erasures(member, settings):
+    """The process may stop between the commit and the ledger append: the next start (or
+    ``audit_apply_erasures``) copies the recorded erasure into the ledger."""
+    from pathlib import Path
+
+    from apps.audit.erasure import erase_keys
+    from apps.audit.services import audit_record
+
+    audit_record(event_type=EventType.QUESTION_ASKED, outcome="answered", actor=member, payload={"question": "q"})
+    erasure = erase_keys(subjects=[("user", member.pk)], reason="GDPR request 9", actor=None, what={"username": "member"})
+    Path(settings.AUDIT_ERASURE_LEDGER).unlink()
+    assert ledger_key_ids() == set()
+    out = io.StringIO()
+    call_command("audit_apply_erasures", stdout=out)
+    assert "0 restored key(s) destroyed again, 1 erasure(s) added" in out.getvalue()
+    assert ledger_key_ids() == set(erasure.key_ids)
+    call_command("audit_apply_erasures", stdout=out)  # idempotent
+    assert "0 erasure(s) added" in out.getvalue().splitlines()[-1]
