@@ -163,9 +163,14 @@ def main() -> None:
         for q in questions:
             ask_over_http(clients[0], q)
         prompts = {}
-        for event in AuditEvent.objects.filter(payload__question__in=questions).order_by("sequence"):
-            evidence = [Evidence(e["n"], e["sentence"]) for e in event.payload.get("evidence", [])]
-            prompts[event.payload["question"]] = build_messages(event.payload["search_query"], evidence)
+        from apps.audit.selectors import event_content
+
+        for event in AuditEvent.objects.filter(event_type="question.asked").order_by("sequence"):
+            content = event_content(event)  # sealed at rest (apps.audit.content)
+            if content.get("question") not in questions:
+                continue
+            evidence = [Evidence(e["n"], e["sentence"]) for e in content.get("evidence", [])]
+            prompts[content["question"]] = build_messages(content["search_query"], evidence)
         direct = openai.OpenAI(base_url=base_url, api_key="none", max_retries=0,
                                http_client=httpx.Client(trust_env=False, timeout=600,
                                                         limits=httpx.Limits(max_connections=256)))

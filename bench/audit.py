@@ -48,7 +48,10 @@ def setup(root: Path):
         RAG_AUDIT_SIGNER="1", RAG_AUDIT_SIGNING_KEY_FILE=str(key_file),
         RAG_AUDIT_PIN=key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex(),
         RAG_AUDIT_WITNESS_FILE=str(root / "witness" / "audit-witness.jsonl"),
+        RAG_AUDIT_MASTER_KEY_FILE=str(root / "audit-master.key"),  # question events are sealed (apps.audit.keys)
     )
+    (root / "audit-master.key").write_text(os.urandom(32).hex())
+    (root / "audit-master.key").chmod(0o600)
     import django
     from django.core.management import call_command
     from django.db import connections

@@ -7,6 +7,7 @@ runs a manage.py command against it (after migrating)."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -40,6 +41,7 @@ def django_setup() -> None:
 
     django.setup()
     call_command("migrate", verbosity=0)
+    call_command("audit_master_key", "--create", stdout=io.StringIO())  # question events are sealed
 
 
 if __name__ == "__main__":
@@ -47,4 +49,6 @@ if __name__ == "__main__":
     os.environ.setdefault("RAG_DATA_DIR", str(ROOT / "var" / "bench" / "data"))
     python = sys.executable
     subprocess.run([python, str(ROOT / "manage.py"), "migrate", "-v", "0"], check=True, cwd=ROOT)
+    subprocess.run([python, str(ROOT / "manage.py"), "audit_master_key", "--create"], check=True, cwd=ROOT,
+                   stdout=subprocess.DEVNULL)
     sys.exit(subprocess.run([python, *sys.argv[1:]], cwd=ROOT).returncode)

@@ -9,6 +9,7 @@ the same code then uses those services and starts none of its own.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from rag_platform.privacy import apply_offline_environment
 
@@ -327,6 +328,12 @@ AUDIT_PUBLIC_KEY = os.environ.get("RAG_AUDIT_PIN", "")
 AUDIT_WITNESS_FILE = os.environ.get("RAG_AUDIT_WITNESS_FILE") or str(
     DATA_DIR.parent / f"{DATA_DIR.name}-witness" / "audit-witness.jsonl")
 AUDIT_WITNESS_SYSLOG = env_bool("RAG_AUDIT_WITNESS_SYSLOG", False)
+# Crypto-shredding (apps.audit.keys): the master key that wraps the data keys of audit
+# content (mode 0600, never in the database or a backup), and next to it the erasure
+# ledger that re-applies erasures to a restored backup.
+AUDIT_MASTER_KEY_FILE = os.environ.get("RAG_AUDIT_MASTER_KEY_FILE") or str(DATA_DIR / "keys" / "audit-master.key")
+AUDIT_ERASURE_LEDGER = os.environ.get("RAG_AUDIT_ERASURE_LEDGER") or str(
+    Path(AUDIT_MASTER_KEY_FILE).parent / "audit-erasures.jsonl")
 # Proxies whose X-Forwarded-For entries are believed (rag_platform.client_address): the
 # audit trail's IP and sign-in throttling use the first address left of them.
 TRUSTED_PROXIES = env_list("RAG_TRUSTED_PROXIES", [])

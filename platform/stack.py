@@ -76,6 +76,11 @@ class Stack:
         self.manage("migrate", "--no-input", quiet=True, DATABASE_URL=self.owner_url or self.endpoints["DATABASE_URL"])
         say("Database schema up to date (migrated as the owner role; everything else runs as the application role).")
         self.ensure_signing_key()
+        self.ensure_master_key()
+        try:  # a restored backup's erased keys go again (readers refuse them meanwhile: the ledger)
+            self.manage("audit_apply_erasures", quiet=True)
+        except RuntimeError as error:
+            say(f"WARNING: erasures not re-applied ({error}); run manage.py audit_apply_erasures")
         self.start_workers()
         self.start_web()
         self.manage("requeue_unfinished")
@@ -161,6 +166,16 @@ class Stack:
             self.endpoints["RAG_AUDIT_PIN"] = os.environ["RAG_AUDIT_PIN"]
         elif public_file.exists():
             self.endpoints["RAG_AUDIT_PIN"] = public_file.read_text().strip()
+
+    def ensure_master_key(self) -> None:
+        """The master key that wraps the audit content's data keys, created at the first start."""
+        key_file = Path(os.environ.get("RAG_AUDIT_MASTER_KEY_FILE") or self.data / "keys" / "audit-master.key")
+        if not key_file.exists():
+            from apps.audit.keys import generate_master_key_file
+
+            generate_master_key_file(key_file)
+            say(f"Audit master key created ({key_file}, mode 0600). Keep a copy in your key store: without it the "
+                "questions, answers and passages in the audit trail cannot be read; it is not in backups.")
 
     def start_signer(self) -> None:
         """The audit signer: the only process with the signing key (queue "audit")."""

@@ -38,6 +38,8 @@ def _audit_witness_per_test(settings, tmp_path):
     starts afresh per test, its witness must too."""
     settings.AUDIT_CHECKPOINT_DIR = str(tmp_path / "audit-checkpoints")
     settings.AUDIT_WITNESS_FILE = str(tmp_path / "witness" / "audit-witness.jsonl")
+    # Likewise the erasure ledger (apps.audit.keys): a test's erasures are not another's.
+    settings.AUDIT_ERASURE_LEDGER = str(tmp_path / "keys" / "audit-erasures.jsonl")
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from apps.answering.models import AnswerKind
 from apps.answering.sentences import readable
 from apps.answering.services import NOT_STATED_MESSAGE, answer_stream, ask_question
 from apps.audit.models import AuditEvent, Outcome
+from apps.audit.selectors import event_content
 from apps.ingestion.services import document_ingest, document_upload
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -35,10 +36,15 @@ def event_of(result):
     return AuditEvent.objects.get(sequence=result.audit_sequence)
 
 
+def content_of(result):
+    """The event's payload as the audit views read it (content fields are sealed at rest)."""
+    return event_content(event_of(result))
+
+
 def assert_shown_answer_is_grounded(result):
     """The invariant: a verified answer passed the check sentence by sentence; anything else
     is a verbatim quotation of a cited passage or the fixed "not stated" message."""
-    payload = event_of(result).payload
+    payload = content_of(result)
     assert payload["answer_kind"] == result.answer_kind and payload["answer"] == result.answer
     if result.answer_kind == AnswerKind.VERIFIED:
         assert payload["grounding"]["verified"] and all(s["supported"] for s in payload["grounding"]["sentences"])
@@ -67,7 +73,7 @@ def test_a_reply_cut_off_at_the_token_limit_becomes_a_quotation(llm, collection,
     result = ask_question(user=member, question="How many approvals does a payment above 10,000 EUR need?")
     assert result.answer_kind == AnswerKind.QUOTATION and "cut off" in result.reason
     assert "two approvals" in result.answer and result.answer.endswith("[1]")
-    assert event_of(result).payload["finish_reason"] == "length"
+    assert content_of(result)["finish_reason"] == "length"
     assert_shown_answer_is_grounded(result)
 
 
@@ -79,7 +85,7 @@ def test_a_question_the_documents_do_not_answer_is_not_stated_without_asking_the
     result = ask_question(user=member, question="How long is the probationary period for new employees?")
     assert result.outcome == Outcome.REFUSED and result.answer_kind == AnswerKind.NOT_STATED
     assert "probationary" in result.reason and result.citations and not result.cited  # closest passages, uncited
-    payload = event_of(result).payload
+    payload = content_of(result)
     assert payload["answerability"]["answerable"] is False and payload["draft"] == ""
     assert "completion_tokens" not in payload  # the model was not asked
 
@@ -109,7 +115,7 @@ def test_the_capable_profile_uses_the_servers_window_and_tokenizer(llm, collecti
     settings.LLM_TOKENIZER_PATH, settings.LLM_MODEL = "", f"{settings.LLM_MODEL}"  # served name: local file
     assert llm_module.server_token_count("Payments above 10,000 EUR require two approvals.") == local
     result = ask_question(user=member, question="How many approvals does a payment above 10,000 EUR need?")
-    payload = event_of(result).payload
+    payload = content_of(result)
     assert payload["prompt_profile"] == "capable" and payload["context_window"] == 2048
     assert payload["prompt_evidence"][0]["sentence"] == result.citations[0].source.text  # the whole passage
     assert_shown_answer_is_grounded(result)
@@ -140,7 +146,7 @@ def test_long_and_foreign_questions_are_answered_quoted_or_not_stated(llm, colle
                      "Combien d'approbations faut-il pour un paiement de plus de 10 000 EUR ?"]:
         result = ask_question(user=member, question=question)
         assert result.answer_kind in (AnswerKind.VERIFIED, AnswerKind.QUOTATION, AnswerKind.NOT_STATED)
-        assert len(event_of(result).payload["question"]) <= 2000
+        assert len(content_of(result)["question"]) <= 2000
         assert_shown_answer_is_grounded(result)
 
 
@@ -175,7 +181,7 @@ def test_a_reply_without_citations_is_never_shown_as_verified(llm, collection, c
     settings.LLM_PROMPT_PROFILE = "capable"
     settings.RETRIEVAL_MAX_DISTANCE = 2.0  # both documents are sources: an uncited sentence has no one source
     result = ask_question(user=member, question="How many approvals does a payment above 10,000 EUR need?")
-    grounding = event_of(result).payload["grounding"]
+    grounding = content_of(result)["grounding"]
     uncited = [s for s in grounding["sentences"] if not s["cites"]]
     assert uncited, f"the packaged model cited every sentence this time: {result.draft!r}"
     assert all(not s["supported"] and s["reason"] == "cites no source" for s in uncited)

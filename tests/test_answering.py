@@ -8,6 +8,7 @@ import pytest
 
 from apps.answering.services import NO_ACCESS_MESSAGE, NOT_FOUND_MESSAGE, ask_question
 from apps.audit.models import AuditEvent, EventType, Outcome
+from apps.audit.selectors import event_content
 from apps.ingestion.services import document_ingest, document_upload
 from apps.retrieval.services import chunks_search
 from tests.factories import CollectionFactory
@@ -181,7 +182,7 @@ def test_every_question_lands_in_the_askers_history_and_a_follow_up_searches_wit
     assert row.follow_up_of_id == first.history_id and row.user == member
     assert row.search_query == standalone_query("And who gives them?", AskedQuestion.objects.get(id=first.history_id))
     assert "10,000 EUR" in row.search_query
-    assert AuditEvent.objects.get(sequence=follow.audit_sequence).payload["search_query"] == row.search_query
+    assert event_content(AuditEvent.objects.get(sequence=follow.audit_sequence))["search_query"] == row.search_query
     # Another user's question is no context to refer to.
     stranger = ask_question(user=outsider, question="And who gives them?", follow_up_of=first.history_id)
     assert AskedQuestion.objects.get(id=stranger.history_id).follow_up_of_id is None

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from apps.accounts.services import user_roles_set
 from apps.audit.models import AuditEvent, EventType, Outcome
+from apps.audit.selectors import event_content
 from apps.audit.services import audit_record, audit_verify_chain
 from tests.factories import PASSWORD
 
@@ -168,7 +169,8 @@ def test_question_event_keeps_the_passage_text_and_document_version(collection, 
     document_ingest(document_id=result.document.id)
     answer = ask_question(user=member, question="How often does the vault code change?")
     event = AuditEvent.objects.get(sequence=answer.audit_sequence)
-    first = event.payload["retrieved"][0]
+    first = event_content(event)["retrieved"][0]  # sealed at rest (apps.audit.content)
+    assert "vault code" not in json.dumps(event.payload["retrieved"])
     assert "vault code changes every month" in first["text"]
     assert first["document_sha256"] == result.document.sha256
 

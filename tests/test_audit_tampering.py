@@ -25,7 +25,7 @@ from apps.audit.services import audit_record
 from apps.audit.verification import audit_verify_all
 from tests.db_roles import as_superuser
 
-TABLES = ["audit_auditevent", "audit_auditcheckpoint", "audit_audittombstone", "audit_legalhold"]
+TABLES = ["audit_auditevent", "audit_auditcheckpoint", "audit_audittombstone", "audit_legalhold", "audit_datakey"]
 STATEMENTS = {
     "UPDATE": "UPDATE {table} SET id = id",
     "DELETE": "DELETE FROM {table}",

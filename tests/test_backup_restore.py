@@ -57,3 +57,48 @@ def test_a_damaged_backup_is_refused_before_restoring(tmp_path):
         handle.write(b"tampered")
     with pytest.raises(SystemExit, match="damaged"):
         backup.restore(target, database_url="postgresql://unused", target_dir=tmp_path / "x")
+
+
+def test_a_backup_from_before_an_erasure_is_erased_again_when_restored(tmp_path, member, settings):
+    """The dump holds the wrapped key the erasure destroyed; the ledger next to the master key
+    makes readers refuse it at once and ``audit_apply_erasures`` destroy it again."""
+    from apps.audit.erasure import erase_keys
+    from apps.audit.keys import ledger_key_ids
+
+    for i in range(3):
+        audit_record(event_type=EventType.QUESTION_ASKED, outcome=Outcome.ANSWERED, actor=member,
+                     payload={"question": f"Where is the Brindlecombe archive {i}?"})
+    source = tmp_path / "source-data"  # not the shared data dir: earlier tests' checkpoint files are not this trail's
+    source.mkdir()
+    backup.create(tmp_path / "backup", database_url=database_url(connection.settings_dict), source_dir=source)
+    erasure = erase_keys(subjects=[("user", member.pk)], reason="GDPR request 7", actor=None, what={"username": "member"})
+    assert erasure.key_ids and set(erasure.key_ids) <= ledger_key_ids()
+
+    probe = ("from apps.audit.models import AuditEvent, DataKey; from apps.audit.selectors import event_content; "
+             "e = AuditEvent.objects.filter(event_type='question.asked').first(); "
+             "print('KEYS', DataKey.objects.filter(scope='user').count()); print('TEXT', event_content(e)['question'])")
+    fresh = start_postgres(tmp_path / "fresh-cluster", database="restored")
+    try:
+        restored_data = tmp_path / "restored-data"
+        backup.restore(tmp_path / "backup", database_url=fresh.owner_url, target_dir=restored_data)
+        env = child_environment(DATABASE_URL=fresh.url, RAG_DATA_DIR=str(restored_data),
+                                RAG_AUDIT_ERASURE_LEDGER=settings.AUDIT_ERASURE_LEDGER)
+
+        def manage(*args: str) -> str:
+            result = subprocess.run([sys.executable, "manage.py", *args], cwd=PROJECT, capture_output=True, text=True,
+                                    timeout=300, env=env)
+            assert result.returncode == 0, result.stdout + result.stderr
+            return result.stdout
+
+        before = manage("shell", "-c", probe)
+        applied = manage("audit_apply_erasures")
+        after = manage("shell", "-c", probe)
+        verified = manage("audit_verify", "--no-record")
+    finally:
+        fresh.stop()
+    # Restored: the key row is back, but the ledger already makes it unreadable ...
+    assert "KEYS 1" in before and "Brindlecombe" not in before and "GDPR request 7" in before, before
+    # ... and the re-application destroys it again, with its own chained event.
+    assert "1 restored key(s) destroyed again" in applied, applied
+    assert "KEYS 0" in after and "Brindlecombe" not in after, after
+    assert "audit trail verifies" in verified, verified

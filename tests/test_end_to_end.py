@@ -11,6 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from apps.audit.models import AuditEvent, EventType, Outcome
+from apps.audit.selectors import event_content
 from apps.audit.services import audit_verify_chain
 from apps.corpus.models import Document
 from tests.factories import PASSWORD
@@ -41,13 +42,14 @@ def test_question_is_answered_by_vllm_with_a_citation_to_the_document(
     page = client.post(reverse("answering:ask"), {"question": sample["question"]}).content.decode()
 
     event = AuditEvent.objects.filter(event_type=EventType.QUESTION_ASKED).latest("sequence")
-    assert event.outcome == Outcome.ANSWERED, event.payload
-    answer = event.payload["answer"]
+    content = event_content(event)  # content fields are sealed at rest
+    assert event.outcome == Outcome.ANSWERED, content
+    answer = content["answer"]
     assert sample["expected_phrase"].lower() in answer.lower(), answer
-    cited = [r for r in event.payload["retrieved"] if r["cited"]]
+    cited = [r for r in content["retrieved"] if r["cited"]]
     expected = Document.objects.get(title=sample["expected_document"])
     assert cited, f"the answer cites no source: {answer!r}"
-    assert expected.id in {r["document_id"] for r in cited}, (answer, event.payload["retrieved"])
+    assert expected.id in {r["document_id"] for r in cited}, (answer, content["retrieved"])
     assert sample["expected_document"] in page and "(cited)" in page
     assert event.payload["model_sha256"] == model.sha256 and event.payload["llm_endpoint"] == base_url
     assert event.payload["completion_tokens"] > 0

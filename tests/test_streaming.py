@@ -14,6 +14,7 @@ from django.urls import reverse
 
 from apps.answering.services import DISCONNECTED_MESSAGE, answer_stream, ask_question
 from apps.audit.models import AuditEvent, EventType, Outcome
+from apps.audit.selectors import event_content
 from apps.corpus.models import Document
 from apps.ingestion.services import document_ingest, document_upload
 from tests.factories import PASSWORD
@@ -57,8 +58,9 @@ def test_answer_streams_token_by_token_and_is_audited_at_the_end(client, llm, co
     if done["answer_kind"] == "verified":
         assert "".join(tokens).strip() == done["answer"]
     event = question_events().get()
-    assert event.payload["draft"] == "".join(tokens).strip()
-    assert event.sequence == done["audit_sequence"] and event.payload["answer"] == done["answer"]
+    content = event_content(event)  # content fields are sealed at rest
+    assert content["draft"] == "".join(tokens).strip()
+    assert event.sequence == done["audit_sequence"] and content["answer"] == done["answer"]
     assert event.payload["completion_tokens"] > 0 and event.payload["first_token_ms"] is not None
     assert event.payload["permission_filter"]["applied_in"] == "sql"
     cited = [r for r in event.payload["retrieved"] if r["cited"]]
@@ -84,7 +86,7 @@ def test_planted_instruction_in_a_document_does_not_change_the_answer(llm, colle
     result = ask_question(user=member, question="How many approvals does a payment above 10,000 EUR need?")
     assert result.outcome == Outcome.ANSWERED
     assert "pwned" not in result.answer.lower() and "two" in result.answer.lower(), result.answer
-    assert "PWNED" not in json.dumps(AuditEvent.objects.get(sequence=result.audit_sequence).payload["evidence"])
+    assert "PWNED" not in json.dumps(event_content(AuditEvent.objects.get(sequence=result.audit_sequence))["evidence"])
 
 
 def test_concurrent_askers_are_answered_in_parallel(llm, collection, corpus_admin, member):

@@ -25,10 +25,23 @@ def _refuse_public_endpoints_in_servers() -> None:
     """Web and Celery processes run no system checks of their own: refuse to start here.
     The role is the one the entry point set (rag_platform.runtime); the Celery worker and
     beat set theirs when they start, and call refuse_public_endpoints() then."""
-    from rag_platform.runtime import SERVER_ROLES, process_role
+    from rag_platform.runtime import SERVER_ROLES, WEB_ROLES, process_role
 
     if process_role() in SERVER_ROLES:
         refuse_public_endpoints()
+    if process_role() in WEB_ROLES:
+        refuse_without_master_key()
+
+
+def refuse_without_master_key() -> None:
+    """The web server seals questions and reads audit content: no usable master key, no
+    start (workers only need it to delete documents, and say so then)."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from apps.audit.keys import master_key_problem
+
+    if problem := master_key_problem():
+        raise ImproperlyConfigured(problem)
 
 
 def refuse_public_endpoints() -> None:

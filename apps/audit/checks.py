@@ -26,3 +26,26 @@ def check_endpoints_are_local(app_configs=None, **kwargs):
     if not egress.is_installed():
         problems.append(Warning("The egress guard is not installed in this process.", id="rag.W001"))
     return problems
+
+
+@register(Tags.security)
+def check_master_key_permissions(app_configs=None, **kwargs):
+    """A master key file readable by group or others is refused (rag.E040)."""
+    from apps.audit.keys import master_key_path, master_key_problem
+
+    path = master_key_path()
+    if path.exists() and (problem := master_key_problem(path)):
+        return [Error(problem, id="rag.E040")]
+    return []
+
+
+@register(Tags.security, deploy=True)
+def check_master_key_present(app_configs=None, **kwargs):
+    """``check --deploy``: production needs the master key that seals audit content (rag.E041)."""
+    from apps.audit.keys import master_key_path, master_key_problem
+
+    path = master_key_path()
+    if not path.exists():
+        return [Error(master_key_problem(path), id="rag.E041",
+                      hint="Set RAG_AUDIT_MASTER_KEY_FILE to the key's file (mode 0600); keep a copy in your key store.")]
+    return []

@@ -1,7 +1,9 @@
 """Export of a filtered range: events.jsonl + events.csv + a signed manifest, in one zip.
 
 Every JSON line carries the event's full hashed body plus ``prev_hash`` and ``hash``, so each
-event can be re-hashed offline; the manifest names the filters, the files' sha256 and the
+event can be re-hashed offline; question content is sealed in the body (ciphertext, which is
+what the chain hashes), and the readable text, or the "erased" marker, is in the line's
+unhashed ``readable`` field (covered by the manifest's file hash, not by the chain); the manifest names the filters, the files' sha256 and the
 range, and is signed with the audit key. ``manage.py audit_verify --export FILE`` checks
 all of it without a database.
 """
@@ -31,10 +33,12 @@ CSV_COLUMNS = ["sequence", "created_at", "event_type", "outcome", "actor_id", "a
                "document_id", "prev_hash", "hash"]
 
 
-def _line(event: AuditEvent) -> dict[str, Any]:
+def _line(event: AuditEvent, readable: dict[str, Any]) -> dict[str, Any]:
     line = {"body": body_of(event), "prev_hash": event.prev_hash, "hash": event.hash}
     if event.hash_version == HASH_VERSION:  # the database's format (apps.audit.chain.line_hash)
         line.update(hash_version=event.hash_version, db_role=event.db_role)
+    if readable is not event.payload:  # sealed content, opened or marked erased (apps.audit.content)
+        line["readable"] = readable
     return line
 
 
@@ -50,12 +54,12 @@ def csv_cell(value: Any) -> Any:
     return value
 
 
-def _csv_row(event: AuditEvent) -> list[Any]:
-    return [csv_cell(v) for v in _csv_values(event)]
+def _csv_row(event: AuditEvent, readable: dict[str, Any]) -> list[Any]:
+    return [csv_cell(v) for v in _csv_values(event, readable)]
 
 
-def _csv_values(event: AuditEvent) -> list[Any]:
-    p = event.payload
+def _csv_values(event: AuditEvent, readable: dict[str, Any]) -> list[Any]:
+    p = readable
     return [event.sequence, event.created_at.isoformat(), event.event_type, event.outcome, event.actor_id or "",
             event.actor_username, " ".join(event.actor_roles), event.session_hash, event.ip_address,
             event.user_agent, event.request_id, p.get("question", ""), p.get("answer", ""),
@@ -98,18 +102,29 @@ def audit_export(*, events, filters: dict[str, Any], exported_by) -> Export:
     """Build the zip for ``events`` (a queryset) and audit the export itself. Events are
     read in chunks and written to spooled temporary files, so an export of the whole trail
     does not hold it in memory (what the caller streams is ``Export.file``)."""
+    from apps.audit.selectors import events_content  # the one read path (masking applies on top of it)
     from apps.audit.services import audit_record
 
     jsonl, csv_file = _HashingFile(), _HashingFile()
     writer = csv.writer(csv_file)
     writer.writerow(CSV_COLUMNS)
     count, first, last = 0, None, None
+    batch: list[AuditEvent] = []
+
+    def write(batch: list[AuditEvent]) -> None:
+        for event, readable in zip(batch, events_content(batch, viewer=exported_by), strict=True):
+            jsonl.write(canonical_json(_line(event, readable)) + "\n")
+            writer.writerow(_csv_row(event, readable))
+
     for event in events.order_by("sequence").iterator(chunk_size=2000):
-        jsonl.write(canonical_json(_line(event)) + "\n")
-        writer.writerow(_csv_row(event))
+        batch.append(event)
+        if len(batch) == 500:
+            write(batch)
+            batch = []
         count += 1
         first = event.sequence if first is None else first
         last = event.sequence
+    write(batch)
     now = timezone.now()
     manifest: dict[str, Any] = {
         "format": FORMAT,

@@ -8,7 +8,9 @@ the audit tables it gets SELECT only, plus:
 
 * ``audit_append`` (EXECUTE): the only way to add events (migration 0007);
 * checkpoints (INSERT): new signed heads; a forged one fails the pinned key;
-* legal holds (INSERT, and ``audit_legal_hold_release``): no UPDATE or DELETE.
+* legal holds (INSERT, and ``audit_legal_hold_release``): no UPDATE or DELETE;
+* data keys (INSERT, and ``audit_erase``, which destroys keys only with an ``audit.erased``
+  event and never under a legal hold: migration 0009).
 
 Tombstones and deletions are the owner's (``audit_expire`` with the owner's credentials).
 Applied after every ``migrate`` run by the owner (post_migrate), so tables added later are
@@ -20,8 +22,8 @@ from __future__ import annotations
 from django.conf import settings
 
 AUDIT_READ_ONLY = ("audit_auditevent", "audit_audittombstone")
-AUDIT_APPEND_ONLY = ("audit_auditcheckpoint", "audit_legalhold")
-FUNCTIONS = ("audit_append(text[])", "audit_legal_hold_release(bigint)")
+AUDIT_APPEND_ONLY = ("audit_auditcheckpoint", "audit_legalhold", "audit_datakey")
+FUNCTIONS = ("audit_append(text[])", "audit_legal_hold_release(bigint)", "audit_erase(bigint[], text)")
 
 
 def grant_statements(role: str) -> list[str]:

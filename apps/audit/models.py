@@ -39,6 +39,7 @@ class EventType(models.TextChoices):
     ATTESTATION_VIEWED = "attestation.viewed", "Attestation report produced"
     EGRESS_BLOCKED = "egress.blocked", "Outbound connection blocked"
     KEY_ROTATED = "audit.key_rotated", "Audit signing key rotated"
+    ERASED = "audit.erased", "Content erased (keys destroyed)"
 
 
 class Outcome(models.TextChoices):
@@ -125,3 +126,30 @@ class LegalHold(models.Model):
     placed_by = models.CharField(max_length=150, blank=True)
     placed_at = models.DateTimeField(auto_now_add=True)
     released_at = models.DateTimeField(null=True, blank=True)
+
+
+class DataKey(models.Model):
+    """A data key that audit content is sealed with (apps.audit.crypto), wrapped by the
+    master key, which is a file outside the database (apps.audit.keys).
+
+    ``scope`` ``user``: what one person asked and was answered (``subject_id`` = user id);
+    ``anonymous``: the one key of every question asked without an account (subject 0);
+    ``document``: the passages of one document version (``subject_id`` = Document id).
+    The application role may SELECT and INSERT; a key is destroyed only by the database
+    function ``audit_erase`` (migration 0009), which appends the ``audit.erased`` event in the
+    same transaction.
+    """
+
+    class Scope(models.TextChoices):
+        USER = "user", "Person"
+        ANONYMOUS = "anonymous", "Anonymous askers"
+        DOCUMENT = "document", "Document version"
+
+    scope = models.CharField(max_length=16, choices=Scope.choices)
+    subject_id = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    wrapped = models.BinaryField()
+    master_key_id = models.CharField(max_length=16)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scope", "subject_id"], name="audit_datakey_one_per_subject")]

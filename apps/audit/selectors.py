@@ -8,7 +8,12 @@ from django.apps import apps as django_apps
 from django.db.models import Q, QuerySet
 
 from apps.audit.checkpoints import latest_checkpoint
+from apps.audit.content import readable_payloads
 from apps.audit.models import AuditCheckpoint, AuditEvent, EventType
+
+# A question-text search opens the sealed questions of at most this many newest candidates
+# (after the other filters): the text is ciphertext in the database.
+SEARCH_SCAN_LIMIT = 5000
 
 
 @dataclass(frozen=True)
@@ -49,18 +54,37 @@ def audit_events_list(*, filters: EventFilters | None = None, **legacy: str) -> 
             Q(payload__collection_id=f.collection_id) | Q(payload__collections_searched__contains=[f.collection_id])
         )
     if f.search:
-        events = events.filter(payload__question__icontains=f.search)
+        events = events.filter(pk__in=_question_matches(events, f.search))
     return events.order_by("-sequence")
 
 
-def passages_as_retrieved(event: AuditEvent) -> list[dict[str, Any]]:
+def _question_matches(events: QuerySet[AuditEvent], text: str) -> list[int]:
+    candidates = list(events.filter(payload__has_key="question").order_by("-sequence")[:SEARCH_SCAN_LIMIT])
+    needle = text.casefold()
+    return [event.pk for event, payload in zip(candidates, readable_payloads(candidates), strict=True)
+            if needle in str(payload.get("question", "")).casefold() and not getattr(payload.get("question"), "erased", False)]
+
+
+def event_content(event: AuditEvent, *, viewer: Any = None) -> dict[str, Any]:
+    """The one read path of an event's payload (views, exports, API): sealed fields opened,
+    or an ``ErasedText`` ("erased on DATE by NAME (reason)") where the key was destroyed.
+    ``viewer`` is who will see it, for masking on top of this (not applied here)."""
+    return readable_payloads([event])[0]
+
+
+def events_content(events: list[AuditEvent], *, viewer: Any = None) -> list[dict[str, Any]]:
+    """``event_content`` for many events at once (one key query in all)."""
+    return readable_payloads(events)
+
+
+def passages_as_retrieved(event: AuditEvent, content: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """The retrieved passages of a question event, with the chunk text as stored now.
 
     The audit app imports no other app, so the chunk model is looked up by name. A chunk
     belongs to one document version (its sha256); if the event recorded that hash and the
     document changed since, the passage is flagged instead of silently shown.
     """
-    retrieved = list(event.payload.get("retrieved") or [])
+    retrieved = list((content if content is not None else event_content(event)).get("retrieved") or [])
     try:
         Chunk = django_apps.get_model("corpus", "Chunk")
     except LookupError:

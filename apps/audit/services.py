@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from apps.audit.chain import GENESIS_HASH, HASH_VERSION, canonical_json, event_content, link_hash, stored_hash
 from apps.audit.context import current_context, process_name
-from apps.audit.models import AuditEvent, AuditTombstone
+from apps.audit.models import AuditEvent, AuditTombstone, EventType
 from apps.audit.redaction import redact_payload
 
 # Arbitrary constant key for pg_advisory_xact_lock: one writer at a time extends the chain
@@ -47,7 +47,20 @@ def audit_record_many(records: list[dict[str, Any]], *, using: str = "default") 
     The client only proposes the content; the database assigns sequence, previous hash and
     role and computes the hash (migration 0007), so the application role cannot choose them.
     """
+    events, contents = _prepare(records, using=using)
+    with transaction.atomic(using=using), connections[using].cursor() as cursor:
+        cursor.execute("SELECT * FROM audit_append(%s::text[])", [contents])
+        rows = cursor.fetchall()
+    return _attach(events, rows, using)
+
+
+def _prepare(records: list[dict[str, Any]], *, using: str) -> tuple[list[AuditEvent], list[str]]:
+    """The unsaved events and the canonical JSON the database hashes, question content
+    sealed (apps.audit.content)."""
+    from apps.audit.content import seal_question_payload
+
     actors: dict[Any, tuple[int | None, str, list[str]]] = {}
+    key_cache: dict = {}  # data keys found for earlier events of this batch
     base_context = current_context().as_fields()
     process = process_name()
     created_at = timezone.now()
@@ -60,15 +73,19 @@ def audit_record_many(records: list[dict[str, Any]], *, using: str = "default") 
         actor_id, actor_username, actor_roles = actors[key]
         # Store exactly what we hash: a JSON round trip normalises tuples, dates, decimals.
         clean_payload = redact_payload(json.loads(canonical_json(record.get("payload") or {})))
+        if record["event_type"] == EventType.QUESTION_ASKED:
+            clean_payload = seal_question_payload(clean_payload, actor_id=actor_id, using=using, cache=key_cache)
         context = {**base_context, "event_id": str(uuid.uuid4()), "process": process}
         fields = {"created_at": created_at, "event_type": record["event_type"], "outcome": record["outcome"],
                   "actor_id": actor_id, "actor_username": actor_username, "actor_roles": actor_roles,
                   "payload": clean_payload}
         contents.append(event_content(**fields, context=context))
         events.append(AuditEvent(**fields, **context, hash_version=HASH_VERSION))
-    with transaction.atomic(using=using), connections[using].cursor() as cursor:
-        cursor.execute("SELECT * FROM audit_append(%s::text[])", [contents])
-        rows = cursor.fetchall()
+    return events, contents
+
+
+def _attach(events: list[AuditEvent], rows: list[tuple], using: str) -> list[AuditEvent]:
+    """Fill in what the database assigned (audit_append's rows)."""
     for event, (pk, sequence, prev_hash, hash_value, db_role) in zip(events, rows, strict=True):
         event.pk, event.sequence, event.prev_hash, event.hash, event.db_role = pk, sequence, prev_hash, hash_value, db_role
         event.event_id = uuid.UUID(event.event_id)

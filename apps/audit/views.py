@@ -8,7 +8,14 @@ from django.shortcuts import get_object_or_404, render
 from apps.audit.attestation import attestation_passed, attestation_report
 from apps.audit.exports import audit_export
 from apps.audit.models import AuditEvent, EventType, Outcome
-from apps.audit.selectors import EventFilters, audit_events_list, audit_integrity_status, passages_as_retrieved
+from apps.audit.selectors import (
+    EventFilters,
+    audit_events_list,
+    audit_integrity_status,
+    event_content,
+    events_content,
+    passages_as_retrieved,
+)
 from apps.audit.services import audit_record
 from apps.audit.signing import SigningKeyUnavailable
 from apps.audit.verification import audit_event_verify
@@ -40,6 +47,8 @@ def event_list(request: HttpRequest) -> HttpResponse:
     filters = _filters(request)
     page = Paginator(audit_events_list(filters=filters), 50).get_page(request.GET.get("page"))
     page.object_list = list(page.object_list)  # read before this view's own event is written
+    for event, content in zip(page.object_list, events_content(page.object_list, viewer=request.user), strict=True):
+        event.content = content
     audit_record(event_type=EventType.AUDIT_VIEWED, outcome=Outcome.SUCCESS, actor=request.user,
                  payload={"view": "list", "filters": filters.as_dict(), "page": page.number})
     return render(request, "audit/event_list.html", {
@@ -55,8 +64,10 @@ def event_detail(request: HttpRequest, sequence: int) -> HttpResponse:
     audit_record(event_type=EventType.AUDIT_VIEWED, outcome=Outcome.SUCCESS, actor=request.user,
                  payload={"view": "detail", "sequence": sequence})
     # Checked after this view's own event is written, so the newest event's forward link is checked too.
+    content = event_content(event, viewer=request.user)
     return render(request, "audit/event_detail.html", {
-        "event": event, "passages": passages_as_retrieved(event), "integrity": audit_event_verify(event),
+        "event": event, "content": content, "passages": passages_as_retrieved(event, content),
+        "integrity": audit_event_verify(event),
         "trail": audit_integrity_status(),
     })
 

@@ -24,13 +24,14 @@ from django.core.files import File
 from django.db import IntegrityError, transaction
 
 from apps.audit.models import EventType, Outcome
-from apps.audit.services import audit_record, audit_record_many
-from apps.corpus.models import Chunk, Collection, Document
+from apps.audit.services import audit_record
+from apps.corpus.models import Collection, Document
 from apps.corpus.selectors import may_add_version
 from apps.ingestion.parsing import ARCHIVE_EXTENSIONS, LEGACY_OFFICE_EXTENSIONS, SUPPORTED_EXTENSIONS, ParseError, detect_file_type
 from apps.ingestion import queue
 from apps.ingestion.embed_step import documents_embed
 from apps.ingestion.parse_step import document_parse, is_batchable
+from apps.ingestion.deletion import document_delete  # noqa: F401  (its home before the erasure issue)
 
 logger = logging.getLogger(__name__)
 
@@ -294,32 +295,6 @@ def document_ingest(*, document_id: int) -> Document | None:
     if Document.objects.filter(id=document_id, status__in=[Document.Status.PARSED, Document.Status.EMBEDDING]).exists():
         documents_embed(document_id=document_id, task_id=task_id)
     return Document.objects.filter(id=document_id).first()
-
-
-def document_delete(*, document_id: int, actor) -> bool:
-    """Remove a document, its chunks and vectors (one transaction, audited), then its file.
-    Superseded versions of it go too: a deleted document leaves nothing searchable behind."""
-    with transaction.atomic():
-        document = Document.objects.select_for_update().filter(id=document_id).first()
-        if document is None:
-            return False
-        # The superseded versions before it (versions are by title): one query, not one per version.
-        older = list(Document.objects.select_for_update().filter(
-            collection_id=document.collection_id, title=document.title, status=Document.Status.SUPERSEDED,
-            version__lt=document.version).order_by("-version"))
-        victims = [document, *older]
-        files = [d.file.name for d in victims if d.file]
-        chunks = Chunk.objects.filter(document__in=victims).delete()[0]
-        audit_record_many([{
-            "event_type": EventType.DOCUMENT_DELETED, "outcome": Outcome.SUCCESS, "actor": actor,
-            "payload": {"collection_id": victim.collection_id, "document_id": victim.id, "file_name": victim.title,
-                        "sha256": victim.sha256, "version": victim.version,
-                        "chunks_removed": chunks if victim is document else 0},
-        } for victim in victims])
-        Document.objects.filter(id__in=[d.id for d in victims]).delete()
-        storage = document.file.storage
-        transaction.on_commit(lambda: [storage.delete(name) for name in files])
-    return True
 
 
 def document_retry(*, document_id: int, actor) -> bool:

@@ -10,6 +10,7 @@ rand() { python3 -c 'import secrets; print(secrets.token_urlsafe(32))'; }
 [ -f secrets/redis_password ] || rand > secrets/redis_password
 [ -f secrets/django_secret_key ] || rand > secrets/django_secret_key
 [ -f secrets/audit_signing_key ] || python3 -c 'import os; print(os.urandom(32).hex())' > secrets/audit_signing_key
+[ -f secrets/audit_master_key ] || python3 -c 'import os; print(os.urandom(32).hex())' > secrets/audit_master_key  # seals audit content: keep a copy
 printf 'postgresql://rag_owner:%s@postgres:5432/rag\n' "$(cat secrets/db_owner_password)" > secrets/database_owner_url
 printf 'postgresql://rag_app:%s@postgres:5432/rag\n' "$(cat secrets/db_app_password)" > secrets/database_url
 printf 'redis://:%s@redis:6379/0\n' "$(cat secrets/redis_password)" > secrets/broker_url

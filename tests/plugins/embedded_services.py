@@ -61,6 +61,14 @@ def pytest_load_initial_conftests(early_config, parser, args):
         os.environ["RAG_AUDIT_PIN"] = key.public_key().public_bytes(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
     os.environ.setdefault("RAG_AUDIT_SIGNER", "1")
+    # The master key that wraps the audit content's data keys (apps.audit.keys), made for the
+    # run like an install makes it; the erasure ledger goes next to it.
+    if not os.environ.get("RAG_AUDIT_MASTER_KEY_FILE"):
+        master_file = root / "keys" / "audit-master.key"
+        master_file.parent.mkdir(mode=0o700, exist_ok=True)
+        master_file.write_text(os.urandom(32).hex() + "\n")
+        master_file.chmod(0o600)
+        os.environ["RAG_AUDIT_MASTER_KEY_FILE"] = str(master_file)
     if not os.environ.get("CELERY_BROKER_URL"):
         from rag_platform.embedded import start_redis
 

@@ -1,0 +1,89 @@
+"""Erasing a person or a document everywhere the platform keeps it (GDPR Art. 17, records orders).
+
+The cross-app half of crypto-shredding (apps.audit.erasure destroys keys): this app owns the
+question history, the ingestion app the documents, so the orchestration lives here, above
+both. A person: their data key is destroyed (every question, search and answer of theirs in
+the trail becomes unreadable) and their history rows are deleted. A document: every version
+is deleted with its keys (apps.ingestion.deletion), and history answers that showed it are
+blanked (``blank_answers_citing``, also run for an ordinary deletion). Both refuse, with
+nothing changed, while a legal hold covers the content.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.accounts.roles import COMPLIANCE_OFFICER
+from apps.answering.models import AnswerKind, AskedQuestion
+from apps.audit.erasure import ErasureRefused, erase_keys
+from apps.audit.models import DataKey
+from apps.corpus.models import Document
+
+ERASED_ANSWER = "Answer erased on {date}: a document it came from was deleted."
+
+
+@dataclass(frozen=True)
+class ErasureDone:
+    sequence: int  # the audit.erased event
+    key_ids: list[int]
+    rows: int  # history rows deleted (person) or documents deleted (document)
+
+
+def may_erase(user) -> bool:
+    """Compliance officers and superusers only."""
+    return bool(getattr(user, "is_authenticated", False) and (
+        user.is_superuser or user.groups.filter(name=COMPLIANCE_OFFICER).exists()))
+
+
+def erase_user(*, user, reason: str, actor) -> ErasureDone:
+    """Destroy ``user``'s data key (one ``audit.erased`` event) and delete their question
+    history; the account itself stays (disable it separately if asked)."""
+    with transaction.atomic():
+        history = AskedQuestion.objects.filter(user=user)
+        rows = history.count()
+        erasure = erase_keys(subjects=[(DataKey.Scope.USER, user.pk)], reason=reason, actor=actor,
+                             what={"scope": DataKey.Scope.USER, "user_id": user.pk, "username": user.get_username(),
+                                   "history_rows_deleted": rows})
+        AskedQuestion.objects.filter(follow_up_of__user=user).update(follow_up_of=None)
+        history.delete()
+    return ErasureDone(erasure.event.sequence, erasure.key_ids, rows)
+
+
+def erase_document(*, document_id: int, reason: str, actor) -> ErasureDone:
+    """Delete every version of the document with its data keys; refused under a legal hold."""
+    from apps.audit.models import AuditEvent, EventType
+    from apps.ingestion.deletion import document_delete
+
+    if not (reason or "").strip():
+        raise ErasureRefused("An erasure needs a reason (it is recorded in the signed audit trail).")
+    document = Document.objects.filter(id=document_id).first()
+    if document is None:
+        raise ErasureRefused(f"There is no document {document_id} (already deleted?).")
+    # All versions: start from the newest one of its title, which takes the older ones with it.
+    newest = (Document.objects.filter(collection_id=document.collection_id, title=document.title)
+              .order_by("-version").first())
+    versions = Document.objects.filter(collection_id=document.collection_id, title=document.title,
+                                       version__lte=newest.version).count()
+    before = AuditEvent.objects.order_by("-sequence").values_list("sequence", flat=True).first() or 0
+    with transaction.atomic():
+        document_delete(document_id=newest.id, actor=actor, reason=reason.strip(), refuse_on_hold=True)
+        erased = AuditEvent.objects.filter(event_type=EventType.ERASED, sequence__gt=before).order_by("-sequence").first()
+    return ErasureDone(erased.sequence if erased else 0, list(erased.payload["key_ids"]) if erased else [], versions)
+
+
+def blank_answers_citing(*, document_ids: list[int], **_kwargs) -> int:
+    """``documents_deleted`` receiver: history answers that showed a deleted document lose
+    their text and sources and say why (the question, the person's own, stays)."""
+    from django.db.models import Q
+
+    if not document_ids:
+        return 0
+    shown = Q()
+    for document_id in document_ids:
+        shown |= Q(citations__contains=[{"document_id": document_id}])
+    message = ERASED_ANSWER.format(date=timezone.now().date().isoformat())
+    return AskedQuestion.objects.filter(shown).update(answer="", citations=[], error=message,
+                                                      answer_kind=AnswerKind.NONE)
