@@ -39,6 +39,7 @@ class EventType(models.TextChoices):
     ATTESTATION_VIEWED = "attestation.viewed", "Attestation report produced"
     EGRESS_BLOCKED = "egress.blocked", "Outbound connection blocked"
     KEY_ROTATED = "audit.key_rotated", "Audit signing key rotated"
+    REVEALED = "audit.revealed", "Personal data revealed to a reviewer"
 
 
 class Outcome(models.TextChoices):

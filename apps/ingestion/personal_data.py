@@ -1,0 +1,74 @@
+"""Personal data at ingest: each parsed chunk is screened (apps.privacy) in the parse
+worker, after the sandboxed child returns it and before the drafts are stored, and the
+collection's policy is applied:
+
+* ``index``: stored as parsed; the counts are recorded.
+* ``mask``: each chunk's text and section title are stored with ``<PERSON>``, ``<EMAIL_ADDRESS>``...
+  in place of the values, so search, the model, answers and passages never see them. Tables'
+  HTML copies are dropped (the masked text keeps their cells). The uploaded file is unchanged.
+* ``refuse``: the document fails with a message naming what was found.
+
+The counts by type (never the values) go on ``Document.pii_summary`` and into the indexed
+event. ``RAG_PII_DETECTION=0`` skips detection for ``index`` collections only: a ``mask`` or
+``refuse`` collection is always screened, or its policy would silently not hold.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+INDEX, MASK, REFUSE = "index", "mask", "refuse"
+
+
+@dataclass(frozen=True)
+class Screened:
+    drafts: list[dict]
+    summary: dict[str, int] | None  # None: not screened
+    refusal: str = ""
+    seconds: float = 0.0
+
+
+def refusal_message(counts: dict[str, int]) -> str:
+    from apps.privacy.kinds import describe
+
+    return (f"Refused: this collection does not accept personal data; found {describe(counts)}. "
+            "Remove it from the file and upload it again, or ask a manager of the collection to "
+            "choose the “mask” policy.")
+
+
+def screen_drafts(drafts: list[dict], policy: str) -> Screened:
+    """Apply ``policy`` to one document's parsed drafts (the dicts the embed step reads)."""
+    if policy == INDEX and not settings.PII_DETECTION:
+        return Screened(drafts, None)
+    from apps.privacy.detection import find
+    from apps.privacy.kinds import ENTITY_TYPES
+    from apps.privacy.masking import mask_findings
+
+    started = time.monotonic()
+    totals: dict[str, int] = {}
+    out = []
+    for draft in drafts:
+        text_findings = find(draft.get("text") or "")
+        title = draft.get("section_title") or ""
+        title_findings = find(title) if title and title not in (draft.get("text") or "") else []
+        for f in text_findings + title_findings:
+            totals[f.entity_type] = totals.get(f.entity_type, 0) + 1
+        if policy == MASK:
+            masked = {**draft, "text": mask_findings(draft.get("text") or "", text_findings),
+                      "section_title": mask_findings(title, title_findings if title_findings else find(title))}
+            if (draft.get("metadata") or {}).get("table_html"):
+                masked["metadata"] = {k: v for k, v in draft["metadata"].items() if k != "table_html"}
+            out.append(masked)
+        else:
+            out.append(draft)
+    summary = {t: totals[t] for t in ENTITY_TYPES if totals.get(t)}
+    seconds = time.monotonic() - started
+    if policy == REFUSE and summary:
+        return Screened([], summary, refusal_message(summary), seconds)
+    return Screened(out, summary, "", seconds)

@@ -1,0 +1,60 @@
+"""Masking: personal data replaced by typed placeholders (``<PERSON>``, ``<EMAIL_ADDRESS>``)
+with Presidio's AnonymizerEngine (string operations only, no network, no keys).
+
+``mask_text`` for one text; ``mask_content`` for an audit event's payload: the content fields
+(question, answer, passages, evidence and grounding sentences, drafts, reasons) at any depth,
+everything else (ids, hashes, scores, model names) as is. The audit views and exports call
+``mask_content`` on whatever content they are about to show (H1's decrypted content included).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from presidio_anonymizer import AnonymizerEngine
+from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
+
+from apps.privacy.detection import Finding, find
+
+# Payload keys whose string values are free text that can carry personal data.
+CONTENT_KEYS = frozenset({
+    "question", "search_query", "answer", "draft", "quotation", "sentence", "text", "error", "reason",
+    "evidence_sentence", "title_hint",
+})
+
+
+@lru_cache(maxsize=1)
+def _anonymizer() -> AnonymizerEngine:
+    return AnonymizerEngine()
+
+
+def mask_findings(text: str, findings: list[Finding]) -> str:
+    """``text`` with each finding replaced by ``<TYPE>``."""
+    if not findings:
+        return text
+    results = [RecognizerResult(f.entity_type, f.start, f.end, f.score) for f in findings]
+    return _anonymizer().anonymize(text=text, analyzer_results=results,
+                                   operators={"DEFAULT": OperatorConfig("replace")}).text
+
+
+@lru_cache(maxsize=4096)
+def mask_text(text: str) -> str:
+    """``text`` with its personal data replaced by typed placeholders (cached: the same
+    passage is shown in many events)."""
+    return mask_findings(text, find(text))
+
+
+def mask_content(content: dict[str, Any]) -> dict[str, Any]:
+    """A copy of an event payload (or any JSON-like dict) with the content fields masked."""
+    return _mask(content, None)
+
+
+def _mask(value: Any, key: str | None) -> Any:
+    if isinstance(value, dict):
+        return {k: _mask(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v, key) for v in value]
+    if isinstance(value, str) and key in CONTENT_KEYS:
+        return mask_text(value)
+    return value
