@@ -53,7 +53,19 @@ def shown_payload(payload: dict[str, Any], *, user, reveal: bool, passages: list
     for key in ("quotation", "draft"):  # may quote any retrieved passage
         if isinstance(shown.get(key), str):
             shown[key] = mask_text(shown[key])
+    cited = {r.get("n") for r in payload.get("retrieved") or [] if r.get("cited")}
+    if cited & set(withheld):  # the answer cites a passage the officer may not read
+        shown["answer"] = mask_text(shown["answer"]) if isinstance(shown.get("answer"), str) else shown.get("answer")
+        if isinstance(shown.get("grounding"), dict):
+            shown["grounding"] = mask_content(shown["grounding"])
     return shown
+
+
+def list_summary(payload: dict[str, Any]) -> dict[str, str]:
+    """The fields the review list shows of an event, masked (the list masks only these: the
+    whole payload of 50 question events would cost seconds)."""
+    return {key: mask_text(payload[key]) for key in ("question", "file_name", "name")
+            if isinstance(payload.get(key), str) and payload[key]}
 
 
 def shown_passages(passages: list[dict[str, Any]], *, user, reveal: bool) -> list[dict[str, Any]]:

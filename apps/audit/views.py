@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 from apps.audit.attestation import attestation_passed, attestation_report
 from apps.audit.exports import audit_export
 from apps.audit.models import AuditEvent, EventType, Outcome
-from apps.audit.review import reveal_problem, shown_passages, shown_payload, withheld_passages
+from apps.audit.review import list_summary, reveal_problem, shown_passages, shown_payload, withheld_passages
 from apps.audit.selectors import EventFilters, audit_events_list, audit_integrity_status, passages_as_retrieved
 from apps.audit.services import audit_record
 from apps.audit.signing import SigningKeyUnavailable
@@ -42,8 +42,8 @@ def event_list(request: HttpRequest) -> HttpResponse:
     filters = _filters(request)
     page = Paginator(audit_events_list(filters=filters), 50).get_page(request.GET.get("page"))
     page.object_list = list(page.object_list)  # read before this view's own event is written
-    for event in page.object_list:  # need to know: personal data masked (apps.audit.review)
-        event.shown = shown_payload(event.payload, user=request.user, reveal=False, passages=[])
+    for event in page.object_list:  # need to know: what the list shows, masked (apps.audit.review)
+        event.shown = list_summary(event.payload)
     audit_record(event_type=EventType.AUDIT_VIEWED, outcome=Outcome.SUCCESS, actor=request.user,
                  payload={"view": "list", "filters": filters.as_dict(), "page": page.number})
     return render(request, "audit/event_list.html", {

