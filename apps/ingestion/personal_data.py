@@ -8,8 +8,8 @@ collection's policy is applied:
   HTML copies are dropped (the masked text keeps their cells). The uploaded file is unchanged.
 * ``refuse``: the document fails with a message naming what was found.
 
-The counts by type (never the values) go on ``Document.pii_summary`` and into the indexed
-event. ``RAG_PII_DETECTION=0`` skips detection for ``index`` collections only: a ``mask`` or
+The counts by type of distinct values (never the values) go on ``Document.pii_summary`` and
+into the indexed event: a name mentioned ten times, or repeated in two overlapping chunks, is one. ``RAG_PII_DETECTION=0`` skips detection for ``index`` collections only: a ``mask`` or
 ``refuse`` collection is always screened, or its policy would silently not hold.
 """
 
@@ -42,6 +42,12 @@ def refusal_message(counts: dict[str, int]) -> str:
             "choose the “mask” policy.")
 
 
+def _value(text: str, finding) -> str:
+    """A finding's value, normalised, so a value repeated in a document (or in the overlap of
+    two chunks) is counted once: "GB82 WEST 1234..." and "gb82west1234..." are one IBAN."""
+    return "".join(text[finding.start:finding.end].split()).casefold()
+
+
 def screen_drafts(drafts: list[dict], policy: str) -> Screened:
     """Apply ``policy`` to one document's parsed drafts (the dicts the embed step reads)."""
     if policy == INDEX and not settings.PII_DETECTION:
@@ -51,14 +57,15 @@ def screen_drafts(drafts: list[dict], policy: str) -> Screened:
     from apps.privacy.masking import mask_findings
 
     started = time.monotonic()
-    totals: dict[str, int] = {}
+    seen: set[tuple[str, str]] = set()  # (type, value): held in memory only, never stored
     out = []
     for draft in drafts:
-        text_findings = find(draft.get("text") or "")
+        text = draft.get("text") or ""
+        text_findings = find(text)
         title = draft.get("section_title") or ""
-        title_findings = find(title) if title and title not in (draft.get("text") or "") else []
-        for f in text_findings + title_findings:
-            totals[f.entity_type] = totals.get(f.entity_type, 0) + 1
+        title_findings = find(title) if title and title not in text else []
+        seen |= {(f.entity_type, _value(text, f)) for f in text_findings}
+        seen |= {(f.entity_type, _value(title, f)) for f in title_findings}
         if policy == MASK:
             masked = {**draft, "text": mask_findings(draft.get("text") or "", text_findings),
                       "section_title": mask_findings(title, title_findings if title_findings else find(title))}
@@ -67,6 +74,9 @@ def screen_drafts(drafts: list[dict], policy: str) -> Screened:
             out.append(masked)
         else:
             out.append(draft)
+    totals: dict[str, int] = {}
+    for entity_type, _ in seen:
+        totals[entity_type] = totals.get(entity_type, 0) + 1
     summary = {t: totals[t] for t in ENTITY_TYPES if totals.get(t)}
     seconds = time.monotonic() - started
     if policy == REFUSE and summary:
