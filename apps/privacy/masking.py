@@ -10,12 +10,13 @@ everything else (ids, hashes, scores, model names) as is. The audit views and ex
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from presidio_anonymizer import AnonymizerEngine
 from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
 
-from apps.privacy.detection import Finding, find
+if TYPE_CHECKING:
+    from apps.privacy.detection import Finding
 
 # Payload keys whose string values are free text that can carry personal data.
 CONTENT_KEYS = frozenset({
@@ -42,6 +43,8 @@ def mask_findings(text: str, findings: list[Finding]) -> str:
 def mask_text(text: str) -> str:
     """``text`` with its personal data replaced by typed placeholders (cached: the same
     passage is shown in many events)."""
+    from apps.privacy.detection import find  # Presidio's analyzer imports spaCy: only when needed
+
     return mask_findings(text, find(text))
 
 
