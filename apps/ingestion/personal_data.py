@@ -52,28 +52,30 @@ def screen_drafts(drafts: list[dict], policy: str) -> Screened:
     """Apply ``policy`` to one document's parsed drafts (the dicts the embed step reads)."""
     if policy == INDEX and not settings.PII_DETECTION:
         return Screened(drafts, None)
-    from apps.privacy.detection import find
+    from apps.privacy.detection import find_many
     from apps.privacy.kinds import ENTITY_TYPES
     from apps.privacy.masking import mask_findings
 
     started = time.monotonic()
+    texts = [d.get("text") or "" for d in drafts]
+    titles = [d.get("section_title") or "" for d in drafts]
+    text_findings = find_many(texts)
+    # A title is screened on its own where the chunk's text does not repeat it.
+    title_findings = find_many([t if t and t not in text else "" for t, text in zip(titles, texts)])
     seen: set[tuple[str, str]] = set()  # (type, value): held in memory only, never stored
-    out = []
-    for draft in drafts:
-        text = draft.get("text") or ""
-        text_findings = find(text)
-        title = draft.get("section_title") or ""
-        title_findings = find(title) if title and title not in text else []
-        seen |= {(f.entity_type, _value(text, f)) for f in text_findings}
-        seen |= {(f.entity_type, _value(title, f)) for f in title_findings}
-        if policy == MASK:
-            masked = {**draft, "text": mask_findings(draft.get("text") or "", text_findings),
-                      "section_title": mask_findings(title, title_findings if title_findings else find(title))}
+    for text, found in zip(texts + titles, text_findings + title_findings):
+        seen |= {(f.entity_type, _value(text, f)) for f in found}
+    out = drafts
+    if policy == MASK:
+        out = []
+        masked_titles: dict[str, str] = {}
+        for draft, text, title, found, title_found in zip(drafts, texts, titles, text_findings, title_findings):
+            if title and title not in masked_titles:
+                masked_titles[title] = mask_findings(title, title_found or find_many([title])[0])
+            masked = {**draft, "text": mask_findings(text, found), "section_title": masked_titles.get(title, title)}
             if (draft.get("metadata") or {}).get("table_html"):
                 masked["metadata"] = {k: v for k, v in draft["metadata"].items() if k != "table_html"}
             out.append(masked)
-        else:
-            out.append(draft)
     totals: dict[str, int] = {}
     for entity_type, _ in seen:
         totals[entity_type] = totals.get(entity_type, 0) + 1

@@ -39,18 +39,53 @@ def mask_findings(text: str, findings: list[Finding]) -> str:
                                    operators={"DEFAULT": OperatorConfig("replace")}).text
 
 
-@lru_cache(maxsize=4096)
+_cache: dict[str, str] = {}  # text -> masked text; the same passage is shown in many events
+CACHE_TEXTS = 4096
+
+
+def _remember(text: str, masked: str) -> str:
+    if len(_cache) >= CACHE_TEXTS:
+        _cache.clear()
+    _cache[text] = masked
+    return masked
+
+
 def mask_text(text: str) -> str:
-    """``text`` with its personal data replaced by typed placeholders (cached: the same
-    passage is shown in many events)."""
+    """``text`` with its personal data replaced by typed placeholders."""
+    if text in _cache:
+        return _cache[text]
     from apps.privacy.detection import find  # Presidio's analyzer imports spaCy: only when needed
 
-    return mask_findings(text, find(text))
+    return _remember(text, mask_findings(text, find(text)))
+
+
+def clear_cache() -> None:
+    _cache.clear()
 
 
 def mask_content(content: dict[str, Any]) -> dict[str, Any]:
-    """A copy of an event payload (or any JSON-like dict) with the content fields masked."""
+    """A copy of an event payload (or any JSON-like dict) with the content fields masked; the
+    texts not masked before are screened in one batch."""
+    texts: list[str] = []
+    _collect(content, None, texts)
+    todo = list(dict.fromkeys(t for t in texts if t not in _cache))
+    if todo:
+        from apps.privacy.detection import find_many
+
+        for text, found in zip(todo, find_many(todo)):
+            _remember(text, mask_findings(text, found))
     return _mask(content, None)
+
+
+def _collect(value: Any, key: str | None, out: list[str]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _collect(v, k, out)
+    elif isinstance(value, list):
+        for v in value:
+            _collect(v, key, out)
+    elif isinstance(value, str) and key in CONTENT_KEYS:
+        out.append(value)
 
 
 def _mask(value: Any, key: str | None) -> Any:
