@@ -5,7 +5,9 @@
    the gold type and overlaps a gold span of that type.
 2. Extra latency per question: the detector on typical questions, warm (median and p95).
 3. Ingest cost, in-process: the same files parsed (apps.ingestion.parsing, no sandbox, no
-   database) and then screened; chunks/s for parse only and for parse + detection.
+   database), screened, and embedded (the product's embedding backend); chunks/s with
+   detection off and on, without and with the embedding. Not the queue path of
+   ``make bench-ingest`` (workers, database, batches), which would take far longer.
 
     .venv/bin/python bench/pii.py [--docs 200] [--json]
 """
@@ -136,9 +138,21 @@ def ingest_cost(docs: int) -> dict[str, float]:
     started = time.perf_counter()
     find_many([d["text"] for d in drafts])  # as the parse step screens a document's chunks
     detect_seconds = time.perf_counter() - started
+    import django
+
+    django.setup()
+    from apps.ingestion.embedding import embed_passages
+
+    embed_passages(["warm up"])
+    started = time.perf_counter()
+    embed_passages([d["text"] for d in drafts])
+    embed_seconds = time.perf_counter() - started
     n = len(drafts)
     return {"files": len(paths), "chunks": n, "parse_seconds": parse_seconds, "detect_seconds": detect_seconds,
+            "embed_seconds": embed_seconds,
             "chunks_per_s_parse": n / parse_seconds, "chunks_per_s_parse_and_detect": n / (parse_seconds + detect_seconds),
+            "chunks_per_s_parse_embed": n / (parse_seconds + embed_seconds),
+            "chunks_per_s_parse_detect_embed": n / (parse_seconds + detect_seconds + embed_seconds),
             "detect_ms_per_chunk": 1000 * detect_seconds / max(1, n)}
 
 
@@ -180,6 +194,8 @@ def main() -> None:
         print(f"ingest: {i['files']} files, {i['chunks']} chunks; parse {i['parse_seconds']:.1f} s "
               f"({i['chunks_per_s_parse']:.1f} chunks/s), + detection {i['detect_seconds']:.1f} s "
               f"({i['chunks_per_s_parse_and_detect']:.1f} chunks/s, {i['detect_ms_per_chunk']:.1f} ms per chunk)")
+        print(f"with the embedding ({i['embed_seconds']:.1f} s): detection off {i['chunks_per_s_parse_embed']:.1f} "
+              f"chunks/s, on {i['chunks_per_s_parse_detect_embed']:.1f} chunks/s (one process, no database)")
 
 
 if __name__ == "__main__":
