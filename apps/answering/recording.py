@@ -66,7 +66,7 @@ def answer_record(*, user, outcome: str, answer_kind: str, answer: str, error: s
 
 def question_personal_data(question: str) -> dict[str, int] | None:
     """What the question names, by type (apps.privacy), for its audit event; None with
-    RAG_PII_DETECTION=0. About 5-10 ms for a typical question (docs/benchmarks.md)."""
+    RAG_PII_DETECTION=0. About 3-8 ms for a typical question (docs/benchmarks.md)."""
     if not settings.PII_DETECTION:
         return None
     from apps.privacy.detection import count
