@@ -12,9 +12,6 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from presidio_anonymizer import AnonymizerEngine
-from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
-
 if TYPE_CHECKING:
     from apps.privacy.detection import Finding
 
@@ -26,7 +23,10 @@ CONTENT_KEYS = frozenset({
 
 
 @lru_cache(maxsize=1)
-def _anonymizer() -> AnonymizerEngine:
+def _anonymizer():
+    # Imported when first needed: presidio_anonymizer imports presidio_analyzer, hence spaCy.
+    from presidio_anonymizer import AnonymizerEngine
+
     return AnonymizerEngine()
 
 
@@ -34,6 +34,8 @@ def mask_findings(text: str, findings: list[Finding]) -> str:
     """``text`` with each finding replaced by ``<TYPE>``."""
     if not findings:
         return text
+    from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
+
     results = [RecognizerResult(f.entity_type, f.start, f.end, f.score) for f in findings]
     return _anonymizer().anonymize(text=text, analyzer_results=results,
                                    operators={"DEFAULT": OperatorConfig("replace")}).text
