@@ -10,6 +10,7 @@ from django.urls import reverse
 from apps.audit.models import AuditEvent, EventType
 from apps.corpus.models import Chunk, Collection, Document
 from apps.ingestion.services import document_ingest, document_upload
+from tests.access_helpers import bearer
 
 LETTER = b"""# Account change
 
@@ -109,6 +110,12 @@ def test_policy_from_the_command_the_form_and_the_manager(client, corpus_admin, 
     assert change.payload["previous_value"] == "mask" and change.actor_username == corpus_admin.username
     client.force_login(member)  # not a manager of it
     assert client.post(reverse("corpus:pii_policy_change", args=[hr.id]), {"pii_policy": "mask"}).status_code == 404
+    api = bearer(corpus_admin)
+    assert api.post("/api/v1/collections", {"name": "Payroll", "pii_policy": "refuse"},
+                    content_type="application/json").status_code == 201
+    assert Collection.objects.get(name="Payroll").pii_policy == "refuse"
+    assert api.post("/api/v1/collections", {"name": "Other", "pii_policy": "hide"},
+                    content_type="application/json").status_code == 422
 
 
 @pytest.mark.django_db
