@@ -263,6 +263,10 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 CHUNK_MAX_CHARACTERS = env_int("CHUNK_MAX_CHARACTERS", 1200)
 CHUNK_NEW_AFTER_CHARACTERS = env_int("CHUNK_NEW_AFTER_CHARACTERS", 900)
 CHUNK_OVERLAP_CHARACTERS = env_int("CHUNK_OVERLAP_CHARACTERS", 400)  # tuned on SciFact dev (docs/benchmarks.md)
+# Personal-data detection (apps.privacy) on every parsed chunk and every question. Off (0)
+# skips it for collections whose policy is "index"; "mask" and "refuse" collections are
+# always screened (apps.ingestion.personal_data).
+PII_DETECTION = env_bool("RAG_PII_DETECTION", True)
 RETRIEVAL_TOP_K = env_int("RETRIEVAL_TOP_K", 4)
 # Cosine distance above which a passage is not considered relevant at all.
 RETRIEVAL_MAX_DISTANCE = env_float("RETRIEVAL_MAX_DISTANCE", 0.75)

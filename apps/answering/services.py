@@ -38,7 +38,7 @@ from apps.answering.prompts import (
     fit_to_window,
 )
 from apps.answering.quotation import quotation_from
-from apps.answering.recording import answer_record
+from apps.answering.recording import answer_record, question_personal_data
 from apps.answering.textnorm import clean_text, content_words
 from apps.answering.tokens import count_tokens
 from apps.audit.models import Outcome
@@ -157,6 +157,8 @@ def answer_stream(
         "prompt_version": PROMPT_VERSION,
         "prompt_profile": profile.name,
         "streamed": True,
+        # Counts by type of the personal data the question names (never the values); None: off.
+        "personal_data": question_personal_data(question),
     }
     citations: list[Citation] = []
     completion = Completion("", settings.LLM_MODEL, None, None, 0)

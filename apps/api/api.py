@@ -211,7 +211,8 @@ def collections_list(request, response: HttpResponse, page: Query[PageIn]):
 def collections_create(request, payload: CollectionIn):
     if not request.user.has_perm("corpus.add_collection"):
         raise PermissionDenied("Only corpus admins create collections.")
-    collection = collection_create(name=payload.name, description=payload.description, created_by=request.user)
+    collection = collection_create(name=payload.name, description=payload.description, created_by=request.user,
+                                   pii_policy=payload.pii_policy)
     return 201, _collection_out(request.user, collection)
 
 

@@ -59,6 +59,8 @@ class SearchHit(Schema):
 class CollectionIn(Schema):
     name: str = Field(..., min_length=1, max_length=200)
     description: str = Field("", max_length=5000)
+    pii_policy: Literal["index", "mask", "refuse"] = Field(
+        "index", description="Personal data in documents: index as is, mask with placeholders, or refuse the document")
 
 
 class CollectionOut(Schema):

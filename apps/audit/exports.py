@@ -23,9 +23,10 @@ from typing import IO, Any
 from django.utils import timezone
 
 from apps.audit import signing
-from apps.audit.chain import HASH_VERSION, body_of, canonical_json, line_hash
+from apps.audit.chain import HASH_VERSION, body_of, canonical_json, content_of, line_hash, sha256_hex
 from apps.audit.models import AuditEvent, EventType, Outcome
 from apps.audit.tasks import sign_by_signer
+from apps.privacy.masking import mask_content
 
 FORMAT = "rag-audit-export/1"
 CSV_COLUMNS = ["sequence", "created_at", "event_type", "outcome", "actor_id", "actor_username", "actor_roles",
@@ -33,12 +34,24 @@ CSV_COLUMNS = ["sequence", "created_at", "event_type", "outcome", "actor_id", "a
                "document_id", "prev_hash", "hash"]
 
 
-def _line(event: AuditEvent, readable: dict[str, Any]) -> dict[str, Any]:
-    line = {"body": body_of(event), "prev_hash": event.prev_hash, "hash": event.hash}
+def _line(event: AuditEvent, content: dict[str, Any], shown: dict[str, Any]) -> dict[str, Any]:
+    """The exported line. ``content`` is the payload as read (apps.audit.content: sealed
+    fields opened or marked erased), ``shown`` the same with personal data masked (need to
+    know). A sealed event keeps its ciphertext in the hashed body and carries ``shown`` in the
+    unhashed ``readable`` field. An event stored in the clear whose masking changed it carries
+    the masked payload in its body, ``masked`` and the sha256 of the content as recorded, so
+    its chain link still verifies (the masked text itself cannot be re-hashed)."""
+    body = body_of(event)
+    line = {"body": body, "prev_hash": event.prev_hash, "hash": event.hash}
     if event.hash_version == HASH_VERSION:  # the database's format (apps.audit.chain.line_hash)
         line.update(hash_version=event.hash_version, db_role=event.db_role)
-    if readable is not event.payload:  # sealed content, opened or marked erased (apps.audit.content)
-        line["readable"] = readable
+    if content is not event.payload:
+        line["readable"] = shown
+    elif shown != event.payload:
+        line["masked"] = True
+        if event.hash_version == HASH_VERSION:
+            line["content_sha256"] = sha256_hex(content_of(event))
+        line["body"] = {**body, "payload": shown}
     return line
 
 
@@ -54,12 +67,12 @@ def csv_cell(value: Any) -> Any:
     return value
 
 
-def _csv_row(event: AuditEvent, readable: dict[str, Any]) -> list[Any]:
-    return [csv_cell(v) for v in _csv_values(event, readable)]
+def _csv_row(event: AuditEvent, shown: dict[str, Any]) -> list[Any]:
+    return [csv_cell(v) for v in _csv_values(event, shown)]
 
 
-def _csv_values(event: AuditEvent, readable: dict[str, Any]) -> list[Any]:
-    p = readable
+def _csv_values(event: AuditEvent, shown: dict[str, Any]) -> list[Any]:
+    p = shown
     return [event.sequence, event.created_at.isoformat(), event.event_type, event.outcome, event.actor_id or "",
             event.actor_username, " ".join(event.actor_roles), event.session_hash, event.ip_address,
             event.user_agent, event.request_id, p.get("question", ""), p.get("answer", ""),
@@ -112,9 +125,10 @@ def audit_export(*, events, filters: dict[str, Any], exported_by) -> Export:
     batch: list[AuditEvent] = []
 
     def write(batch: list[AuditEvent]) -> None:
-        for event, readable in zip(batch, events_content(batch, viewer=exported_by), strict=True):
-            jsonl.write(canonical_json(_line(event, readable)) + "\n")
-            writer.writerow(_csv_row(event, readable))
+        for event, content in zip(batch, events_content(batch, viewer=exported_by), strict=True):
+            shown = mask_content(content)  # exports are masked like the review pages
+            jsonl.write(canonical_json(_line(event, content, shown)) + "\n")
+            writer.writerow(_csv_row(event, shown))
 
     for event in events.order_by("sequence").iterator(chunk_size=2000):
         batch.append(event)
@@ -178,7 +192,10 @@ def verify_export(data: bytes, *, trusted_public_key: str | None) -> list[str]:
         record = json.loads(line)
         body = record["body"]
         count += 1
-        if line_hash(record) != record["hash"]:
+        if record.get("masked") and not record.get("content_sha256"):
+            problems.append(f"event #{body['sequence']} (line {number}): personal data masked in a format-1 "
+                            "event, its hash cannot be checked")
+        elif line_hash(record) != record["hash"]:
             problems.append(f"event #{body['sequence']} (line {number}): content does not match its hash")
         if previous and body["sequence"] == previous["body"]["sequence"] + 1 and record["prev_hash"] != previous["hash"]:
             problems.append(f"event #{body['sequence']}: link to previous event broken")

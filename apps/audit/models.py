@@ -40,6 +40,7 @@ class EventType(models.TextChoices):
     EGRESS_BLOCKED = "egress.blocked", "Outbound connection blocked"
     KEY_ROTATED = "audit.key_rotated", "Audit signing key rotated"
     ERASED = "audit.erased", "Content erased (keys destroyed)"
+    REVEALED = "audit.revealed", "Personal data revealed to a reviewer"
 
 
 class Outcome(models.TextChoices):

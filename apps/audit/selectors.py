@@ -101,6 +101,8 @@ def passages_as_retrieved(event: AuditEvent, content: dict[str, Any] | None = No
             "text": r.get("text") or (chunk.text if chunk else ""),
             "document_title": chunk.document.title if chunk else r.get("document_title", ""),
             "document_sha256": recorded or current,
+            # Events before the collection id was recorded: the chunk's, while it exists.
+            "collection_id": r.get("collection_id") or (chunk.collection_id if chunk else None),
             "version_status": ("removed since" if not chunk else
                                "changed since" if recorded and recorded != current else "as at the time"),
         })

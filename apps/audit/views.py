@@ -4,10 +4,12 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_POST
 
 from apps.audit.attestation import attestation_passed, attestation_report
 from apps.audit.exports import audit_export
 from apps.audit.models import AuditEvent, EventType, Outcome
+from apps.audit.review import list_summary, reveal_problem, shown_passages, shown_payload, withheld_passages
 from apps.audit.selectors import (
     EventFilters,
     audit_events_list,
@@ -47,8 +49,10 @@ def event_list(request: HttpRequest) -> HttpResponse:
     filters = _filters(request)
     page = Paginator(audit_events_list(filters=filters), 50).get_page(request.GET.get("page"))
     page.object_list = list(page.object_list)  # read before this view's own event is written
+    # The one read path (sealed fields opened or marked erased), then need to know: what the
+    # list shows, masked (apps.audit.review).
     for event, content in zip(page.object_list, events_content(page.object_list, viewer=request.user), strict=True):
-        event.content = content
+        event.shown = list_summary(content)
     audit_record(event_type=EventType.AUDIT_VIEWED, outcome=Outcome.SUCCESS, actor=request.user,
                  payload={"view": "list", "filters": filters.as_dict(), "page": page.number})
     return render(request, "audit/event_list.html", {
@@ -63,13 +67,41 @@ def event_detail(request: HttpRequest, sequence: int) -> HttpResponse:
     event = get_object_or_404(AuditEvent, sequence=sequence)
     audit_record(event_type=EventType.AUDIT_VIEWED, outcome=Outcome.SUCCESS, actor=request.user,
                  payload={"view": "detail", "sequence": sequence})
+    return _detail(request, event, reveal=False)
+
+
+def _detail(request: HttpRequest, event: AuditEvent, *, reveal: bool, reason_error: str = "",
+            status: int = 200) -> HttpResponse:
+    content = event_content(event, viewer=request.user)  # sealed fields opened, or marked erased
+    passages = passages_as_retrieved(event, content)
     # Checked after this view's own event is written, so the newest event's forward link is checked too.
-    content = event_content(event, viewer=request.user)
-    return render(request, "audit/event_detail.html", {
-        "event": event, "content": content, "passages": passages_as_retrieved(event, content),
-        "integrity": audit_event_verify(event),
-        "trail": audit_integrity_status(),
-    })
+    response = render(request, "audit/event_detail.html", {
+        "event": event, "payload": shown_payload(content, user=request.user, reveal=reveal, passages=passages),
+        "passages": shown_passages(passages, user=request.user, reveal=reveal), "revealed": reveal,
+        "reason_error": reason_error, "integrity": audit_event_verify(event), "trail": audit_integrity_status(),
+    }, status=status)
+    if reveal:
+        response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_POST
+@login_required
+@permission_required("audit.view_auditevent", raise_exception=True)
+def event_reveal(request: HttpRequest, sequence: int) -> HttpResponse:
+    """Show the event's content unmasked, for this response only, once the officer has typed
+    why; the reveal is itself an event (who, which event, why). Passages of collections the
+    officer may not read stay masked (apps.audit.review)."""
+    event = get_object_or_404(AuditEvent, sequence=sequence)
+    reason = request.POST.get("reason", "").strip()[:500]
+    problem = reveal_problem(reason)
+    if problem:
+        return _detail(request, event, reveal=False, reason_error=problem, status=400)
+    kept = withheld_passages(passages_as_retrieved(event), request.user)
+    audit_record(event_type=EventType.REVEALED, outcome=Outcome.SUCCESS, actor=request.user,
+                 payload={"sequence": sequence, "event_type": event.event_type, "reason": reason,
+                          "passages_kept_masked": sorted(str(n) for n in kept)})
+    return _detail(request, event, reveal=True)
 
 
 @login_required

@@ -1,6 +1,8 @@
 from django import forms
 from django.contrib.auth.models import Group
 
+from apps.corpus.models import Collection
+
 
 class CollectionForm(forms.Form):
     name = forms.CharField(max_length=200)
@@ -11,6 +13,13 @@ class CollectionForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         label="Groups that may read it",
     )
+    pii_policy = forms.ChoiceField(choices=Collection.PiiPolicy.choices, initial=Collection.PiiPolicy.INDEX,
+                                   label="Personal data in documents",
+                                   help_text="Masking at ingest cannot be undone in the index: upload again to change it.")
+
+
+class PiiPolicyForm(forms.Form):
+    pii_policy = forms.ChoiceField(choices=Collection.PiiPolicy.choices, label="Personal data in new documents")
 
 
 class GrantForm(forms.Form):

@@ -14,12 +14,21 @@ EMBEDDING_DIMENSIONS = 384  # all-MiniLM-L6-v2
 
 
 class Collection(models.Model):
+    class PiiPolicy(models.TextChoices):
+        """What ingest does with personal data found in a document (apps.ingestion.personal_data)."""
+
+        INDEX = "index", "Index as is (count what is found)"
+        MASK = "mask", "Mask it: store typed placeholders instead of the values"
+        REFUSE = "refuse", "Refuse documents that contain personal data"
+
     name = models.CharField(max_length=200, unique=True)
     description = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    pii_policy = models.CharField(max_length=8, choices=PiiPolicy.choices, default=PiiPolicy.INDEX,
+                                  verbose_name="Personal data")
     # Grants of any level (read < ingest < manage) live in CollectionGrant; these two views
     # of it name who holds one. The only place grants are evaluated is apps.corpus.selectors.
     reader_groups = models.ManyToManyField(
@@ -135,6 +144,9 @@ class Document(models.Model):
     embed_seconds = models.FloatField(null=True, blank=True)
     page_count = models.PositiveIntegerField(null=True, blank=True)
     chunk_count = models.PositiveIntegerField(default=0)
+    # Personal data found at ingest, counts by type ({"PERSON": 2, "EMAIL_ADDRESS": 1}), never
+    # the values; {} none found, None not screened (apps.ingestion.personal_data).
+    pii_summary = models.JSONField(null=True, blank=True)
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -153,6 +165,15 @@ class Document(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    @property
+    def pii_description(self) -> str:
+        """The personal data found at ingest, for people: "2 names, 1 e-mail address"."""
+        from apps.privacy.kinds import describe
+
+        if self.pii_summary is None:
+            return "not checked"
+        return describe(self.pii_summary) or "none found"
 
 
 class Chunk(models.Model):

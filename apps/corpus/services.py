@@ -18,7 +18,7 @@ Level = CollectionGrant.Level
 
 def collection_create(
     *, name: str, created_by, description: str = "", reader_groups: Iterable[Group] = (),
-    manager_groups: Iterable[Group] = (),
+    manager_groups: Iterable[Group] = (), pii_policy: str = Collection.PiiPolicy.INDEX,
 ) -> Collection:
     """A new collection; its creator gets a manage grant (an ordinary grant row, revocable
     like any other). ``reader_groups`` get read grants and ``manager_groups`` manage grants,
@@ -30,12 +30,15 @@ def collection_create(
         raise ValidationError("A collection name has at most 200 characters.")
     if Collection.objects.filter(name__iexact=name).exists():
         raise ValidationError(f"A collection named “{name}” already exists.")
+    if pii_policy not in Collection.PiiPolicy.values:
+        raise ValidationError(f"Unknown personal-data policy “{pii_policy}” (use index, mask or refuse).")
     groups = list(reader_groups)
     managers = list(manager_groups)
     with transaction.atomic():
         try:
             with transaction.atomic():  # a concurrent create of the same name (any case) loses here
-                collection = Collection.objects.create(name=name, description=description, created_by=created_by)
+                collection = Collection.objects.create(name=name, description=description, created_by=created_by,
+                                                       pii_policy=pii_policy)
         except IntegrityError:
             raise ValidationError(f"A collection named “{name}” already exists.") from None
         audit_record(
@@ -47,6 +50,7 @@ def collection_create(
                 "name": collection.name,
                 "reader_groups": sorted(g.name for g in groups),
                 "manager_groups": sorted(g.name for g in managers),
+                "pii_policy": collection.pii_policy,
             },
         )
         if created_by is not None:
@@ -121,5 +125,26 @@ def collection_revoke(*, collection: Collection, revoked_by, user=None, group=No
             outcome=Outcome.SUCCESS,
             actor=revoked_by,
             payload={"collection_id": collection.id, "collection": collection.name, **principal, "level": level},
+        )
+    return True
+
+
+def collection_set_pii_policy(*, collection: Collection, pii_policy: str, changed_by) -> bool:
+    """Change what ingest does with personal data in documents processed from now on (documents
+    already indexed keep what they were stored with). Managers only; audited. False: unchanged."""
+    if pii_policy not in Collection.PiiPolicy.values:
+        raise ValidationError(f"Unknown personal-data policy “{pii_policy}” (use index, mask or refuse).")
+    with transaction.atomic():
+        _require_manager(collection, changed_by)
+        locked = Collection.objects.select_for_update().get(id=collection.id)
+        before = locked.pii_policy
+        if before == pii_policy:
+            return False
+        locked.pii_policy = collection.pii_policy = pii_policy
+        locked.save(update_fields=["pii_policy"])
+        audit_record(
+            event_type=EventType.SETTINGS_CHANGED, outcome=Outcome.SUCCESS, actor=changed_by,
+            payload={"collection_id": collection.id, "collection": collection.name, "setting": "pii_policy",
+                     "value": pii_policy, "previous_value": before},
         )
     return True

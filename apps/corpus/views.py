@@ -8,7 +8,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from apps.corpus.forms import CollectionForm, GrantForm
+from apps.corpus.forms import CollectionForm, GrantForm, PiiPolicyForm
 from apps.corpus.models import Chunk, Document
 from apps.corpus.selectors import (
     chunk_visible_to,
@@ -20,7 +20,7 @@ from apps.corpus.selectors import (
     collection_progress,
     document_status_counts,
 )
-from apps.corpus.services import collection_create, collection_grant, collection_revoke
+from apps.corpus.services import collection_create, collection_grant, collection_revoke, collection_set_pii_policy
 
 
 @login_required
@@ -42,6 +42,7 @@ def collection_new(request: HttpRequest) -> HttpResponse:
                 name=form.cleaned_data["name"],
                 description=form.cleaned_data["description"],
                 reader_groups=form.cleaned_data["reader_groups"],
+                pii_policy=form.cleaned_data["pii_policy"],
                 created_by=request.user,
             )
         except ValidationError as error:
@@ -71,6 +72,7 @@ def _detail_context(request, collection, grant_form=None) -> dict:
         "can_manage": can_manage,
         "grants": collection_grants(collection) if can_manage else [],
         "grant_form": grant_form or (GrantForm() if can_manage else None),
+        "pii_form": PiiPolicyForm(initial={"pii_policy": collection.pii_policy}) if can_manage else None,
     }
 
 
@@ -93,6 +95,18 @@ def grant_add(request: HttpRequest, collection_id: int) -> HttpResponse:
         return redirect("corpus:collection_detail", collection_id=collection.id)
     context = _detail_context(request, collection, grant_form=form)
     return render(request, "corpus/collection_detail.html", context, status=400)
+
+
+@require_POST
+@login_required
+def pii_policy_change(request: HttpRequest, collection_id: int) -> HttpResponse:
+    collection = get_object_or_404(collections_manageable_by(request.user), id=collection_id)
+    form = PiiPolicyForm(request.POST)
+    if not form.is_valid():
+        return render(request, "corpus/collection_detail.html", _detail_context(request, collection), status=400)
+    if collection_set_pii_policy(collection=collection, pii_policy=form.cleaned_data["pii_policy"], changed_by=request.user):
+        messages.success(request, f"Personal data in new documents: {collection.get_pii_policy_display().lower()}.")
+    return redirect("corpus:collection_detail", collection_id=collection.id)
 
 
 @require_POST

@@ -86,7 +86,10 @@ def document_give_up(*, document_id: int, task_id: str, reason: str) -> Document
     return document
 
 
-def document_mark_failed(*, document_id: int, reason: str, code: str = "error", quarantine: bool = False) -> Document | None:
+def document_mark_failed(*, document_id: int, reason: str, code: str = "error", quarantine: bool = False,
+                         extra: dict | None = None) -> Document | None:
+    """Fail the document with ``reason`` (what an admin reads) and audit it; ``extra`` is added
+    to the event's payload."""
     with transaction.atomic():
         document = Document.objects.select_for_update().filter(id=document_id).first()
         if document is None:
@@ -104,7 +107,7 @@ def document_mark_failed(*, document_id: int, reason: str, code: str = "error", 
         document.save()
         payload = {
             "collection_id": document.collection_id, "document_id": document.id, "sha256": document.sha256,
-            "reason": reason, "code": code, "attempt": document.attempts,
+            "reason": reason, "code": code, "attempt": document.attempts, **(extra or {}),
         }
         audit_record(event_type=EventType.DOCUMENT_FAILED, outcome=Outcome.FAILED, actor=document.uploaded_by, payload=payload)
         if quarantine:

@@ -96,7 +96,7 @@ def documents_store_chunks(*, task_id: str, batch: list[tuple[int, list[dict], l
     are per batch, not per document (chunks, full-text vectors, statuses, replaced versions,
     audit events). Of several versions of one title in a batch only the latest is indexed."""
     with transaction.atomic():
-        locked = {d.id: d for d in Document.objects.select_for_update(of=("self",)).select_related("uploaded_by")
+        locked = {d.id: d for d in Document.objects.select_for_update(of=("self",)).select_related("uploaded_by", "collection")
                   .filter(id__in=[b[0] for b in batch]).order_by("id")}
         mine = [b for b in batch if (d := locked.get(b[0])) is not None
                 and d.status == S.EMBEDDING and d.claim_task_id == task_id]  # others: deleted or taken over
@@ -140,6 +140,8 @@ def documents_store_chunks(*, task_id: str, batch: list[tuple[int, list[dict], l
                     "collection_id": document.collection_id, "document_id": document.id, "sha256": document.sha256,
                     "chunks": document.chunk_count, "pages": document.page_count, "attempt": document.attempts,
                     "version": document.version, "replaced_document_id": swapped,
+                    # Counts by type, never values; None: not screened (RAG_PII_DETECTION=0).
+                    "personal_data": document.pii_summary, "pii_policy": document.collection.pii_policy,
                 },
             })
         if not indexed:

@@ -26,6 +26,7 @@ from apps.ingestion.claims import (
     document_quarantine,
     transient_failure,
 )
+from apps.ingestion.personal_data import INDEX, screen_drafts
 from apps.ingestion.sandbox import SandboxError, run_limited
 from apps.ingestion.warming import warm_parent
 
@@ -219,7 +220,16 @@ def _parse_finished(document_id: int, task_id: str, payload: dict, *, seconds: f
         transient_failure(document_id, f"Unexpected error while parsing ({payload.get('type')}): {payload.get('message')}",
                            code="error", primary=primary)
         return False
+    policy = Document.objects.filter(id=document_id).values_list("collection__pii_policy", flat=True).first()
+    screened = screen_drafts(payload["value"], policy or INDEX)
+    if screened.refusal:
+        if Document.objects.filter(id=document_id, status=S.PROCESSING, claim_task_id=task_id).update(
+                pii_summary=screened.summary):
+            document_mark_failed(document_id=document_id, reason=screened.refusal, code="personal_data",
+                                 extra={"personal_data": screened.summary, "pii_policy": policy})
+        return False
     return bool(Document.objects.filter(id=document_id, status=S.PROCESSING, claim_task_id=task_id).update(
-        status=S.PARSED, draft_chunks=payload["value"], parse_seconds=seconds,
+        status=S.PARSED, draft_chunks=screened.drafts, parse_seconds=seconds + screened.seconds,
+        pii_summary=screened.summary,
         claim_task_id="", lease_expires_at=None, failure_reason="", failure_code="",
     ))

@@ -32,6 +32,13 @@ def warm_pool_process(*, parsers: bool = True, model: bool = True) -> None:
         if parsers:
             warm_parent()
             loaded.append("parsers")
+            from django.conf import settings
+
+            if settings.PII_DETECTION:  # the personal-data detector screens every parsed chunk
+                from apps.privacy.detection import analyzer
+
+                analyzer()
+                loaded.append("personal-data detector")
         if model:
             from apps.ingestion.embedding import _model
 

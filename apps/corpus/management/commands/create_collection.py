@@ -15,8 +15,11 @@ class Command(BaseCommand):
         parser.add_argument("--managers", nargs="*", default=["corpus_admin"],
                             help="group names that may upload, delete and grant (default: corpus_admin)")
         parser.add_argument("--description", default="")
+        parser.add_argument("--pii-policy", choices=Collection.PiiPolicy.values, default=Collection.PiiPolicy.INDEX,
+                            help="personal data in documents: index (as is, counted), mask (placeholders in "
+                                 "the index), refuse (the document fails)")
 
-    def handle(self, *args, name, readers, managers, description, **options):
+    def handle(self, *args, name, readers, managers, description, pii_policy, **options):
         if Collection.objects.filter(name__iexact=name.strip()).exists():
             self.stdout.write(f"Collection “{name}” exists.")
             return
@@ -27,7 +30,8 @@ class Command(BaseCommand):
             raise CommandError(f"No such group: {', '.join(sorted(missing))}")
         try:
             collection = collection_create(name=name, description=description, created_by=None, reader_groups=groups,
-                                           manager_groups=manager_groups)
+                                           manager_groups=manager_groups, pii_policy=pii_policy)
         except ValidationError as error:
             raise CommandError(" ".join(error.messages)) from None
-        self.stdout.write(f"Created collection “{collection.name}” (id {collection.id}).")
+        self.stdout.write(f"Created collection “{collection.name}” (id {collection.id}, personal data: "
+                          f"{collection.pii_policy}).")
