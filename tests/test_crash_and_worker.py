@@ -64,7 +64,12 @@ def test_sigkill_mid_task_ends_every_document_indexed_or_failed_once(worker_proc
         os.kill(child.pid, signal.SIGKILL)  # the process running the task dies mid-task
     killed_at = time.monotonic()
 
-    docs = wait_until(lambda: _finished(ids), timeout=420, what="every document to finish", log=log)
+    try:
+        docs = wait_until(lambda: _finished(ids), timeout=420, what="every document to finish", log=log)
+    except AssertionError as error:  # say which documents are stuck, and how
+        stuck = [(d.title, d.status, d.attempts, d.claim_task_id, d.lease_expires_at) for d in
+                 Document.objects.filter(id__in=ids).exclude(status__in=DONE)]
+        raise AssertionError(f"{error}\nnot finished: {stuck}") from None
     assert time.monotonic() - killed_at < 420
     by_title = {d.title: d for d in docs}
     assert by_title["broken.pdf"].status == Document.Status.FAILED and by_title["broken.pdf"].failure_reason

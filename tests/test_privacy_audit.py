@@ -14,6 +14,7 @@ from django.urls import reverse
 from apps.audit.exports import verify_export
 from apps.audit.models import AuditEvent, EventType, Outcome
 from apps.audit.services import audit_record
+from apps.corpus.models import Document
 from tests.access_helpers import bearer
 from tests.factories import CollectionFactory
 
@@ -33,6 +34,10 @@ def asked(db, member, compliance_officer, corpus_admin):
     readable = CollectionFactory(name="Client letters", created_by=corpus_admin)
     readable.reader_users.add(compliance_officer)
     closed = CollectionFactory(name="Clinical notes", created_by=corpus_admin)
+    # Real document rows: a passage of a document that no longer exists is not kept at all.
+    letters, notes = (Document.objects.create(collection=c, title=t, sha256=h * 64, size_bytes=10, file=f"x/{t}",
+                                              status="indexed")
+                      for c, t, h in ((readable, "letters.txt", "a"), (closed, "notes.txt", "b")))
     return audit_record(event_type=EventType.QUESTION_ASKED, outcome=Outcome.ANSWERED, actor=member, payload={
         "question": ASKED, "collections_searched": [readable.id, closed.id],
         "answer": "Yes: margaret.okafor@example.com asked for the change [1].",
@@ -40,9 +45,9 @@ def asked(db, member, compliance_officer, corpus_admin):
         "evidence": [{"n": 1, "sentence": READABLE_PASSAGE, "score": 0.8},
                      {"n": 2, "sentence": SECRET_PASSAGE, "score": 0.5}],
         "retrieved": [
-            {"n": 1, "chunk_id": 9001, "document_id": 1, "collection_id": readable.id, "page": 1, "score": 0.8,
+            {"n": 1, "chunk_id": 9001, "document_id": letters.id, "collection_id": readable.id, "page": 1, "score": 0.8,
              "cited": True, "text": READABLE_PASSAGE},
-            {"n": 2, "chunk_id": 9002, "document_id": 2, "collection_id": closed.id, "page": 2, "score": 0.5,
+            {"n": 2, "chunk_id": 9002, "document_id": notes.id, "collection_id": closed.id, "page": 2, "score": 0.5,
              "cited": False, "text": SECRET_PASSAGE},
         ],
     })
@@ -100,9 +105,21 @@ def test_reveal_checks_csrf_and_the_permission(compliance_officer, member, asked
 
 @pytest.mark.django_db
 def test_exports_and_the_api_are_masked_and_still_verify(client, compliance_officer, asked):
+    # An event stored in the clear (not sealed) whose content carries personal data too.
+    clear = audit_record(event_type=EventType.SETTINGS_CHANGED, outcome=Outcome.SUCCESS, actor=compliance_officer,
+                         payload={"reason": "Asked by Margaret Okafor, margaret.okafor@example.com"})
     client.force_login(compliance_officer)
     response = client.get(reverse("audit:event_detail_export", args=[asked.sequence]))
     api = bearer(compliance_officer).get("/api/v1/audit/export", {"event_type": "question.asked"})
+    whole = bearer(compliance_officer).get("/api/v1/audit/export", {"event_type": "settings.changed"})
+    assert whole.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(b"".join(whole.streaming_content) if whole.streaming else whole.content)) as archive:
+        lines = [json.loads(x) for x in archive.read("events.jsonl").decode().splitlines()]
+    clear_line = next(x for x in lines if x["body"]["sequence"] == clear.sequence)
+    # In the clear: the masked payload replaces the body, the recorded content's hash keeps the link checkable.
+    assert clear_line["masked"] is True and clear_line["content_sha256"]
+    assert "<EMAIL_ADDRESS>" in clear_line["body"]["payload"]["reason"]
+    assert "margaret.okafor@example.com" not in json.dumps(clear_line)
     assert api.status_code == 200
     for content in (response.content, b"".join(api.streaming_content) if api.streaming else api.content):
         with zipfile.ZipFile(io.BytesIO(content)) as archive:
@@ -111,15 +128,18 @@ def test_exports_and_the_api_are_masked_and_still_verify(client, compliance_offi
         for value in VALUES:
             assert value not in jsonl and value not in csv_text, value
         line = json.loads(jsonl.splitlines()[0])
-        assert line["masked"] is True and "<EMAIL_ADDRESS>" in line["body"]["payload"]["question"]
+        # Sealed: the hashed body keeps the ciphertext; the masked text is in "readable".
+        assert "<EMAIL_ADDRESS>" in line["readable"]["question"] and "c" in line["body"]["payload"]["question"]
         assert "<EMAIL_ADDRESS>" in csv_text
         assert verify_export(content, trusted_public_key=os.environ["RAG_AUDIT_PIN"]) == []
 
 
 @pytest.mark.django_db
 def test_a_forged_masked_line_does_not_verify(client, compliance_officer, asked):
+    clear = audit_record(event_type=EventType.SETTINGS_CHANGED, outcome=Outcome.SUCCESS, actor=compliance_officer,
+                         payload={"reason": "Asked by Margaret Okafor, margaret.okafor@example.com"})
     client.force_login(compliance_officer)
-    content = client.get(reverse("audit:event_detail_export", args=[asked.sequence])).content
+    content = client.get(reverse("audit:event_detail_export", args=[clear.sequence])).content
     source = zipfile.ZipFile(io.BytesIO(content))
     line = json.loads(source.read("events.jsonl"))
     line["content_sha256"] = "0" * 64  # claims other recorded content

@@ -132,4 +132,4 @@ class PageIn(Schema):
     goes on, where in a ``Link: <...>; rel="next"`` header."""
 
     limit: int = Field(100, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=1_000_000_000)  # PostgreSQL OFFSET is a bigint: no 500 past it

