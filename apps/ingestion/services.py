@@ -27,10 +27,11 @@ from apps.audit.models import EventType, Outcome
 from apps.audit.services import audit_record, audit_record_many
 from apps.corpus.models import Chunk, Collection, Document
 from apps.corpus.selectors import may_add_version
-from apps.ingestion.parsing import ARCHIVE_EXTENSIONS, LEGACY_OFFICE_EXTENSIONS, SUPPORTED_EXTENSIONS, ParseError, detect_file_type
+from apps.ingestion.parsing import ARCHIVE_EXTENSIONS, LEGACY_OFFICE_EXTENSIONS, SUPPORTED_EXTENSIONS, ParseError
 from apps.ingestion import queue
 from apps.ingestion.embed_step import documents_embed
 from apps.ingestion.parse_step import document_parse, is_batchable
+from apps.ingestion.sniffing import upload_file_type
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +92,8 @@ def _store_upload(*, collection, uploaded_by, name, content, size) -> UploadResu
         tmp.flush()
         if written == 0:
             raise UploadRejected(f"{name}: the file is empty.")
-        try:
-            file_type = detect_file_type(Path(tmp.name), name)
+        try:  # by content, in the sandbox (apps.ingestion.sniffing)
+            file_type = upload_file_type(Path(tmp.name), name)
         except ParseError as error:
             raise UploadRejected(f"{name}: {error}") from None
         sha256 = digest.hexdigest()
