@@ -72,6 +72,30 @@ def test_a_file_that_exhausts_the_type_check_is_refused_as_malformed(collection,
     assert not isinstance(accepted, UploadRejected) and accepted.document.file_type == ".txt"
 
 
+@pytest.mark.django_db
+def test_a_bulk_upload_shares_one_child_and_a_hostile_file_fails_alone(collection, corpus_admin, settings):
+    """A folder, zip or multi-file form (bulk_enqueue) has its types decided by one child, not a
+    fork per file; a file that kills that child is refused by itself, the next gets a new one."""
+    from apps.ingestion import sniffing
+    from apps.ingestion.services import bulk_enqueue
+
+    settings.INGEST_SNIFF_MEMORY_MB = 64  # enough for libmagic and its database, not for 47 MB read and decoded
+    huge = b"The canteen opens at noon and closes at three.\n" * 1_000_000
+    batch = [("a.md", b"# A\n\nOne.\n"), ("b.pdf", files.text_pdf()), ("huge.txt", huge), ("c.txt", b"Three.\n"),
+             ("d.docx", files.docx_with_table())]
+    with bulk_enqueue():
+        session = sniffing._bulk.session
+        outcomes = {name: files_upload(collection=collection, uploaded_by=corpus_admin, name=name,
+                                       content=io.BytesIO(data), size=len(data))[0] for name, data in batch}
+        used = (session.calls, session.children)
+    assert sniffing._bulk.session is None and not session.pid  # the child is gone with the block
+    refused = {name: str(o) for name, o in outcomes.items() if isinstance(o, UploadRejected)}
+    assert list(refused) == ["huge.txt"] and "needed more than 64 MiB of memory" in refused["huge.txt"]
+    assert {n: o.document.file_type for n, o in outcomes.items() if n != "huge.txt"} == {
+        "a.md": ".md", "b.pdf": ".pdf", "c.txt": ".txt", "d.docx": ".docx"}
+    assert used == (5, 2)  # one child for the first three files, a fresh one after the failure
+
+
 def _native_reach(port: int) -> dict:
     """In the sandbox: what libc's own socket calls (no Python audit hook sees them) can do."""
     import ctypes

@@ -31,7 +31,7 @@ from apps.ingestion.parsing import ARCHIVE_EXTENSIONS, LEGACY_OFFICE_EXTENSIONS,
 from apps.ingestion import queue
 from apps.ingestion.embed_step import documents_embed
 from apps.ingestion.parse_step import document_parse, is_batchable
-from apps.ingestion.sniffing import upload_file_type
+from apps.ingestion.sniffing import sniff_session, upload_file_type
 
 logger = logging.getLogger(__name__)
 
@@ -242,7 +242,8 @@ def bulk_enqueue():
     _bulk.pending = []
     _bulk.groups_sent = 0
     try:
-        yield
+        with sniff_session():  # one sandboxed child decides every file's type
+            yield
     finally:
         pending, _bulk.pending = _bulk.pending, None
         _send_group(pending)
