@@ -6,9 +6,12 @@ collection is then searched with ``chunks_search`` exactly as ``manage.py evalua
 Prints nDCG@10 / recall@10 per mode and collection, chunk counts, how many PDFs gave
 identical chunks under both engines, and a sample diff.
 
-Each PDF is written like sample_corpus/make_binary_samples.py writes its PDF (standard
-Helvetica, WinAnsi: characters outside cp1252 become "?"): the title as a heading, the
-abstract as paragraphs, a new page every ~3,000 characters.
+Each PDF is written by fpdf2 (the ``bench`` extra) with DejaVu Sans embedded as a Unicode
+TrueType font (Type0/CIDFontType2 with a ToUnicode map), so every character of the abstract is
+in the text layer, as a word processor's export would have it: the title in bold, the abstract
+as one paragraph, a new page every ~3,000 characters. (Standard Helvetica with WinAnsi, as
+sample_corpus/make_binary_samples.py writes its PDF, turns the characters outside cp1252
+into "?": that cost -0.0103 hybrid nDCG@10 against the text files, docs/benchmarks.md.)
 
     .venv/bin/python bench/pdf_equivalence.py [--max-documents 2101] [--dataset ../shared/eval/scifact-dev]
     # or the three loads side by side, then the comparison:
@@ -24,6 +27,7 @@ import json
 import os
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,22 +38,51 @@ DATASET = ROOT.parent / "shared" / "eval" / "scifact-dev"
 PAGE_CHARACTERS = 3000
 
 
+def unicode_fonts() -> tuple[Path, Path]:
+    """DejaVu Sans regular and bold: shipped inside matplotlib (a locked dependency), else
+    Debian's fonts-dejavu-core."""
+    import importlib.util
+
+    folders = []
+    spec = importlib.util.find_spec("matplotlib")  # located, not imported
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        folders.append(Path(location) / "mpl-data" / "fonts" / "ttf")
+    folders.append(Path("/usr/share/fonts/truetype/dejavu"))
+    for folder in folders:
+        regular, bold = folder / "DejaVuSans.ttf", folder / "DejaVuSans-Bold.ttf"
+        if regular.is_file() and bold.is_file():
+            return regular, bold
+    raise SystemExit("DejaVu Sans not found (matplotlib's mpl-data or apt-get install fonts-dejavu-core)")
+
+
 def render_pdf(doc_id: str, text: str) -> tuple[str, bytes]:
-    from make_binary_samples import build_pdf
+    from fpdf import FPDF
 
     title, _, body = text.partition("\n\n")
     if not body:
         title, body = "", title
-    body = " ".join(body.split()).encode("cp1252", "replace").decode("cp1252")
-    title = " ".join(title.split()).encode("cp1252", "replace").decode("cp1252")
+    body, title = " ".join(body.split()), " ".join(title.split())
     pages, rest = [], body
     while rest:
         cut = len(rest) if len(rest) <= PAGE_CHARACTERS else rest.rfind(" ", 0, PAGE_CHARACTERS)
-        pages.append([("para", rest[:cut].strip())])
+        pages.append(rest[:cut].strip())
         rest = rest[cut:].strip()
-    if title:
-        pages[0].insert(0, ("heading", title))
-    return f"{doc_id}.pdf", build_pdf(pages)
+    regular, bold = unicode_fonts()
+    pdf = FPDF(format="A4", unit="pt")
+    pdf.set_creation_date(datetime(2026, 12, 1, tzinfo=timezone.utc))  # byte-for-byte reproducible
+    pdf.add_font("DejaVu", "", str(regular))
+    pdf.add_font("DejaVu", "B", str(bold))
+    pdf.set_margins(72, 72, 72)
+    pdf.set_auto_page_break(True, margin=60)
+    for number, page in enumerate(pages or [""]):
+        pdf.add_page()
+        if number == 0 and title:
+            pdf.set_font("DejaVu", "B", 13)
+            pdf.multi_cell(0, 17, title, align="L")
+            pdf.ln(16)
+        pdf.set_font("DejaVu", "", 11)
+        pdf.multi_cell(0, 14, page, align="L")  # left: justified text spaces words apart, pdfminer splits them
+    return f"{doc_id}.pdf", bytes(pdf.output())
 
 
 def main() -> None:
@@ -118,6 +151,30 @@ def main() -> None:
         left = [f"p{p}: {t}" for p, t in b.get(doc_id, [])]  # JSON turns the tuples into lists
         right = [f"p{p}: {t}" for p, t in a[doc_id]]
         sys.stdout.writelines(line + "\n" for line in difflib.unified_diff(left, right, lineterm="", n=0))
+    _compare_with_text(chunks["txt"], a)
+
+
+def _compare_with_text(text_chunks: dict, pdf_chunks: dict) -> None:
+    """How the PDFs' chunks (pdfium) differ from the text files': not at all (whitespace
+    aside), only where the chunks are cut (the same words in the same order), or in words."""
+    def texts(rows):
+        return [" ".join(text.split()) for _, text in rows]
+
+    same = [d for d in pdf_chunks if texts(pdf_chunks[d]) == texts(text_chunks.get(d, []))]
+    cut = [d for d in pdf_chunks if d not in same
+           and " ".join(texts(pdf_chunks[d])) == " ".join(texts(text_chunks.get(d, [])))]
+    words = [d for d in pdf_chunks if d not in same and d not in cut]
+    print(f"\nPDFs (pdfium) vs text files: {len(same)} of {len(pdf_chunks)} with the same chunks (whitespace aside), "
+          f"{len(cut)} with the same words cut into chunks differently, {len(words)} with other words")
+    for doc_id in words[:3]:
+        left, right = " ".join(texts(text_chunks.get(doc_id, []))).split(), " ".join(texts(pdf_chunks[doc_id])).split()
+        print(f"{doc_id}: [-.txt-] {{+.pdf+}}")
+        for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, left, right, autojunk=False).get_opcodes():
+            if tag != "equal":
+                print(f"  ... {' '.join(left[max(0, i1 - 4):i1])} [-{' '.join(left[i1:i2])}-] {{+{' '.join(right[j1:j2])}+}}")
+    for doc_id in cut[:1]:
+        print(f"{doc_id}: chunk lengths .txt {[len(t) for t in texts(text_chunks[doc_id])]}, "
+              f".pdf {[len(t) for t in texts(pdf_chunks[doc_id])]}")
 
 
 if __name__ == "__main__":

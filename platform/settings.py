@@ -373,6 +373,10 @@ INGEST_PARSE_CPU_SECONDS = env_int("INGEST_PARSE_CPU_SECONDS", 300)
 INGEST_PARSE_WALL_SECONDS = env_int("INGEST_PARSE_WALL_SECONDS", 420)
 INGEST_PARSE_NICE = env_int("INGEST_PARSE_NICE", 10)
 INGEST_PARSE_LEASE_SECONDS = env_int("INGEST_PARSE_LEASE_SECONDS", INGEST_PARSE_WALL_SECONDS + 60)
+# An upload's type is decided in the same kind of child, in the process that received it
+# (apps.ingestion.sniffing): memory on top of that process's, CPU seconds (wall clock: twice).
+INGEST_SNIFF_MEMORY_MB = env_int("INGEST_SNIFF_MEMORY_MB", 1024)
+INGEST_SNIFF_SECONDS = env_int("INGEST_SNIFF_SECONDS", 30)
 INGEST_EMBED_LEASE_SECONDS = env_int("INGEST_EMBED_LEASE_SECONDS", 600)
 INGEST_EMBED_BATCH_CHUNKS = env_int("INGEST_EMBED_BATCH_CHUNKS", 512)  # across documents
 # Small text files (txt, md, csv, html up to MAX_BYTES each) are parsed up to N at a time,

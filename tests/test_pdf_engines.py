@@ -104,3 +104,23 @@ def test_forked_parse_children_inherit_the_compiled_reading_order(pdfs, tmp_path
     assert warmed == 2  # both functions compiled by warm_up, in the parent
     assert chunks > 0
     assert before == after  # the child compiled nothing new: the page's types were warmed
+
+
+def test_a_benchmark_pdf_keeps_every_character_of_its_abstract(tmp_path, monkeypatch):
+    """bench/pdf_equivalence.py embeds a Unicode font: characters outside cp1252 (Greek,
+    math, super/subscripts) reach the text layer, so the PDFs and the .txt files hold the
+    same words (with standard Helvetica they became "?")."""
+    sys.path.insert(0, str(PROJECT / "bench"))
+    try:
+        import pdf_equivalence
+    finally:
+        sys.path.remove(str(PROJECT / "bench"))
+    abstract = ("β-catenin and TNF-α levels were ≥ 2.5 µm in 40 % of CD4⁺ cells (p ≤ 0.05); "
+                "Δ ΔCt − 1.2 ± 0.3, “quoted”, naïve, Øresund, 10⁻³ M, H₂O.")
+    name, data = pdf_equivalence.render_pdf("42", f"Signalling in T cells\n\n{abstract}")
+    path = tmp_path / name
+    path.write_bytes(data)
+    for engine in ("pdfium", "pdfminer"):
+        monkeypatch.setenv("PDF_TEXT_ENGINE", engine)
+        text = " ".join(" ".join(c.text.split()) for c in parse_and_chunk(path, name, **OPTIONS))
+        assert "Signalling in T cells" in text and abstract in text, (engine, text)

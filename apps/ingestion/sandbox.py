@@ -10,7 +10,11 @@ killed with SIGKILL at the wall-clock deadline. Results come back as JSON over a
 
 Plain ``os.fork``: Celery's prefork pool processes are daemonic, and multiprocessing refuses
 to start children from them. The child never touches the database and leaves with
-``os._exit`` so no inherited connection, lock or atexit handler is run twice.
+``os._exit`` so no inherited connection, lock or atexit handler is run twice. The process
+that receives an upload forks one too, to decide the file's type (apps.ingestion.sniffing):
+a gunicorn worker with many threads, of which the child keeps only the caller. CPython and
+logging re-initialise their locks after a fork; were the child ever stuck on another lock a
+thread held at the fork, the wall-clock deadline kills it and the upload is refused, not hung.
 
 Before the parser runs, the child also drops what a compromised parser (a memory-safety bug
 in pdfium, Pillow, libxml2, tesseract or pandoc) could use (security review, finding 5):

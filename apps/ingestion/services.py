@@ -27,11 +27,12 @@ from apps.audit.models import EventType, Outcome
 from apps.audit.services import audit_record
 from apps.corpus.models import Collection, Document
 from apps.corpus.selectors import may_add_version
-from apps.ingestion.parsing import ARCHIVE_EXTENSIONS, LEGACY_OFFICE_EXTENSIONS, SUPPORTED_EXTENSIONS, ParseError, detect_file_type
+from apps.ingestion.parsing import ARCHIVE_EXTENSIONS, LEGACY_OFFICE_EXTENSIONS, SUPPORTED_EXTENSIONS, ParseError
 from apps.ingestion import queue
 from apps.ingestion.embed_step import documents_embed
 from apps.ingestion.parse_step import document_parse, is_batchable
 from apps.ingestion.deletion import document_delete  # noqa: F401  (its home before the erasure issue)
+from apps.ingestion.sniffing import sniff_session, upload_file_type
 
 logger = logging.getLogger(__name__)
 
@@ -92,8 +93,8 @@ def _store_upload(*, collection, uploaded_by, name, content, size) -> UploadResu
         tmp.flush()
         if written == 0:
             raise UploadRejected(f"{name}: the file is empty.")
-        try:
-            file_type = detect_file_type(Path(tmp.name), name)
+        try:  # by content, in the sandbox (apps.ingestion.sniffing)
+            file_type = upload_file_type(Path(tmp.name), name)
         except ParseError as error:
             raise UploadRejected(f"{name}: {error}") from None
         sha256 = digest.hexdigest()
@@ -242,7 +243,8 @@ def bulk_enqueue():
     _bulk.pending = []
     _bulk.groups_sent = 0
     try:
-        yield
+        with sniff_session():  # one sandboxed child decides every file's type
+            yield
     finally:
         pending, _bulk.pending = _bulk.pending, None
         _send_group(pending)

@@ -1,0 +1,78 @@
+"""What an upload is, decided in the parse sandbox, not in the process that received it.
+
+Deciding a file's type reads its raw bytes with native parsers: libmagic (python-magic),
+zlib and olefile's structures, and for a few text cases unstructured's guesser (libmagic
+again). A memory-safety bug in one of them would otherwise run inside the web process, which
+holds the database connection and the secret key (security review, finding 5). So
+``upload_file_type`` runs ``detect_file_type`` in a child of apps.ingestion.sandbox: clean
+environment, no descriptor but its result pipe, no network, memory/CPU/wall-clock limits.
+The uploader still learns at once why a file is refused; libmagic is never loaded in the
+uploading process (tests/test_upload_sniffing.py checks the web process's own memory map).
+A child costs 26-52 ms, so the files of one bulk upload share one (``sniff_session``, entered
+by apps.ingestion.services.bulk_enqueue).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.conf import settings
+
+from apps.ingestion.parsing import ParseError, detect_file_type
+from apps.ingestion.sandbox import SandboxError, run_limited
+from apps.ingestion.sandbox_session import LimitedSession
+
+_bulk = threading.local()
+
+
+class SniffFailed(RuntimeError):
+    """The type check itself failed (a bug or a broken installation), not the file."""
+
+
+def _detect_in_child(path: str, declared_name: str) -> str:
+    return detect_file_type(Path(path), declared_name)
+
+
+@contextmanager
+def sniff_session() -> Iterator[None]:
+    """The type checks of the uploads inside this block (one uploader's folder, zip or
+    multi-file form: apps.ingestion.services.bulk_enqueue) share one sandboxed child
+    (apps.ingestion.sandbox_session) instead of a fork each."""
+    if getattr(_bulk, "session", None) is not None:  # nested: the outer block's child
+        yield
+        return
+    _bulk.session = LimitedSession(_detect_in_child, memory_bytes=settings.INGEST_SNIFF_MEMORY_MB * 1024 * 1024,
+                                   wall_seconds=settings.INGEST_SNIFF_SECONDS * 2)
+    try:
+        yield
+    finally:
+        session, _bulk.session = _bulk.session, None
+        session.close()
+
+
+def upload_file_type(path: Path, declared_name: str) -> str:
+    """``detect_file_type(path, declared_name)``, run in the sandbox.
+
+    A file the checks refuse raises :class:`ParseError` with the same message as before; a
+    file that makes the check exceed its limits is refused as malformed or hostile."""
+    memory_mb, seconds = settings.INGEST_SNIFF_MEMORY_MB, settings.INGEST_SNIFF_SECONDS
+    session = getattr(_bulk, "session", None)
+    try:
+        if session is not None:
+            payload = session.call(str(path), declared_name)
+        else:
+            payload = run_limited(_detect_in_child, str(path), declared_name, memory_bytes=memory_mb * 1024 * 1024,
+                                  cpu_seconds=seconds, wall_seconds=seconds * 2).value
+    except SandboxError as error:
+        raise ParseError(
+            f"the type check {error} and was stopped (limits: {memory_mb} MiB, {seconds} s); "
+            "the file may be malformed or hostile.", code=f"limit_{error.code}") from None
+    if payload["ok"]:
+        return payload["value"]
+    if payload.get("type") == "ParseError":
+        raise ParseError(payload["message"], code=payload.get("code") or "corrupt")
+    raise SniffFailed(f"checking the file type raised {payload.get('type')}: {payload.get('message')}\n"
+                      f"{payload.get('traceback', '')}")
