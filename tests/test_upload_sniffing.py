@@ -79,7 +79,7 @@ def test_a_bulk_upload_shares_one_child_and_a_hostile_file_fails_alone(collectio
     from apps.ingestion import sniffing
     from apps.ingestion.services import bulk_enqueue
 
-    settings.INGEST_SNIFF_MEMORY_MB = 64  # enough for libmagic and its database, not for 47 MB read and decoded
+    settings.INGEST_SNIFF_MEMORY_MB = 24  # enough for libmagic and its database, not for 47 MB read whole
     huge = b"The canteen opens at noon and closes at three.\n" * 1_000_000
     batch = [("a.md", b"# A\n\nOne.\n"), ("b.pdf", files.text_pdf()), ("huge.txt", huge), ("c.txt", b"Three.\n"),
              ("d.docx", files.docx_with_table())]
@@ -90,7 +90,7 @@ def test_a_bulk_upload_shares_one_child_and_a_hostile_file_fails_alone(collectio
         used = (session.calls, session.children)
     assert sniffing._bulk.session is None and not session.pid  # the child is gone with the block
     refused = {name: str(o) for name, o in outcomes.items() if isinstance(o, UploadRejected)}
-    assert list(refused) == ["huge.txt"] and "needed more than 64 MiB of memory" in refused["huge.txt"]
+    assert list(refused) == ["huge.txt"] and "needed more than 24 MiB of memory" in refused["huge.txt"]
     assert {n: o.document.file_type for n, o in outcomes.items() if n != "huge.txt"} == {
         "a.md": ".md", "b.pdf": ".pdf", "c.txt": ".txt", "d.docx": ".docx"}
     assert used == (5, 2)  # one child for the first three files, a fresh one after the failure

@@ -75,6 +75,7 @@ def _address_space_now() -> int:
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
 PR_SET_NO_NEW_PRIVS = 38
+M_MMAP_THRESHOLD = -3  # mallopt(3)
 # Environment variables the parsers may need; everything else is dropped in the child.
 KEPT_VARIABLES = re.compile(
     r"^(PATH|LANG|LANGUAGE|TZ|LC_[A-Z]+|TMPDIR|HOME|TERM|TESSDATA_PREFIX|TESSERACT_CMD|SPACY_SENTENCES|"
@@ -154,6 +155,10 @@ def _child(write_fd: int, fn: Callable[..., Any], args: tuple, memory_bytes: int
     # gc.freeze).
     gc.freeze()
     try:
+        # Every allocation of 128 KiB or more gets its own mapping, so it counts against the
+        # address-space limit below: glibc's threshold grows with the worker's history (up
+        # to 32 MiB), and an allocation served from the worker's freed heap would not.
+        _libc().mallopt(M_MMAP_THRESHOLD, 128 * 1024)
         _close_descriptors(write_fd)
         _drop_environment()
         _leave_the_network()

@@ -20,7 +20,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from apps.ingestion.sandbox import SandboxError, _address_space_now, _drop_environment, _leave_the_network
+from apps.ingestion.sandbox import (
+    M_MMAP_THRESHOLD,
+    SandboxError,
+    _address_space_now,
+    _drop_environment,
+    _leave_the_network,
+    _libc,
+)
 
 
 def _close_all_but(*keep: int) -> None:
@@ -34,6 +41,7 @@ def _close_all_but(*keep: int) -> None:
 def _serve(requests: int, results: int, fn: Callable[..., Any], memory_bytes: int) -> None:  # pragma: no cover - child
     status = 0
     try:
+        _libc().mallopt(M_MMAP_THRESHOLD, 128 * 1024)  # large allocations count against the limit (sandbox._child)
         _close_all_but(requests, results)
         _drop_environment()
         _leave_the_network()
