@@ -14,7 +14,6 @@ import pytest
 from apps.audit.models import AuditEvent, EventType
 from apps.corpus.models import Document
 from apps.ingestion.archives import files_upload
-from apps.ingestion.services import UploadRejected
 from tests import files
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -54,34 +53,75 @@ def test_the_web_process_never_loads_libmagic_and_still_explains_a_refusal(corpu
     assert refused == {"report.pdf", "noise.pdf"}
 
 
-@pytest.mark.django_db
-def test_a_file_that_exhausts_the_type_check_is_refused_as_malformed(collection, corpus_admin, settings):
+LIMITS_PROBE = """
+import json, os, sys
+sys.path.insert(0, {root!r})
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rag_platform.settings")
+from rag_platform.privacy import apply_offline_environment
+apply_offline_environment()
+import django
+django.setup()
+from pathlib import Path
+from django.conf import settings
+from apps.ingestion import sniffing
+from apps.ingestion.parsing import ParseError
+
+def check(path, name):
+    try:
+        return sniffing.upload_file_type(Path(path), name)
+    except ParseError as error:
+        return "refused: " + str(error)
+
+settings.INGEST_SNIFF_MEMORY_MB = 16
+single = check({big!r}, "minutes.txt")
+settings.INGEST_SNIFF_MEMORY_MB = 40  # enough for libmagic and its database, not for 47 MB read whole
+with sniffing.sniff_session():
+    session = sniffing._bulk.session
+    bulk = {{name: check(path, name) for name, path in {batch!r}}}
+    used = [session.calls, session.children]
+print(json.dumps({{"single": single, "bulk": bulk, "used": used, "closed": sniffing._bulk.session is None and not session.pid}}))
+"""
+
+
+def test_a_check_that_exhausts_its_limits_refuses_the_file_alone(tmp_path):
     """The check runs under its own limits: a file that needs more memory than they allow is
-    refused with a reason the uploader can act on, and nothing is stored."""
-    settings.INGEST_SNIFF_MEMORY_MB = 16
-    text = b"The canteen opens at noon and closes at three.\n" * 500_000  # 23.5 MB of text, read whole
-    [outcome] = files_upload(collection=collection, uploaded_by=corpus_admin, name="minutes.txt",
-                             content=io.BytesIO(text), size=len(text))
-    assert isinstance(outcome, UploadRejected), outcome
-    assert "minutes.txt: the type check needed more than 16 MiB of memory and was stopped" in str(outcome)
-    assert "malformed or hostile" in str(outcome)
-    assert not Document.objects.exists()
-    settings.INGEST_SNIFF_MEMORY_MB = 1024
-    [accepted] = files_upload(collection=collection, uploaded_by=corpus_admin, name="minutes.txt",
-                              content=io.BytesIO(text), size=len(text))
-    assert not isinstance(accepted, UploadRejected) and accepted.document.file_type == ".txt"
+    refused with a reason the uploader can act on; in a bulk upload (one shared child) only
+    that file is refused and the next file gets a new child. Run in a fresh interpreter, as a
+    web process starts: in this long-lived test process the limit is not reliably reached
+    (closing note of 2026-12-02: a child's large read can be served from memory the parent
+    already maps)."""
+    from rag_platform.embedded import child_environment
+
+    big = tmp_path / "minutes.txt"
+    big.write_bytes(b"The canteen opens at noon and closes at three.\n" * 500_000)  # 23.5 MB, read whole
+    batch = []
+    for name, data in (("a.md", b"# A\n\nOne.\n"), ("b.pdf", files.text_pdf()),
+                       ("huge.txt", b"The canteen opens at noon and closes at three.\n" * 1_000_000),
+                       ("c.txt", b"Three.\n"), ("d.docx", files.docx_with_table())):
+        (tmp_path / name).write_bytes(data)
+        batch.append((name, str(tmp_path / name)))
+    script = LIMITS_PROBE.format(root=str(PROJECT), big=str(big), batch=batch)
+    done = subprocess.run([sys.executable, "-c", script], cwd=PROJECT, capture_output=True, text=True, timeout=300,
+                          env=child_environment())
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["single"].startswith("refused: the type check needed more than 16 MiB of memory and was stopped")
+    assert "malformed or hostile" in out["single"]
+    refused = {name: text for name, text in out["bulk"].items() if text.startswith("refused: ")}
+    assert list(refused) == ["huge.txt"] and "needed more than 40 MiB of memory" in refused["huge.txt"]
+    assert {n: t for n, t in out["bulk"].items() if n != "huge.txt"} == {
+        "a.md": ".md", "b.pdf": ".pdf", "c.txt": ".txt", "d.docx": ".docx"}
+    assert out["used"] == [5, 2] and out["closed"]  # one child, a fresh one after the failure, gone with the block
 
 
 @pytest.mark.django_db
-def test_a_bulk_upload_shares_one_child_and_a_hostile_file_fails_alone(collection, corpus_admin, settings):
+def test_a_bulk_upload_shares_one_child(collection, corpus_admin, settings):
     """A folder, zip or multi-file form (bulk_enqueue) has its types decided by one child, not a
-    fork per file; a file that kills that child is refused by itself, the next gets a new one."""
+    fork per file, and the files are stored with the types it decided."""
     from apps.ingestion import sniffing
     from apps.ingestion.services import bulk_enqueue
 
-    settings.INGEST_SNIFF_MEMORY_MB = 24  # enough for libmagic and its database, not for 47 MB read whole
-    huge = b"The canteen opens at noon and closes at three.\n" * 1_000_000
-    batch = [("a.md", b"# A\n\nOne.\n"), ("b.pdf", files.text_pdf()), ("huge.txt", huge), ("c.txt", b"Three.\n"),
+    batch = [("a.md", b"# A\n\nOne.\n"), ("b.pdf", files.text_pdf()), ("c.txt", b"Three.\n"),
              ("d.docx", files.docx_with_table())]
     with bulk_enqueue():
         session = sniffing._bulk.session
@@ -89,11 +129,9 @@ def test_a_bulk_upload_shares_one_child_and_a_hostile_file_fails_alone(collectio
                                        content=io.BytesIO(data), size=len(data))[0] for name, data in batch}
         used = (session.calls, session.children)
     assert sniffing._bulk.session is None and not session.pid  # the child is gone with the block
-    refused = {name: str(o) for name, o in outcomes.items() if isinstance(o, UploadRejected)}
-    assert list(refused) == ["huge.txt"] and "needed more than 24 MiB of memory" in refused["huge.txt"]
-    assert {n: o.document.file_type for n, o in outcomes.items() if n != "huge.txt"} == {
+    assert {n: o.document.file_type for n, o in outcomes.items()} == {
         "a.md": ".md", "b.pdf": ".pdf", "c.txt": ".txt", "d.docx": ".docx"}
-    assert used == (5, 2)  # one child for the first three files, a fresh one after the failure
+    assert used == (4, 1)
 
 
 def _native_reach(port: int) -> dict:

@@ -74,5 +74,8 @@ def upload_file_type(path: Path, declared_name: str) -> str:
         return payload["value"]
     if payload.get("type") == "ParseError":
         raise ParseError(payload["message"], code=payload.get("code") or "corrupt")
+    if payload.get("kind") == "memory" or "Memory exhausted" in str(payload.get("message")):  # libmagic's own
+        raise ParseError(f"the type check needed more than {memory_mb} MiB of memory and was stopped (limits: "
+                         f"{memory_mb} MiB, {seconds} s); the file may be malformed or hostile.", code="limit_memory")
     raise SniffFailed(f"checking the file type raised {payload.get('type')}: {payload.get('message')}\n"
                       f"{payload.get('traceback', '')}")
