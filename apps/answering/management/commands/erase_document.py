@@ -1,9 +1,9 @@
 """Erase a document (every version) everywhere, its passages in the audit trail included."""
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.answering.erasure import erase_document
+from apps.answering.management.officers import officer_named
 from apps.audit.erasure import ErasureRefused
 
 
@@ -18,10 +18,7 @@ class Command(BaseCommand):
         parser.add_argument("--by", default="", help="user name of the officer carrying it out (recorded)")
 
     def handle(self, *args, document_id, reason, by="", **options):
-        users = get_user_model().objects
-        actor = users.filter(username=by).first() if by else None
-        if by and actor is None:
-            raise CommandError(f"--by: no user named {by!r}")
+        actor = officer_named(by)
         try:
             done = erase_document(document_id=document_id, reason=reason, actor=actor)
         except ErasureRefused as error:

@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.answering.erasure import erase_user
+from apps.answering.management.officers import officer_named
 from apps.audit.erasure import ErasureRefused
 
 
@@ -22,9 +23,7 @@ class Command(BaseCommand):
         user = users.filter(username=username).first()
         if user is None:
             raise CommandError(f"no user named {username!r}")
-        actor = users.filter(username=by).first() if by else None
-        if by and actor is None:
-            raise CommandError(f"--by: no user named {by!r}")
+        actor = officer_named(by)
         try:
             done = erase_user(user=user, reason=reason, actor=actor)
         except ErasureRefused as error:
