@@ -28,7 +28,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from apps.ingestion.turns import pool_processes  # noqa: E402
-from rag_platform import embedded, llm_model  # noqa: E402
+from rag_platform import embedded, llm_model, stack_keys  # noqa: E402
 from rag_platform.runtime import (  # noqa: E402
     PROJECT_DIR,
     clear_stack_endpoints,
@@ -151,31 +151,12 @@ class Stack:
         self.start_beat()
 
     def ensure_signing_key(self) -> None:
-        """The audit signing key, created at the first start (install) and printed to pin."""
-        key_file = Path(os.environ.get("RAG_AUDIT_SIGNING_KEY_FILE") or self.data / "keys" / "audit-signing.key")
-        public_file = self.data / "keys" / "audit-signing.pub"
-        if not key_file.exists() and not os.environ.get("RAG_AUDIT_SIGNING_KEY"):
-            from apps.audit.signing import fingerprint, generate_key_file
-
-            public_hex = generate_key_file(key_file)
-            public_file.write_text(public_hex + "\n")
-            say(f"Audit signing key created ({key_file}, only the signer reads it). PIN THIS PUBLIC KEY: {public_hex} "
-                f"({fingerprint(public_hex)}); auditors verify with manage.py audit_verify --public-key <it>")
-        self.signing_key_file = key_file
-        if os.environ.get("RAG_AUDIT_PIN"):
-            self.endpoints["RAG_AUDIT_PIN"] = os.environ["RAG_AUDIT_PIN"]
-        elif public_file.exists():
-            self.endpoints["RAG_AUDIT_PIN"] = public_file.read_text().strip()
+        self.signing_key_file, pin = stack_keys.ensure_signing_key(self.data, say)
+        if pin:
+            self.endpoints["RAG_AUDIT_PIN"] = pin
 
     def ensure_master_key(self) -> None:
-        """The master key that wraps the audit content's data keys, created at the first start."""
-        key_file = Path(os.environ.get("RAG_AUDIT_MASTER_KEY_FILE") or self.data / "keys" / "audit-master.key")
-        if not key_file.exists():
-            from apps.audit.keys import generate_master_key_file
-
-            generate_master_key_file(key_file)
-            say(f"Audit master key created ({key_file}, mode 0600). Keep a copy in your key store: without it the "
-                "questions, answers and passages in the audit trail cannot be read; it is not in backups.")
+        stack_keys.ensure_master_key(self.data, say)
 
     def start_signer(self) -> None:
         """The audit signer: the only process with the signing key (queue "audit")."""
@@ -311,8 +292,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             stack.wait_for_llm()
         urls = read_stack_endpoints()
+        if pin := urls.get("RAG_AUDIT_PIN"):
+            say(f"Audit trail: {stack_keys.verify_command(pin)}")
         say(f"Ready. Open {urls.get('WEB_URL')} and sign in with a demo user "
-            f"(python manage.py create_demo_users prints them). Press Ctrl-C to stop.")
+            f"(.venv/bin/python manage.py create_demo_users prints them). Press Ctrl-C to stop.")
         if args.exit_after_demo:
             return 0
         code = stack.watch()

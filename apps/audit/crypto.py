@@ -44,6 +44,19 @@ def new_key() -> bytes:
     return AESGCM.generate_key(bit_length=KEY_BYTES * 8)
 
 
+def create_key_file(path) -> None:
+    """Write a new key (hex) to ``path``, mode 0600, in a 0700 folder; refuses to overwrite one.
+
+    Needs no Django: the embedded stack creates the master key before any Django process runs."""
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(new_key().hex() + "\n")
+
+
 def master_key_id(master: bytes) -> str:
     """Which master key wrapped a data key (sha256 prefix; never the key itself)."""
     return hashlib.sha256(b"rag-audit-master|" + master).hexdigest()[:16]

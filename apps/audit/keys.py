@@ -64,10 +64,7 @@ def load_master_key() -> bytes:
 def generate_master_key_file(path: Path | None = None) -> Path:
     """Create the master key (mode 0600); refuses to overwrite one."""
     path = path or master_key_path()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(crypto.new_key().hex() + "\n")
+    crypto.create_key_file(path)
     return path
 
 

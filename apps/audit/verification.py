@@ -121,6 +121,7 @@ def _trusted_heads(report: VerificationReport, directory: Path, witness: Path, p
         copies.setdefault(int(document["statement"]["number"]), []).append(
             ("witness", canonical_json(document["statement"]), document["signature"], document.get("public_key", "")))
     trusted: set[str] = set()
+    foreign: dict[str, list[int]] = {}  # witness heads validly signed by a key that is not ours
     heads: dict[int, dict[str, Any]] = {}
     previous_digest = GENESIS_HASH
     for number in sorted(copies):
@@ -129,6 +130,9 @@ def _trusted_heads(report: VerificationReport, directory: Path, witness: Path, p
             statement = json.loads(text)
             key = statement.get("public_key") or public_hex or ("" if pin.startswith("sha256:") else pin)
             if not (key in trusted or signing.matches_pin(key, pin)) or not signing.verify(text.encode(), signature, key):
+                if where == "witness" and key and signing.verify(text.encode(), signature, key):
+                    foreign.setdefault(key, []).append(number)
+                    continue
                 report.fail(f"signed head {number} ({where}): not signed by the pinned key")
                 continue
             if accepted is None:
@@ -147,11 +151,23 @@ def _trusted_heads(report: VerificationReport, directory: Path, witness: Path, p
             report.fail(f"signed head {number}: does not link to signed head {number - 1}")
         previous_digest = hashlib.sha256(canonical_json(accepted).encode()).hexdigest()
         heads[number] = accepted
+    for key, numbers in foreign.items():
+        report.fail(_foreign_witness_problem(witness, key, numbers, pin))
     if heads:
         gaps = [n for n in range(1, max(heads) + 1) if n not in copies]
         if gaps:
             report.fail(f"signed heads missing everywhere: {gaps[:10]}")
     return heads
+
+
+def _foreign_witness_problem(witness: Path, key: str, numbers: list[int], pin: str) -> str:
+    """One line for the witness heads another key signed: which file, which key, what to check."""
+    pinned = pin if pin.startswith("sha256:") else signing.fingerprint(pin)
+    listed = ", ".join(map(str, numbers[:10])) + (f" and {len(numbers) - 10} more" if len(numbers) > 10 else "")
+    return (f"witness file {witness}: signed head(s) {listed} are validly signed by key {signing.fingerprint(key)}, "
+            f"not by the pinned key {pinned}. Either this file holds another installation's heads (a copied, "
+            f"restored or shared witness file: point RAG_AUDIT_WITNESS_FILE or --witness at this installation's "
+            f"own file) or the heads were forged with another key; nothing in it was trusted")
 
 
 def _table_owner() -> str:
