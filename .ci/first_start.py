@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -215,8 +216,10 @@ def start_stack(log: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("RAG_", "LLM_", "DJANGO_")) and k not in {"DATABASE_URL", "CELERY_BROKER_URL"}}
     say(f"$ python3 bootstrap.py run   (log: {log})")
-    return subprocess.Popen([sys.executable, "bootstrap.py", "run"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-                            stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen([sys.executable, "bootstrap.py", "run"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                               stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    threading.Thread(target=process.wait, daemon=True).start()  # reaped when it exits, as a shell would
+    return process
 
 
 def wait_ready(process: subprocess.Popen, log: Path) -> str:
