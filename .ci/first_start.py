@@ -271,9 +271,9 @@ def second_shell(readme: Readme, home: Path, stack_log: str) -> None:
     output = shell(readme.claim(r"\.venv/bin/python manage\.py create_demo_users"), home, expect="compliance.demo")
     passwords = dict(re.findall(r"user (\S+)\s+password (\S+)", output))
     shell(readme.claim(rf"\.venv/bin/python manage\.py create_collection {COLLECTION} .*"), home)
-    shell(readme.claim(rf"\.venv/bin/python manage\.py ingest sample_corpus --collection {COLLECTION} --wait"),
+    shell(readme.claim(rf"\.venv/bin/python manage\.py ingest .+ --collection {COLLECTION} --wait"),
           home, expect="indexed")
-    shell(readme.claim(r'\.venv/bin/python manage\.py ask ".+" --user staff\.demo'), home,
+    shell(readme.claim(r"\.venv/bin/python manage\.py ask .+"), home,
           expect=r"(Verified answer|Quotation|Not stated).*\n(.*\n)*  Audit event #\d+")
     shell(readme.claim(r"\.venv/bin/python manage\.py audit_verify --public-key var/keys/audit-signing\.pub"), home,
           expect="audit trail verifies")
