@@ -20,7 +20,6 @@ from apps.accounts.roles import COMPLIANCE_OFFICER
 from apps.answering.models import AnswerKind, AskedQuestion
 from apps.audit.erasure import ErasureRefused, erase_keys
 from apps.audit.models import DataKey
-from apps.corpus.models import Document
 
 ERASED_ANSWER = "Answer erased on {date}: a document it came from was deleted."
 
@@ -54,24 +53,19 @@ def erase_user(*, user, reason: str, actor) -> ErasureDone:
 
 def erase_document(*, document_id: int, reason: str, actor) -> ErasureDone:
     """Delete every version of the document with its data keys; refused under a legal hold."""
-    from apps.audit.models import AuditEvent, EventType
-    from apps.ingestion.deletion import document_delete
+    from apps.ingestion.deletion import documents_delete
 
     if not (reason or "").strip():
         raise ErasureRefused("An erasure needs a reason (it is recorded in the signed audit trail).")
-    document = Document.objects.filter(id=document_id).first()
-    if document is None:
+    # Every version of its title, whatever its status (review M6: an indexed one behind a
+    # queued or failed newer version too), in one transaction; refused as a whole under a hold.
+    deleted = documents_delete(document_id=document_id, actor=actor, reason=reason.strip(), refuse_on_hold=True,
+                               every_version=True)
+    if not deleted.document_ids:
         raise ErasureRefused(f"There is no document {document_id} (already deleted?).")
-    # All versions: start from the newest one of its title, which takes the older ones with it.
-    newest = (Document.objects.filter(collection_id=document.collection_id, title=document.title)
-              .order_by("-version").first())
-    versions = Document.objects.filter(collection_id=document.collection_id, title=document.title,
-                                       version__lte=newest.version).count()
-    before = AuditEvent.objects.order_by("-sequence").values_list("sequence", flat=True).first() or 0
-    with transaction.atomic():
-        document_delete(document_id=newest.id, actor=actor, reason=reason.strip(), refuse_on_hold=True)
-        erased = AuditEvent.objects.filter(event_type=EventType.ERASED, sequence__gt=before).order_by("-sequence").first()
-    return ErasureDone(erased.sequence if erased else 0, list(erased.payload["key_ids"]) if erased else [], versions)
+    erasure = deleted.erasure
+    return ErasureDone(erasure.event.sequence if erasure else 0, list(erasure.key_ids) if erasure else [],
+                       len(deleted.document_ids))
 
 
 def blank_answers_citing(*, document_ids: list[int], **_kwargs) -> int:
