@@ -71,6 +71,25 @@ def generate_master_key_file(path: Path | None = None) -> Path:
     return path
 
 
+def derived_key(label: str) -> bytes:
+    """A key for one purpose, derived from the master key (HKDF-SHA256 with ``label`` as its
+    info, e.g. "rag-audit-ledger/1"): never the master key itself, never another purpose's."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(algorithm=hashes.SHA256(), length=crypto.KEY_BYTES, salt=None,
+                info=label.encode()).derive(load_master_key())
+
+
+def search_term_digest(term: str) -> str:
+    """HMAC-SHA256 of a review search term (casefolded) under its own derived key: the trail
+    records that and what was searched for, comparable by whoever holds the master key,
+    without keeping a name the officer typed in the clear (security review M7c)."""
+    import hmac
+
+    return hmac.new(derived_key("rag-audit-search-term/1"), term.casefold().encode(), "sha256").hexdigest()
+
+
 # --- the erasure ledger -------------------------------------------------------------------
 
 def ledger_path() -> Path:
