@@ -81,3 +81,35 @@ def blank_answers_citing(*, document_ids: list[int], **_kwargs) -> int:
     message = ERASED_ANSWER.format(date=timezone.now().date().isoformat())
     return AskedQuestion.objects.filter(shown).update(answer="", citations=[], error=message,
                                                       answer_kind=AnswerKind.NONE)
+
+
+def reapply_erasures(*, entries: list[dict], using: str = "default", **_kwargs) -> dict[str, int]:
+    """``erasures_reapplied`` receiver (``manage.py audit_apply_erasures``, after a restore of
+    a backup older than an erasure; security review M5): delete again the history rows of an
+    erased person asked before the erasure, and the erased documents (matched by id AND
+    sha256, created before it: an id reused after the restore is another document), with
+    their chunks, vectors and files, through the ordinary deletion (audited)."""
+    from datetime import datetime
+
+    from apps.corpus.models import Document
+    from apps.ingestion.deletion import documents_delete
+
+    rows = documents = 0
+    for entry in entries:
+        try:
+            erased_at = datetime.fromisoformat(str(entry.get("erased_at")))
+        except ValueError:
+            continue
+        reason = f"re-applied after a restore: erasure #{entry.get('sequence')} ({entry.get('reason', '')})"[:500]
+        users = [int(subject) for scope, subject in entry.get("subjects", []) if scope == DataKey.Scope.USER]
+        if users:
+            with transaction.atomic(using=using):
+                history = AskedQuestion.objects.using(using).filter(user_id__in=users, created_at__lte=erased_at)
+                AskedQuestion.objects.using(using).filter(follow_up_of__in=history).update(follow_up_of=None)
+                rows += history.delete()[1].get(AskedQuestion._meta.label, 0)
+        for recorded in entry.get("documents", []):
+            match = Document.objects.using(using).filter(id=recorded.get("id"), sha256=recorded.get("sha256"),
+                                                         created_at__lte=erased_at).first()
+            if match is not None:
+                documents += len(documents_delete(document_id=match.id, actor=None, reason=reason).document_ids)
+    return {"history_rows_deleted": rows, "documents_deleted": documents}

@@ -6,6 +6,7 @@ from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
 
+from apps.audit import ledger
 from apps.audit.attestation import attestation_passed, attestation_report
 from apps.audit.exports import audit_export
 from apps.audit.models import AuditEvent, EventType, Outcome
@@ -58,6 +59,7 @@ def event_list(request: HttpRequest) -> HttpResponse:
     return render(request, "audit/event_list.html", {
         "page": page, "filters": filters.as_dict(), "event_types": EventType.choices,
         "outcomes": Outcome.choices, "integrity": audit_integrity_status(),
+        "ledger_problems": ledger.read().problems,  # unauthenticated ledger lines (apps.audit.ledger)
     })
 
 

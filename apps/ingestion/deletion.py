@@ -77,7 +77,9 @@ def documents_delete(*, document_id: int, actor, reason: str = "", refuse_on_hol
         if key_ids and not holds:
             erasure = erase_keys(subjects=subjects, actor=actor, reason=reason or "document deleted",
                        what={"scope": DataKey.Scope.DOCUMENT, "collection_id": document.collection_id,
-                             "document_ids": [d.id for d in victims], "file_name": document.title})
+                             "document_ids": [d.id for d in victims], "file_name": document.title,
+                             # what a restore of an older backup must delete again (apps.audit.ledger)
+                             "documents": [{"id": d.id, "sha256": d.sha256} for d in victims]})
         documents_deleted.send(sender=Document, document_ids=[d.id for d in victims], erased=not holds)
         storage = document.file.storage
         transaction.on_commit(lambda: [storage.delete(name) for name in files])
