@@ -276,7 +276,7 @@ def test_an_erasure_missing_from_the_ledger_is_added_by_audit_apply_erasures(mem
     assert ledger_key_ids() == set()
     out = io.StringIO()
     call_command("audit_apply_erasures", stdout=out)
-    assert "0 restored key(s) destroyed again, 1 erasure(s) added" in out.getvalue()
+    assert "0 restored key(s) destroyed again" in out.getvalue() and "1 erasure(s) added" in out.getvalue()
     assert ledger_key_ids() == set(erasure.key_ids)
     call_command("audit_apply_erasures", stdout=out)  # idempotent
     assert "0 erasure(s) added" in out.getvalue().splitlines()[-1]

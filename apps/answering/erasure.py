@@ -20,7 +20,6 @@ from apps.accounts.roles import COMPLIANCE_OFFICER
 from apps.answering.models import AnswerKind, AskedQuestion
 from apps.audit.erasure import ErasureRefused, erase_keys
 from apps.audit.models import DataKey
-from apps.corpus.models import Document
 
 ERASED_ANSWER = "Answer erased on {date}: a document it came from was deleted."
 
@@ -54,24 +53,19 @@ def erase_user(*, user, reason: str, actor) -> ErasureDone:
 
 def erase_document(*, document_id: int, reason: str, actor) -> ErasureDone:
     """Delete every version of the document with its data keys; refused under a legal hold."""
-    from apps.audit.models import AuditEvent, EventType
-    from apps.ingestion.deletion import document_delete
+    from apps.ingestion.deletion import documents_delete
 
     if not (reason or "").strip():
         raise ErasureRefused("An erasure needs a reason (it is recorded in the signed audit trail).")
-    document = Document.objects.filter(id=document_id).first()
-    if document is None:
+    # Every version of its title, whatever its status (review M6: an indexed one behind a
+    # queued or failed newer version too), in one transaction; refused as a whole under a hold.
+    deleted = documents_delete(document_id=document_id, actor=actor, reason=reason.strip(), refuse_on_hold=True,
+                               every_version=True)
+    if not deleted.document_ids:
         raise ErasureRefused(f"There is no document {document_id} (already deleted?).")
-    # All versions: start from the newest one of its title, which takes the older ones with it.
-    newest = (Document.objects.filter(collection_id=document.collection_id, title=document.title)
-              .order_by("-version").first())
-    versions = Document.objects.filter(collection_id=document.collection_id, title=document.title,
-                                       version__lte=newest.version).count()
-    before = AuditEvent.objects.order_by("-sequence").values_list("sequence", flat=True).first() or 0
-    with transaction.atomic():
-        document_delete(document_id=newest.id, actor=actor, reason=reason.strip(), refuse_on_hold=True)
-        erased = AuditEvent.objects.filter(event_type=EventType.ERASED, sequence__gt=before).order_by("-sequence").first()
-    return ErasureDone(erased.sequence if erased else 0, list(erased.payload["key_ids"]) if erased else [], versions)
+    erasure = deleted.erasure
+    return ErasureDone(erasure.event.sequence if erasure else 0, list(erasure.key_ids) if erasure else [],
+                       len(deleted.document_ids))
 
 
 def blank_answers_citing(*, document_ids: list[int], **_kwargs) -> int:
@@ -87,3 +81,35 @@ def blank_answers_citing(*, document_ids: list[int], **_kwargs) -> int:
     message = ERASED_ANSWER.format(date=timezone.now().date().isoformat())
     return AskedQuestion.objects.filter(shown).update(answer="", citations=[], error=message,
                                                       answer_kind=AnswerKind.NONE)
+
+
+def reapply_erasures(*, entries: list[dict], using: str = "default", **_kwargs) -> dict[str, int]:
+    """``erasures_reapplied`` receiver (``manage.py audit_apply_erasures``, after a restore of
+    a backup older than an erasure; security review M5): delete again the history rows of an
+    erased person asked before the erasure, and the erased documents (matched by id AND
+    sha256, created before it: an id reused after the restore is another document), with
+    their chunks, vectors and files, through the ordinary deletion (audited)."""
+    from datetime import datetime
+
+    from apps.corpus.models import Document
+    from apps.ingestion.deletion import documents_delete
+
+    rows = documents = 0
+    for entry in entries:
+        try:
+            erased_at = datetime.fromisoformat(str(entry.get("erased_at")))
+        except ValueError:
+            continue
+        reason = f"re-applied after a restore: erasure #{entry.get('sequence')} ({entry.get('reason', '')})"[:500]
+        users = [int(subject) for scope, subject in entry.get("subjects", []) if scope == DataKey.Scope.USER]
+        if users:
+            with transaction.atomic(using=using):
+                history = AskedQuestion.objects.using(using).filter(user_id__in=users, created_at__lte=erased_at)
+                AskedQuestion.objects.using(using).filter(follow_up_of__in=history).update(follow_up_of=None)
+                rows += history.delete()[1].get(AskedQuestion._meta.label, 0)
+        for recorded in entry.get("documents", []):
+            match = Document.objects.using(using).filter(id=recorded.get("id"), sha256=recorded.get("sha256"),
+                                                         created_at__lte=erased_at).first()
+            if match is not None:
+                documents += len(documents_delete(document_id=match.id, actor=None, reason=reason).document_ids)
+    return {"history_rows_deleted": rows, "documents_deleted": documents}

@@ -62,4 +62,7 @@ def erase(request: HttpRequest, kind: str) -> HttpResponse:
         except ErasureRefused as error:
             form.add_error(None, str(error))
             status = 409
-    return render(request, "audit/erase.html", {"form": form, "kind": kind, "what": KINDS[kind]}, status=status)
+    from apps.audit import ledger
+
+    return render(request, "audit/erase.html", {"form": form, "kind": kind, "what": KINDS[kind],
+                                                "ledger_problems": ledger.read().problems}, status=status)

@@ -16,6 +16,8 @@ context window by the model's own token count (``fit_to_window``).
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Sequence
 
 from apps.answering.evidence import Evidence  # noqa: F401  (re-exported: what prompts are built from)
@@ -36,8 +38,21 @@ CAPABLE_SYSTEM = (
 NOT_STATED_REPLY = "NOT STATED"
 
 
+_DELIMITER = re.compile(r"<\s*/?\s*documents\s*>", re.IGNORECASE)
+_SOURCE_LABEL = re.compile(r"source\s*\[\s*(\d+)\s*\]\s*:", re.IGNORECASE)
+
+
+def quoted_passage(text: str) -> str:
+    """A passage as it may stand inside the prompt (security review L4): it cannot close the
+    ``<documents>`` section or start a ``Source [n]:`` of its own (both are rewritten, the
+    words kept), and it is one line."""
+    text = _DELIMITER.sub(lambda m: m.group(0).replace("<", "‹").replace(">", "›"), text)
+    text = _SOURCE_LABEL.sub(lambda m: f"source ({m.group(1)})", text)
+    return " ".join(text.split())
+
+
 def _documents(evidence: Sequence[Evidence]) -> str:
-    quoted = "\n".join(f"Source [{e.number}]: {e.sentence}" for e in evidence)
+    quoted = "\n".join(f"Source [{e.number}]: {quoted_passage(e.sentence)}" for e in evidence)
     return f"<documents>\n{quoted}\n</documents>"
 
 

@@ -350,7 +350,7 @@ def audit_export_endpoint(request, filters: Query[AuditExportQuery]):
     f = EventFilters(event_type=filters.event_type, outcome=filters.outcome, actor=filters.actor.strip(),
                      date_from=filters.date_from, date_to=filters.date_to, collection_id=filters.collection_id,
                      search=filters.q.strip())
-    export = audit_export(events=audit_events_list(filters=f), filters=f.as_dict(), exported_by=request.user)
+    export = audit_export(events=audit_events_list(filters=f), filters=f.as_record(), exported_by=request.user)
     response = FileResponse(export.file, content_type="application/zip")  # streamed from the spooled file
     response["Content-Disposition"] = f'attachment; filename="{export.file_name}"'
     return response

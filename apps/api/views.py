@@ -10,7 +10,9 @@ import time
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import authenticate
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -24,8 +26,17 @@ def _reauthenticated(request: HttpRequest) -> str:
     """"" when the person re-authenticated, else what to do."""
     user = request.user
     if user.has_usable_password():
-        if user.check_password(request.POST.get("password", "")):
+        # Through the sign-in backends (security review L2): a wrong password counts towards
+        # the throttle (axes, the name pause) and is audited as auth.sign_in_failed, so a
+        # stolen session cannot guess the password at leisure to mint a long-lived token.
+        try:
+            again = authenticate(request, username=user.get_username(), password=request.POST.get("password", ""))
+        except PermissionDenied:
+            again = None
+        if again is not None and again.pk == user.pk:
             return ""
+        if getattr(request, "axes_locked_out", False):
+            return "Too many wrong passwords: wait a few minutes, then enter your current password again."
         return "Enter your current password to create a token."
     signed_in_at = request.session.get(SIGNED_IN_AT) or 0
     if time.time() - signed_in_at <= settings.API_TOKEN_REAUTH_SECONDS:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connections, transaction
+from django.dispatch import Signal
 
 from apps.audit import keys
 from apps.audit.models import AuditEvent, DataKey, EventType, LegalHold, Outcome
@@ -77,46 +78,72 @@ def erase_keys(*, subjects: list[Subject], reason: str, actor: Any, what: dict[s
         key_ids = key_ids_of(subjects, using=using)
         if holds := holds_covering(key_ids, using=using):
             raise ErasureRefused(hold_message(holds))
+        owners = [[pk, scope, subject] for pk, scope, subject in DataKey.objects.using(using).filter(id__in=key_ids)
+                  .order_by("id").values_list("id", "scope", "subject_id")]
         payload = {**what, "subjects": [[scope, subject] for scope, subject in subjects], "key_ids": key_ids,
-                   "reason": reason[:500]}
+                   "keys": owners, "reason": reason[:500]}
         events, contents = _prepare([{"event_type": EventType.ERASED, "outcome": Outcome.SUCCESS, "actor": actor,
                                       "payload": payload}], using=using)
         with connections[using].cursor() as cursor:
             cursor.execute("SELECT * FROM audit_erase(%s::bigint[], %s::text)", [key_ids, contents[0]])
             rows = cursor.fetchall()
         event = _attach(events, rows, using)[0]
-        entry = {"key_ids": key_ids, "sequence": event.sequence, "hash": event.hash,
-                 "erased_at": event.created_at.isoformat(), "erased_by": event.actor_username, "reason": payload["reason"]}
+        entry = _entry(event, owners)
         if key_ids:
             transaction.on_commit(lambda: keys.ledger_append(entry), using=using)
     return Erasure(event, key_ids, list(subjects))
 
 
-def apply_ledger(*, using: str = "default") -> dict[str, int]:
+def _entry(event: AuditEvent, owners: list | None = None) -> dict[str, Any]:
+    """The ledger's record of an ``audit.erased`` event: what a restore must erase again
+    (the keys with their owners, the subjects, the documents by id and sha256)."""
+    p = event.payload
+    return {"key_ids": [int(i) for i in p.get("key_ids", [])], "keys": owners if owners is not None else p.get("keys", []),
+            "subjects": p.get("subjects", []), "documents": p.get("documents", []), "sequence": event.sequence,
+            "hash": event.hash, "erased_at": event.created_at.isoformat(), "erased_by": event.actor_username,
+            "reason": p.get("reason", "")}
+
+
+# Sent by ``apply_ledger`` with the ledger's authenticated ``entries``: the apps that own the
+# erased content (apps.answering.erasure) delete what a restored backup brought back and
+# return {what: how many}.
+erasures_reapplied = Signal()
+
+
+def apply_ledger(*, using: str = "default") -> dict[str, Any]:
     """Make the database agree with the ledger, both ways: keys the ledger lists that exist
     again (a restored backup) are destroyed again, each with an ``audit.erased`` event that
-    says so; erasures recorded in the database but missing from the ledger (the process
-    stopped between commit and append) are appended to it."""
-    listed = keys.ledger_key_ids()
-    back = sorted(DataKey.objects.using(using).filter(id__in=listed).values_list("id", flat=True))
+    says so, and the history rows and documents the erasures removed are removed again
+    (``erasures_reapplied``); erasures recorded in the database but missing from the ledger
+    (the process stopped between commit and append) are appended to it. Only authenticated
+    ledger lines count (apps.audit.ledger); the others are returned in ``skipped``."""
+    from apps.audit import ledger
+
+    read = ledger.read()
+    erased = ledger.erased_keys()
+    back = sorted(pk for pk, scope, subject in DataKey.objects.using(using).filter(id__in=list(erased))
+                  .values_list("id", "scope", "subject_id") if keys._erased(pk, scope, subject, erased))
     if back:
-        _reerase(back, using=using)
+        _reerase(back, read.entries, using=using)
+    result: dict[str, Any] = {"keys_destroyed_again": len(back)}
+    for _receiver, counts in erasures_reapplied.send(sender=AuditEvent, entries=read.entries, using=using):
+        for name, count in (counts or {}).items():
+            result[name] = result.get(name, 0) + count
+    listed = read.key_ids()
     added = 0
     for event in AuditEvent.objects.using(using).filter(event_type=EventType.ERASED).order_by("sequence"):
         ids = [int(i) for i in event.payload.get("key_ids", [])]
         if ids and not set(ids) <= listed:
-            keys.ledger_append({"key_ids": ids, "sequence": event.sequence, "hash": event.hash,
-                                "erased_at": event.created_at.isoformat(), "erased_by": event.actor_username,
-                                "reason": event.payload.get("reason", "")})
+            keys.ledger_append(_entry(event))
             listed |= set(ids)
             added += 1
-    return {"keys_destroyed_again": len(back), "ledger_entries_added": added}
+    return {**result, "ledger_entries_added": added, "skipped": read.problems}
 
 
-def _reerase(key_ids: list[int], *, using: str) -> None:
+def _reerase(key_ids: list[int], entries: list[dict], *, using: str) -> None:
     from apps.audit.services import _attach, _prepare
 
-    entries = [e for e in keys.ledger_entries() if set(e.get("key_ids", [])) & set(key_ids)]
+    entries = [e for e in entries if set(e.get("key_ids", [])) & set(key_ids)]
     payload = {"reapplied_from_ledger": True, "key_ids": key_ids, "subjects": [],
                "reason": "re-applied after a restore: " + "; ".join(sorted({e.get("reason", "") for e in entries})),
                "original_erasures": [{"sequence": e.get("sequence"), "hash": e.get("hash")} for e in entries]}

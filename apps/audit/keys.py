@@ -7,14 +7,14 @@ one is never made up silently, and a file readable by group or others is refused
 workers and beat need it (they seal and read content); it is not in the database or in a
 backup.
 
-The erasure ledger (``RAG_AUDIT_ERASURE_LEDGER``, next to the master key) lists every
-destroyed key id with its ``audit.erased`` event. A key it lists is never used, even if a
-restored backup brought its row back (``manage.py audit_apply_erasures`` deletes it again).
+The erasure ledger (``RAG_AUDIT_ERASURE_LEDGER``, next to the master key; apps.audit.ledger,
+each line authenticated) lists every destroyed key with its ``audit.erased`` event. A key it
+lists is never used, even if a restored backup brought its row back (``manage.py
+audit_apply_erasures`` deletes it again).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 from collections.abc import Iterable
@@ -68,33 +68,54 @@ def generate_master_key_file(path: Path | None = None) -> Path:
     return path
 
 
-# --- the erasure ledger -------------------------------------------------------------------
+def derived_key(label: str) -> bytes:
+    """A key for one purpose, derived from the master key (HKDF-SHA256 with ``label`` as its
+    info, e.g. "rag-audit-ledger/1"): never the master key itself, never another purpose's."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(algorithm=hashes.SHA256(), length=crypto.KEY_BYTES, salt=None,
+                info=label.encode()).derive(load_master_key())
+
+
+def search_term_digest(term: str) -> str:
+    """HMAC-SHA256 of a review search term (casefolded) under its own derived key: the trail
+    records that and what was searched for, comparable by whoever holds the master key,
+    without keeping a name the officer typed in the clear (security review M7c)."""
+    import hmac
+
+    return hmac.new(derived_key("rag-audit-search-term/1"), term.casefold().encode(), "sha256").hexdigest()
+
+
+# --- the erasure ledger (apps.audit.ledger) -------------------------------------------------
 
 def ledger_path() -> Path:
     return Path(settings.AUDIT_ERASURE_LEDGER)
 
 
 def ledger_entries() -> list[dict]:
-    try:
-        lines = ledger_path().read_text().splitlines()
-    except FileNotFoundError:
-        return []
-    return [json.loads(line) for line in lines if line.strip()]
+    """The authenticated entries (apps.audit.ledger.read: bad lines are skipped, reported)."""
+    from apps.audit import ledger
+
+    return ledger.read().entries
 
 
 def ledger_key_ids() -> set[int]:
-    return {int(i) for entry in ledger_entries() for i in entry.get("key_ids", [])}
+    from apps.audit import ledger
+
+    return ledger.read().key_ids()
 
 
 def ledger_append(entry: dict) -> None:
-    """One line per erasure, appended and fsynced (opened O_APPEND, created 0600)."""
-    path = ledger_path()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    with os.fdopen(fd, "a") as handle:
-        handle.write(json.dumps(entry, sort_keys=True) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    from apps.audit import ledger
+
+    ledger.append(entry)
+
+
+def _erased(key_id: int, scope: str, subject: int, erased: dict[int, tuple[str, int] | None]) -> bool:
+    """The ledger lists this key row (the same id and, where the entry says, the same owner:
+    an id reused after a restore for another subject's new key is not the erased one)."""
+    return key_id in erased and erased[key_id] in (None, (scope, subject))
 
 
 # --- data keys ----------------------------------------------------------------------------
@@ -134,10 +155,12 @@ def ensure_keys(subjects: Iterable[tuple[str, int]], *, using: str = "default",
                     " VALUES (%s, %s, now(), %s, %s) ON CONFLICT (scope, subject_id) DO NOTHING",
                     [scope, subject, wrapped, master_id])
             found.update(_rows(missing, using))
-    erased = ledger_key_ids()
+    from apps.audit.ledger import erased_keys
+
+    erased = erased_keys()
     result = {}
     for subject, (key_id, wrapped) in found.items():
-        if key_id in erased:  # a restored row the ledger says is gone: never seal with it again
+        if _erased(key_id, subject[0], subject[1], erased):  # a restored row the ledger says is gone: never seal with it again
             raise crypto.ContentUnreadable(f"data key {key_id} was erased (ledger); run manage.py audit_apply_erasures")
         result[subject] = (key_id, crypto.unwrap_key(master, wrapped, scope=subject[0], subject_id=subject[1]))
     if cache is not None:
@@ -158,10 +181,14 @@ def _rows(subjects: list[tuple[str, int]], using: str) -> dict[tuple[str, int], 
 def keys_by_id(key_ids: Iterable[int], *, using: str = "default") -> dict[int, bytes]:
     """The unwrapped keys among ``key_ids`` that still exist and are not in the ledger.
     Never cached across calls: an erasure in another process takes effect at once."""
-    ids = set(key_ids) - ledger_key_ids()
+    from apps.audit.ledger import erased_keys
+
+    erased = erased_keys()
+    ids = {i for i in key_ids if not (i in erased and erased[i] is None)}  # listed, owner not recorded: gone
     if not ids:
         return {}
     master = load_master_key()
     return {pk: crypto.unwrap_key(master, bytes(wrapped), scope=scope, subject_id=subject)
             for pk, scope, subject, wrapped in
-            DataKey.objects.using(using).filter(id__in=ids).values_list("id", "scope", "subject_id", "wrapped")}
+            DataKey.objects.using(using).filter(id__in=ids).values_list("id", "scope", "subject_id", "wrapped")
+            if not _erased(pk, scope, subject, erased)}

@@ -14,6 +14,7 @@ from apps.audit.models import AuditCheckpoint, AuditEvent, EventType
 # A question-text search opens the sealed questions of at most this many newest candidates
 # (after the other filters): the text is ciphertext in the database.
 SEARCH_SCAN_LIMIT = 5000
+PLACEHOLDER_SCAN_LIMIT = 500  # a search for "<PERSON>" masks every candidate it looks at
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,16 @@ class EventFilters:
             "date_to": self.date_to.isoformat() if self.date_to else "",
             "collection": str(self.collection_id or ""), "q": self.search,
         }
+
+    def as_record(self) -> dict[str, Any]:
+        """``as_dict`` as the trail and export manifests keep it: the question search, which
+        may name a person, as its keyed digest (apps.audit.keys.search_term_digest)."""
+        from apps.audit.keys import search_term_digest
+
+        recorded: dict[str, Any] = self.as_dict()
+        if self.search:
+            recorded["q"] = {"hmac": search_term_digest(self.search), "characters": len(self.search)}
+        return recorded
 
 
 def audit_events_list(*, filters: EventFilters | None = None, **legacy: str) -> QuerySet[AuditEvent]:
@@ -59,10 +70,22 @@ def audit_events_list(*, filters: EventFilters | None = None, **legacy: str) -> 
 
 
 def _question_matches(events: QuerySet[AuditEvent], text: str) -> list[int]:
-    candidates = list(events.filter(payload__has_key="question").order_by("-sequence")[:SEARCH_SCAN_LIMIT])
+    """Events whose question, *as the list shows it* (masked), contains ``text``: a search
+    on the recorded text would tell the officer what the placeholders hide, one guessed
+    prefix at a time (security review M7a). A term without ``<``/``>`` can only match the
+    masked text where the recorded text has it too, so only those are masked and compared;
+    a term with a placeholder in it screens at most PLACEHOLDER_SCAN_LIMIT candidates."""
+    from apps.privacy.masking import mask_texts
+
     needle = text.casefold()
-    return [event.pk for event, payload in zip(candidates, readable_payloads(candidates), strict=True)
-            if needle in str(payload.get("question", "")).casefold() and not getattr(payload.get("question"), "erased", False)]
+    placeholder = "<" in needle or ">" in needle
+    limit = PLACEHOLDER_SCAN_LIMIT if placeholder else SEARCH_SCAN_LIMIT
+    candidates = list(events.filter(payload__has_key="question").order_by("-sequence")[:limit])
+    hits = [(event.pk, question) for event, payload in zip(candidates, readable_payloads(candidates), strict=True)
+            if isinstance(question := payload.get("question"), str) and not getattr(question, "erased", False)
+            and (placeholder or needle in question.casefold())]
+    masked = mask_texts([question for _, question in hits])
+    return [pk for (pk, _), shown in zip(hits, masked, strict=True) if needle in shown.casefold()]
 
 
 def event_content(event: AuditEvent, *, viewer: Any = None) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
 
+from apps.audit import ledger
 from apps.audit.attestation import attestation_passed, attestation_report
 from apps.audit.exports import audit_export
 from apps.audit.models import AuditEvent, EventType, Outcome
@@ -54,10 +55,11 @@ def event_list(request: HttpRequest) -> HttpResponse:
     for event, content in zip(page.object_list, events_content(page.object_list, viewer=request.user), strict=True):
         event.shown = list_summary(content)
     audit_record(event_type=EventType.AUDIT_VIEWED, outcome=Outcome.SUCCESS, actor=request.user,
-                 payload={"view": "list", "filters": filters.as_dict(), "page": page.number})
+                 payload={"view": "list", "filters": filters.as_record(), "page": page.number})
     return render(request, "audit/event_list.html", {
         "page": page, "filters": filters.as_dict(), "event_types": EventType.choices,
         "outcomes": Outcome.choices, "integrity": audit_integrity_status(),
+        "ledger_problems": ledger.read().problems,  # unauthenticated ledger lines (apps.audit.ledger)
     })
 
 
@@ -131,9 +133,9 @@ def _signer_unavailable(request: HttpRequest, filters: dict, error: Exception) -
 def event_export(request: HttpRequest) -> HttpResponse:
     filters = _filters(request)
     try:
-        export = audit_export(events=audit_events_list(filters=filters), filters=filters.as_dict(), exported_by=request.user)
+        export = audit_export(events=audit_events_list(filters=filters), filters=filters.as_record(), exported_by=request.user)
     except SigningKeyUnavailable as error:
-        return _signer_unavailable(request, filters.as_dict(), error)
+        return _signer_unavailable(request, filters.as_record(), error)
     response = FileResponse(export.file, content_type="application/zip")  # streamed from the spooled file
     response["Content-Disposition"] = f'attachment; filename="{export.file_name}"'
     return response

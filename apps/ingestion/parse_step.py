@@ -214,6 +214,18 @@ def _hand_over(parsed: list[int]) -> None:
         transaction.on_commit(lambda: queue.enqueue_embed(document_id=parsed[0]))
 
 
+def _discard_refused_file(document_id: int) -> None:
+    """A file the collection's policy refuses is not kept (security review L6): its row stays
+    (failed, with the reason and the counts by type), its bytes go; a retry cannot bring it
+    back (re-upload it after changing the policy)."""
+    document = Document.objects.filter(id=document_id).first()
+    if document is None or not document.file:
+        return
+    name, storage = document.file.name, document.file.storage
+    Document.objects.filter(id=document_id).update(file="")
+    transaction.on_commit(lambda: storage.delete(name))
+
+
 def _parse_finished(document_id: int, task_id: str, payload: dict, *, seconds: float, primary: bool) -> bool:
     """Store one file's parse outcome: drafts for the embed step (True), or its failure."""
     if not payload["ok"]:
@@ -230,7 +242,8 @@ def _parse_finished(document_id: int, task_id: str, payload: dict, *, seconds: f
         if Document.objects.filter(id=document_id, status=S.PROCESSING, claim_task_id=task_id).update(
                 pii_summary=screened.summary):
             document_mark_failed(document_id=document_id, reason=screened.refusal, code="personal_data",
-                                 extra={"personal_data": screened.summary, "pii_policy": policy})
+                                 extra={"personal_data": screened.summary, "pii_policy": policy, "file_deleted": True})
+            _discard_refused_file(document_id)
         return False
     return bool(Document.objects.filter(id=document_id, status=S.PROCESSING, claim_task_id=task_id).update(
         status=S.PARSED, draft_chunks=screened.drafts, parse_seconds=seconds + screened.seconds,

@@ -302,7 +302,8 @@ def document_ingest(*, document_id: int) -> Document | None:
 def document_retry(*, document_id: int, actor) -> bool:
     """A failed (or quarantined) document goes back to the queue with a fresh attempt count."""
     with transaction.atomic():
-        updated = Document.objects.filter(id=document_id, status=Document.Status.FAILED).update(
+        # A refused file's bytes are gone (apps.ingestion.parse_step): nothing to parse again.
+        updated = Document.objects.filter(id=document_id, status=Document.Status.FAILED).exclude(file="").update(
             status=Document.Status.QUEUED, attempts=0, failure_reason="", failure_code="", quarantined_at=None,
             claim_task_id="", lease_expires_at=None,
         )

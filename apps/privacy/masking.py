@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from apps.privacy.detection import Finding
 
-# Payload keys whose string values are free text that can carry personal data.
+# Payload keys whose string values are free text that can carry personal data: content, and
+# the names people give things (titles, file names, a search typed into the review list).
 CONTENT_KEYS = frozenset({
     "question", "search_query", "answer", "draft", "quotation", "sentence", "text", "error", "reason",
-    "evidence_sentence", "title_hint",
+    "evidence_sentence", "title_hint", "file_name", "name", "title", "document_title", "q",
 })
 
 
@@ -73,18 +74,43 @@ def clear_cache() -> None:
     _cache.clear()
 
 
-def mask_content(content: dict[str, Any]) -> dict[str, Any]:
-    """A copy of an event payload (or any JSON-like dict) with the content fields masked; the
-    texts not masked before are screened in one batch."""
-    texts: list[str] = []
-    _collect(content, None, texts)
-    todo = list(dict.fromkeys(t for t in texts if t not in _cache))
+def mask_texts(texts: list[str]) -> list[str]:
+    """``mask_text`` of each, the texts not masked before screened in one batch."""
+    todo = list(dict.fromkeys(t for t in texts if t not in _cache and not _erased(t)))
     if todo:
         from apps.privacy.detection import find_many
 
         for text, found in zip(todo, find_many(todo)):
             _remember(text, mask_findings(text, found))
+    return [mask_text(t) for t in texts]
+
+
+def mask_content(content: dict[str, Any]) -> dict[str, Any]:
+    """A copy of an event payload (or any JSON-like dict) with the content fields masked; the
+    texts not masked before are screened in one batch."""
+    texts: list[str] = []
+    _collect(content, None, texts)
+    mask_texts(texts)
     return _mask(content, None)
+
+
+FILE_NAME_KEYS = frozenset({"file_name"})
+
+
+def _stem(value: str) -> tuple[str, str]:
+    """A file name's stem and suffix: the suffix is screened apart (``name@example.com.txt``
+    is no e-mail address to the detector, ``name@example.com`` is)."""
+    import posixpath
+
+    stem, suffix = posixpath.splitext(value)
+    return (stem, suffix) if stem and len(suffix) <= 8 else (value, "")
+
+
+def mask_file_name(value: str) -> str:
+    if _erased(value):
+        return value
+    stem, suffix = _stem(value)
+    return mask_text(stem) + suffix
 
 
 def _collect(value: Any, key: str | None, out: list[str]) -> None:
@@ -95,7 +121,7 @@ def _collect(value: Any, key: str | None, out: list[str]) -> None:
         for v in value:
             _collect(v, key, out)
     elif isinstance(value, str) and key in CONTENT_KEYS and not _erased(value):
-        out.append(value)
+        out.append(_stem(value)[0] if key in FILE_NAME_KEYS else value)
 
 
 def _mask(value: Any, key: str | None) -> Any:
@@ -104,5 +130,5 @@ def _mask(value: Any, key: str | None) -> Any:
     if isinstance(value, list):
         return [_mask(v, key) for v in value]
     if isinstance(value, str) and key in CONTENT_KEYS:
-        return mask_text(value)
+        return mask_file_name(value) if key in FILE_NAME_KEYS else mask_text(value)
     return value
