@@ -503,6 +503,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (database, logs)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--alternate-phase", default="text", choices=("text", "pdf"),
+                        help="the phase --alternate runs (pdf: the text PDFs)")
     parser.add_argument("--alternate", type=int, default=0, metavar="N",
                         help="only the text phase with 1 worker, N times, each run between two raw encodes "
                              "of the same chunks (raw, pipeline, raw, pipeline, ..., raw): the fairest ratio "
@@ -573,14 +575,16 @@ def alternate(args, files, database: str, broker: str, base: Path) -> None:
     With several --concurrency values, each round runs each of them (raw between all)."""
     import statistics
 
-    texts = parsed_chunk_texts(files)
+    phase = args.alternate_phase
+    texts = parsed_chunk_texts(files, phase)
     raws = [raw_encode_rate(texts, "round 0")]
     runs = []  # (concurrency, chunks/s, index of the raw before it)
     for i in range(args.alternate):
         for c in args.concurrencies:
             run = run_configuration(1, files=files, database=database, broker=broker, log_dir=base,
-                                    concurrency=c, phases=("text",), timeout=args.timeout, tag=f"alt{i}-")
-            runs.append((c, run["phases"]["text"].chunks_per_s, len(raws) - 1))
+                                    concurrency=c, phases=(phase,), timeout=args.timeout, tag=f"alt{i}-")
+            runs.append((c, run["phases"][phase].chunks_per_s, len(raws) - 1))
+            say(f"  {phase} round {i + 1}, concurrency {c}: {run['phases'][phase].pages_per_s:.2f} pages/s")
             raws.append(raw_encode_rate(texts, f"after round {i + 1}, concurrency {c}"))
     say(f"\n== alternating summary (load average now {os.getloadavg()[0]:.1f})")
     ratios: dict[int, list[float]] = {}
