@@ -503,6 +503,11 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (database, logs)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--one-page", type=int, default=0, metavar="N",
+                        help="only this: N one-page text PDFs uploaded one at a time to an idle worker, each "
+                             "timed from upload to searchable (the batch wait must not hold a lone upload back)")
+    parser.add_argument("--alternate-phase", default="text", choices=("text", "pdf"),
+                        help="the phase --alternate runs (pdf: the text PDFs)")
     parser.add_argument("--alternate", type=int, default=0, metavar="N",
                         help="only the text phase with 1 worker, N times, each run between two raw encodes "
                              "of the same chunks (raw, pipeline, raw, pipeline, ..., raw): the fairest ratio "
@@ -521,6 +526,9 @@ def main() -> None:
     runs = []
     try:
         pg, redis, broker = setup_environment(base, args.broker)
+        if args.one_page:
+            one_page_latency(args, pg.url, broker, base)
+            return
         if args.alternate:
             alternate(args, files, pg.url, broker, base)
             return
@@ -573,14 +581,16 @@ def alternate(args, files, database: str, broker: str, base: Path) -> None:
     With several --concurrency values, each round runs each of them (raw between all)."""
     import statistics
 
-    texts = parsed_chunk_texts(files)
+    phase = args.alternate_phase
+    texts = parsed_chunk_texts(files, phase)
     raws = [raw_encode_rate(texts, "round 0")]
     runs = []  # (concurrency, chunks/s, index of the raw before it)
     for i in range(args.alternate):
         for c in args.concurrencies:
             run = run_configuration(1, files=files, database=database, broker=broker, log_dir=base,
-                                    concurrency=c, phases=("text",), timeout=args.timeout, tag=f"alt{i}-")
-            runs.append((c, run["phases"]["text"].chunks_per_s, len(raws) - 1))
+                                    concurrency=c, phases=(phase,), timeout=args.timeout, tag=f"alt{i}-")
+            runs.append((c, run["phases"][phase].chunks_per_s, len(raws) - 1))
+            say(f"  {phase} round {i + 1}, concurrency {c}: {run['phases'][phase].pages_per_s:.2f} pages/s")
             raws.append(raw_encode_rate(texts, f"after round {i + 1}, concurrency {c}"))
     say(f"\n== alternating summary (load average now {os.getloadavg()[0]:.1f})")
     ratios: dict[int, list[float]] = {}
@@ -594,6 +604,34 @@ def alternate(args, files, database: str, broker: str, base: Path) -> None:
             f"{statistics.median(values):.2f} (rounds: {', '.join(f'{r:.2f}' for r in values)})")
     if args.json:
         args.json.write_text(json.dumps({"raw": raws, "runs": runs, "ratios": ratios}, indent=2))
+
+
+def one_page_latency(args, database: str, broker: str, base: Path) -> None:
+    """Upload -> searchable for a lone one-page PDF, N times, on one warm idle worker."""
+    import statistics
+
+    from django.contrib.auth import get_user_model
+
+    from apps.corpus.models import Collection
+
+    user, _ = get_user_model().objects.get_or_create(username="bench-ingest")
+    collection = Collection.objects.create(name=f"bench-one-page-{time.time_ns()}", created_by=user)
+    collection.grants.create(user=user, level="manage")
+    pdfs = [f for f in build_corpus(args.dataset, 0, args.one_page, 1, 0, 1) if f.phase == "pdf"]
+    workers = start_workers(1, database=database, broker=broker, log_dir=base, concurrency=args.concurrency, tag="one")
+    try:
+        warm = [CorpusFile(f"warmup-{i}-{time.time_ns()}.txt", f"Warm-up {i}: the quick brown fox.".encode(), "warm", 1)
+                for i in range(args.concurrency * 2)]
+        run_phase(collection, user, warm, "warm", args.timeout)
+        seconds = []
+        for f in pdfs:
+            time.sleep(1.0)  # idle between uploads
+            seconds.append(run_phase(collection, user, [f], "pdf", args.timeout).seconds)
+            say(f"  one-page PDF {len(seconds)}: upload -> searchable {seconds[-1]:.2f} s (load average {os.getloadavg()[0]:.1f})")
+    finally:
+        stop_workers(workers)
+    say(f"one-page upload -> searchable, {len(seconds)} uploads, 1 worker x {args.concurrency}: median "
+        f"{statistics.median(seconds):.2f} s, max {max(seconds):.2f} s (load average now {os.getloadavg()[0]:.1f})")
 
 
 def report(runs, raw: float, n_raw: int, raw_pdf: float | None = None) -> None:

@@ -100,7 +100,7 @@ def test_storing_a_batch_of_new_versions_costs_the_same_for_2_or_5_documents(col
         with django_capture_on_commit_callbacks(execute=False):
             for document in fresh:
                 parse_step.document_parse(document_id=document.id, task_id=f"parse-{prefix}")
-            batch = embed_step._claim_embed_batch(fresh[0].id, f"embed-{prefix}")
+            batch = embed_step._claim_embed_batch(f"embed-{prefix}", first=fresh[0].id)
         assert sorted(batch) == sorted(d.id for d in fresh)
         drafts = dict(Document.objects.filter(id__in=batch).values_list("id", "draft_chunks"))
         jobs = [(i, drafts[i], [[0.1] * 384] * len(drafts[i]), 0.0) for i in batch]

@@ -1,6 +1,13 @@
-"""The embed step (queue "embed"): one batch of chunks from several parsed documents is
-encoded in one call (the model is faster on full batches), then each document's chunks
-(and a replaced version's) swap in one transaction. Claims: apps.ingestion.claims."""
+"""The embed step (queue "embed"): batches of chunks from several parsed documents are
+encoded in one call each (the model is faster on full batches), then each document's chunks
+(and a replaced version's) swap in, with its own audit event. Claims: apps.ingestion.claims.
+
+Batching across documents is done by claiming: the task holding the model turn takes the
+parsed documents waiting (``SELECT ... FOR UPDATE SKIP LOCKED``, each claim leased), not
+by buffering broker messages: celery-batches was considered, but it buffers messages in the
+worker's main process and needs a prefetch of at least a batch (ours is 1, so that no task
+waits behind a slow one), while the drafts to batch are already in the database, where
+claims and leases make a crash mid-batch lose nothing."""
 
 from __future__ import annotations
 
@@ -11,14 +18,14 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.postgres.search import SearchVector
 from django.db import transaction
-from django.db.models import F, Func, IntegerField, Q
+from django.db.models import F, Func, IntegerField, Q, Sum
 from django.utils import timezone
 
 from apps.audit.models import EventType, Outcome
 from apps.audit.services import audit_record_many
 from apps.corpus.models import Chunk, Document
 from apps.ingestion import queue
-from apps.ingestion.claims import DONE, busy_or_done, claim
+from apps.ingestion.claims import BUSY, DONE, busy_or_done, claim, documents_release
 from apps.ingestion.turns import model_turn
 
 logger = logging.getLogger(__name__)
@@ -27,24 +34,58 @@ S = Document.Status
 
 
 def documents_embed(*, document_id: int, task_id: str) -> str:
-    """Embed this document's drafts together with other parsed documents' (one batch).
+    """Embed parsed documents in batches across documents, starting with ``document_id``,
+    batch after batch while any are parsed (for at most INGEST_EMBED_DRAIN_SECONDS).
 
-    The batch is claimed once this process has its turn on the model (apps.ingestion.turns),
-    so it takes whatever was parsed while another process encoded, and stored after the turn
-    is handed on, so the next batch encodes while this one is written."""
+    One process on the host encodes at a time (apps.ingestion.turns). A task that finds the
+    turn taken returns BUSY at once: the holder takes its document in its next batch (and the
+    recheck the task queues finds it indexed), so that pool process goes back to parsing
+    instead of queueing for the model; one process encodes while the others parse. Before
+    each batch the holder waits up to INGEST_EMBED_WAIT_SECONDS for more drafts, but only
+    while documents are being parsed and fewer than INGEST_EMBED_BATCH_CHUNKS are waiting: a
+    lone upload is not held back. Each batch is claimed (leases: apps.ingestion.claims) under
+    the turn, and stored after the turn is handed on (documents_store_chunks)."""
     from apps.ingestion.embedding import embed_passages
 
-    with model_turn() as waited:
-        batch = _claim_embed_batch(document_id, task_id)
+    if not _to_embed(document_id, task_id):
+        return busy_or_done(document_id, S.EMBEDDING)
+    deadline = time.monotonic() + settings.INGEST_EMBED_DRAIN_SECONDS
+    first: int | None = document_id
+    retried = False
+    while True:
+        with model_turn(wait=False) as turn:
+            if turn is None:  # another process encodes, and takes what is parsed
+                documents_release(task_id=task_id)  # a redelivery's claims: to the holder
+                return BUSY if first is not None else DONE
+            waited = _wait_for_more()
+            batch = _claim_embed_batch(task_id, first=first)
+            if batch:
+                drafts_by_id = dict(Document.objects.filter(id__in=batch).values_list("id", "draft_chunks"))
+                jobs = [(doc_id, drafts_by_id.get(doc_id) or []) for doc_id in batch]
+                started = time.monotonic()
+                vectors = embed_passages([d["text"] for _, drafts in jobs for d in drafts])
+                seconds = time.monotonic() - started
         if not batch:
-            return busy_or_done(document_id, S.EMBEDDING)
-        drafts_by_id = dict(Document.objects.filter(id__in=batch).values_list("id", "draft_chunks"))
-        jobs = [(doc_id, drafts_by_id.get(doc_id) or []) for doc_id in batch]
-        started = time.monotonic()
-        vectors = embed_passages([d["text"] for _, drafts in jobs for d in drafts])
-        seconds = time.monotonic() - started
-    logger.info("embedded %s chunks of %s documents in %.2f s (waited %.2f s for the model)",
-                len(vectors), len(batch), seconds, waited)
+            # Drafts parsed just before the turn was handed back: their tasks found it taken.
+            if retried or time.monotonic() >= deadline or not _parsed().exists():
+                return busy_or_done(first, S.EMBEDDING) if first is not None else DONE
+            retried = True
+            continue
+        retried = False
+        logger.info("embedded %s chunks of %s documents in %.2f s (waited %.2f s for more)",
+                    len(vectors), len(batch), seconds, waited)
+        _store(task_id, jobs, vectors, seconds)
+        first = None
+        if time.monotonic() >= deadline:
+            break
+    # Parsed files left when the time was up: make sure a task will take them.
+    left = _parsed().order_by("id").values_list("id", flat=True).first()
+    if left is not None:
+        transaction.on_commit(lambda: queue.enqueue_embed(document_id=left))
+    return DONE
+
+
+def _store(task_id: str, jobs: list[tuple[int, list[dict]]], vectors: list, seconds: float) -> None:
     total = max(1, len(vectors))
     offset = 0
     stored = []
@@ -53,40 +94,72 @@ def documents_embed(*, document_id: int, task_id: str) -> str:
         offset += len(drafts)
         stored.append((doc_id, drafts, mine, seconds * len(drafts) / total))
     documents_store_chunks(task_id=task_id, batch=stored)
-    # Parsed files this batch had no room for: make sure a task will take them.
-    left = Document.objects.filter(status=S.PARSED).exclude(id__in=batch).order_by("id").values_list("id", flat=True).first()
-    if left is not None:
-        transaction.on_commit(lambda: queue.enqueue_embed(document_id=left))
-    return DONE
 
 
-def _claim_embed_batch(document_id: int, task_id: str) -> list[int]:
-    """Claim ``document_id`` and other parsed documents, up to INGEST_EMBED_BATCH_CHUNKS
-    chunks together; [] if ``document_id`` is not this task's to embed."""
+def _to_embed(document_id: int, task_id: str) -> bool:
+    """Is there anything for this task: its document parsed (or its claim expired), or
+    documents its first delivery claimed (a redelivery after the worker died)?"""
+    now = timezone.now()
+    expired = Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True)
+    return Document.objects.filter(
+        Q(id=document_id, status=S.PARSED) | (Q(id=document_id, status=S.EMBEDDING) & expired)
+        | Q(status=S.EMBEDDING, claim_task_id=task_id)
+    ).exists()
+
+
+def _parsed():
+    return Document.objects.filter(status=S.PARSED, draft_chunks__isnull=False)
+
+
+def _drafts_count():
+    return Func(F("draft_chunks"), function="jsonb_array_length", output_field=IntegerField())
+
+
+def _wait_for_more() -> float:
+    """Wait (polling) up to INGEST_EMBED_WAIT_SECONDS while fewer than a full batch of drafts
+    are waiting and some document is being parsed (a live parse claim); the seconds waited."""
+    limit = settings.INGEST_EMBED_WAIT_SECONDS
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        ready = _parsed().aggregate(n=Sum(_drafts_count()))["n"] or 0
+        if ready >= settings.INGEST_EMBED_BATCH_CHUNKS:
+            break
+        if not Document.objects.filter(status=S.PROCESSING, lease_expires_at__gt=timezone.now()).exists():
+            break
+        time.sleep(settings.INGEST_EMBED_POLL_SECONDS)
+    return time.monotonic() - started
+
+
+def _claim_embed_batch(task_id: str, *, first: int | None) -> list[int]:
+    """Claim ``first`` (if still this task's to embed) and other parsed documents, up to
+    INGEST_EMBED_BATCH_CHUNKS chunks together, and take back what this task claimed before
+    a redelivery; [] if there is nothing."""
     lease = settings.INGEST_EMBED_LEASE_SECONDS
-    if not claim(document_id, free=[S.PARSED], held=S.EMBEDDING, task_id=task_id, lease_seconds=lease, count_attempt=False):
-        return []
-    drafts_count = Func(F("draft_chunks"), function="jsonb_array_length", output_field=IntegerField())
+    batch: list[int] = []
+    used = 0
+    if first is not None and claim(first, free=[S.PARSED], held=S.EMBEDDING, task_id=task_id,
+                                   lease_seconds=lease, count_attempt=False):
+        batch = [first]
+        used = Document.objects.filter(id=first, draft_chunks__isnull=False).values_list(_drafts_count(), flat=True).first() or 0
     with transaction.atomic():
         budget = settings.INGEST_EMBED_BATCH_CHUNKS
-        batch = [document_id]
-        used = Document.objects.filter(id=document_id, draft_chunks__isnull=False).values_list(drafts_count, flat=True).first() or 0
         candidates = (
             Document.objects.select_for_update(skip_locked=True)
             .filter(Q(status=S.PARSED) | Q(status=S.EMBEDDING, claim_task_id=task_id), draft_chunks__isnull=False)
-            .exclude(id=document_id).order_by("id").values_list("id", drafts_count)[:budget]
+            .exclude(id__in=batch).order_by("id").values_list("id", _drafts_count())[:budget]
         )
+        others = []
         for other_id, count in candidates:
             if used >= budget:
                 break
             if used + count > budget and used:
                 continue
-            batch.append(other_id)
+            others.append(other_id)
             used += count
-        Document.objects.filter(id__in=batch[1:]).update(
+        Document.objects.filter(id__in=others).update(
             status=S.EMBEDDING, claim_task_id=task_id, lease_expires_at=timezone.now() + timedelta(seconds=lease)
         )
-    return batch
+    return batch + others
 
 
 def documents_store_chunks(*, task_id: str, batch: list[tuple[int, list[dict], list, float]]) -> None:

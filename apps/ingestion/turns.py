@@ -49,8 +49,9 @@ def worker_started(run_dir: Path) -> Path:
 
 
 @contextmanager
-def model_turn():
-    """Hold the model for this block; yields the seconds spent waiting for the turn."""
+def model_turn(*, wait: bool = True):
+    """Hold the model for this block; yields the seconds spent waiting for the turn, or
+    None (``wait=False``) when another process holds it (the block then runs without it)."""
     if _lock_path is None:
         yield 0.0
         return
@@ -58,7 +59,11 @@ def model_turn():
     # Each process opens the file itself: flock locks belong to an open file description,
     # which a descriptor inherited through fork would share with the other processes.
     with _lock_path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield None
+            return
         waited = time.monotonic() - started
         try:
             yield waited

@@ -13,7 +13,9 @@
 * fuses both lists by weighted reciprocal rank fusion and returns the top ``k``.
 
 The filter is inside the statement, in both candidate lists and again on the final rows; no
-chunk a user may not read ever reaches Python.
+chunk a user may not read ever reaches Python. With a streaming replica configured
+(``DATABASE_REPLICA_URL``, apps.retrieval.routers) the statement runs there, with the readable
+collections decided on the primary, and the documents found are confirmed on the primary.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connections, transaction
 
 from apps.corpus.selectors import collections_readable_by
 from apps.ingestion.embedding import embed_query
+from apps.retrieval.routers import search_database
 
 
 @dataclass(frozen=True)
@@ -212,7 +215,13 @@ def chunks_search(
     if mode not in {"hybrid", "vector", "keyword"}:
         raise ValueError(f"unknown search mode {mode!r}")
     vector = _vector_literal(query_vector if query_vector is not None else embed_query(query))
-    readable_sql, readable_params = collections_readable_by(user).values("id").query.sql_with_params()
+    alias = search_database()
+    if alias == "default":  # one server: the permission rule is compiled into the statement
+        readable_sql, readable_params = collections_readable_by(user).values("id").query.sql_with_params()
+        allowed_ids = None
+    else:  # a replica: who may read what is decided on the primary, never on a lagging copy
+        allowed_ids = list(collections_readable_by(user).values_list("id", flat=True))
+        readable_sql, readable_params = "SELECT unnest(%s::bigint[]) AS id", [allowed_ids]
     picked = list(collection_ids) if collection_ids else None
     docs = list(document_ids) if document_ids else None
     rrf_k = float(settings.RETRIEVAL_RRF_K)
@@ -231,7 +240,7 @@ def chunks_search(
         k,
     ]
     sql = _SQL.format(readable=readable_sql, tsquery=_TSQUERY)
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
         # pgvector >= 0.8: keep walking the HNSW graph until enough rows pass the filter
         # (relaxed order: the statement re-ranks the candidates by exact distance anyway).
         # No JIT: compiling costs more than this statement runs (and the exact form's cost
@@ -243,6 +252,8 @@ def chunks_search(
         )
         cursor.execute(sql, params)
         rows = cursor.fetchall()
+    if allowed_ids is not None:
+        rows = _still_readable(rows, allowed_ids)
     return [
         RetrievedChunk(
             chunk_id=row[0],
@@ -259,3 +270,15 @@ def chunks_search(
         )
         for row in rows
     ]
+
+
+def _still_readable(rows: list[tuple], allowed_ids: list[int]) -> list[tuple]:
+    """Rows a replica returned whose document is, on the primary, still indexed in a
+    collection the user may read: a document deleted or moved a moment ago, which the
+    replica has not replayed yet, is not shown (one query on the primary)."""
+    from apps.corpus.models import Document
+
+    live = set(Document.objects.using("default").filter(
+        id__in={row[1] for row in rows}, status=Document.Status.INDEXED, collection_id__in=allowed_ids,
+    ).values_list("id", flat=True))
+    return [row for row in rows if row[1] in live]

@@ -45,6 +45,12 @@ INGEST_SNIFF_MEMORY_MB = env_int("INGEST_SNIFF_MEMORY_MB", 1024)
 INGEST_SNIFF_SECONDS = env_int("INGEST_SNIFF_SECONDS", 30)
 INGEST_EMBED_LEASE_SECONDS = env_int("INGEST_EMBED_LEASE_SECONDS", 600)
 INGEST_EMBED_BATCH_CHUNKS = env_int("INGEST_EMBED_BATCH_CHUNKS", 512)  # across documents
+# The task holding the model turn waits up to WAIT seconds (polling every POLL) for more
+# drafts while documents are being parsed and fewer than a batch are waiting (a lone upload
+# does not wait), and goes on batch after batch for at most DRAIN seconds (apps.ingestion.embed_step).
+INGEST_EMBED_WAIT_SECONDS = env_float("INGEST_EMBED_WAIT_SECONDS", 0.5)
+INGEST_EMBED_POLL_SECONDS = env_float("INGEST_EMBED_POLL_SECONDS", 0.05)
+INGEST_EMBED_DRAIN_SECONDS = env_float("INGEST_EMBED_DRAIN_SECONDS", 120.0)
 # Small text files (txt, md, csv, html up to MAX_BYTES each) are parsed up to N at a time,
 # TOTAL_BYTES together, in one sandboxed child: the fork of a worker holding the model costs
 # more than parsing them, and the embed step that follows encodes them in one full batch.

@@ -36,6 +36,15 @@ _owner_url = secret_from_env_or_file("RAG_DATABASE_OWNER_URL")
 if _owner_url:
     DATABASES["owner"] = dj_database_url.parse(_owner_url, conn_max_age=0)
     DATABASES["owner"].setdefault("OPTIONS", {})["connect_timeout"] = 10
+# Searches (only searches) may read from a streaming replica of the primary (a hot standby):
+# DATABASE_REPLICA_URL, the application role's URL on it (apps.retrieval.routers). Unset: one
+# server. Tests mirror it onto the test database.
+_replica_url = secret_from_env_or_file("DATABASE_REPLICA_URL")
+if _replica_url:
+    DATABASES["replica"] = dj_database_url.parse(_replica_url, conn_max_age=60)
+    DATABASES["replica"].setdefault("OPTIONS", {})["connect_timeout"] = 10
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["apps.retrieval.routers.SearchReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Celery: CELERY_BROKER_URL, else the embedded Redis of the running stack -----------
