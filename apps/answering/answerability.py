@@ -107,32 +107,39 @@ def _mentioned(term: str, text: str) -> bool:
     return len(term) >= 5 and term in text.replace(" ", "")  # "setup" ~ "set up", "coworker" ~ "co-worker"
 
 
-def unmentioned_term(question: str, passages: Sequence[str]) -> str:
-    """A specific word of the question that none of ``passages`` contains, or ""."""
+def unmentioned_terms(question: str, passages: Sequence[str]) -> list[str]:
+    """The specific words of the question that none of ``passages`` contains."""
     from apps.answering.textnorm import clean_text
 
     text = clean_text(" ".join(passages)).lower().replace("-", " ")
-    for term in specific_terms(question):
-        if not _mentioned(term, text):
-            return term
-    return ""
+    return [term for term in specific_terms(question) if not _mentioned(term, text)]
+
+
+def unmentioned_term(question: str, passages: Sequence[str]) -> str:
+    """A specific word of the question that none of ``passages`` contains, or ""."""
+    missing = unmentioned_terms(question, passages)
+    return missing[0] if missing else ""
 
 
 def evidence_answers(question: str, ranked: Sequence, passages: Sequence[str] = ()) -> Answerability:
     """Whether the ranked evidence (best first) from ``passages`` carries an answer to ``question``."""
-    from apps.answering.textnorm import quantities
+    from apps.answering.textnorm import measures
 
-    if passages:
-        missing = unmentioned_term(question, passages)
-        if missing:
-            return Answerability(False, f"the passages you may read never mention “{missing}”")
     if not ranked:
         return Answerability(False, "no passage sentence can serve as evidence")
     best = ranked[0]
-    if best.score < settings.ANSWER_MIN_EVIDENCE_SCORE:
+    # Graded, not a veto: each specific word of the question the passages never mention
+    # lowers the evidence score by ANSWER_MISSING_TERM_PENALTY (a paraphrase -- "litigate" for
+    # "courts" -- costs a little; a question about something absent costs its whole margin).
+    missing = unmentioned_terms(question, passages) if passages else []
+    score = best.score - settings.ANSWER_MISSING_TERM_PENALTY * len(missing)
+    if score < settings.ANSWER_MIN_EVIDENCE_SCORE:
+        if missing:
+            return Answerability(False, f"the passages you may read never mention “{missing[0]}” "
+                                        f"(evidence {best.score:.2f}, less {len(missing)} missing word(s))")
         return Answerability(False, f"the best evidence scores {best.score:.2f}, "
                                     f"below {settings.ANSWER_MIN_EVIDENCE_SCORE:.2f}")
-    if wants_figure(question) and not quantities(best.sentence):
+    if wants_figure(question) and not measures(best.sentence):
         return Answerability(False, "the question asks for a figure and no evidence sentence states one")
     if wants_person(question) and not any(names_a_person(e.sentence) for e in ranked[:3]):
         return Answerability(False, "the question asks who, and no evidence sentence names a person")
