@@ -75,6 +75,13 @@ class Answerability:
 _NAMING_TAGS = {"NOUN", "PROPN", "ADJ"}
 
 
+def asked_part(question: str) -> str:
+    """The sentences that end with "?": "I'm donating leave to a coworker." is the person's
+    story, "Which agency do I choose?" the question. The whole text when none does."""
+    asked = [s for s in re.split(r"(?<=[.!?])\s+", question.strip()) if s.endswith("?")]
+    return " ".join(asked) or question
+
+
 def specific_terms(question: str) -> list[str]:
     """The asked sentence's words that say what it is specifically about: nouns, names and
     adjectives rarer in English than ``ANSWER_SPECIFIC_ZIPF`` ("probationary", "FEHB",
@@ -86,9 +93,8 @@ def specific_terms(question: str) -> list[str]:
 
     # What is asked is in the sentences that end with "?": "I'm donating leave to a coworker."
     # is the person's story, "Which agency do I choose?" the question.
-    asked = [s for s in re.split(r"(?<=[.!?])\s+", question.strip()) if s.endswith("?")]
     found: list[str] = []
-    for token in _nlp()(" ".join(asked or [question]).replace("-", " ")):
+    for token in _nlp()(asked_part(question).replace("-", " ")):
         lowered = token.text.lower().replace("’", "'")
         if len(lowered) < 3 or lowered in STOPWORDS or lowered in found or not token.is_alpha:
             continue
