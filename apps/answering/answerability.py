@@ -31,7 +31,8 @@ _FIGURE_QUESTION = re.compile(
     r"\bhow (?:many|much|long|often|far|soon|old|early|late)\b"
     r"|\bwhat(?:'s| is| are)? (?:the )?(?:[\w-]+ ){0,3}(?:maximum|minimum|max|min|limit|cap|rate|amount|percentage|"
     r"number|cost|price|fee|deadline|threshold|age|salary|pay|per diem|reimbursement|subsidy)\b"
-    r"|\b(?:by|until) when\b|\bwhat (?:date|day|time|year|age)\b|\bwithin how\b|\bhow much time\b",
+    r"|\b(?:by|until) when\b|\bwhat (?:date|day|time|year|age)\b|\bwithin how\b|\bhow much time\b"
+    r"|\bwhat(?:'s| is| are)? the (?:most|least)\b|\b(?:up to|to) what (?:amount|limit|level)\b|\bwhat amount\b",
     re.IGNORECASE,
 )
 
