@@ -13,7 +13,7 @@ evaluate:
 # the product, the packaged model served by vLLM here; LIMIT=N for a slice.
 QA_DATASET ?= ../shared/eval/policy-qa-dev
 evaluate-answers:
-	RAG_VLLM_ENFORCE_EAGER=1 $(PYTHON) bench/answers.py $(QA_DATASET) $(if $(LIMIT),--limit $(LIMIT))
+	RAG_VLLM_ENFORCE_EAGER=1 $(PYTHON) bench/answers.py $(QA_DATASET) $(if $(LIMIT),--limit $(LIMIT)) $(if $(DUMP),--dump $(DUMP))
 	$(PYTHON) bench/answer_evidence.py --dataset $(QA_DATASET)
 
 # Search latency at 100,000 chunks and filtered recall under a 10% permission filter.

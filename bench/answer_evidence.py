@@ -19,7 +19,7 @@ from search_env import django_setup  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dataset", default=str(Path(__file__).resolve().parents[1].parent / "shared/eval/policy-qa-dev"))
-    parser.add_argument("--collection", default="policy-qa-dev")
+    parser.add_argument("--collection", default=None, help="default: the dataset folder's name")
     parser.add_argument("--dump", action="store_true", help="print each question's best windows")
     parser.add_argument("--thresholds", default="0.45,0.5,0.55,0.6,0.65,0.7")
     args = parser.parse_args()
@@ -34,7 +34,7 @@ def main() -> None:
     from apps.retrieval.evaluation import evaluation_user as owner_user
     from apps.retrieval.services import chunks_search
 
-    collection = documents_ingest(Path(args.dataset), collection_name=args.collection, owner=owner_user(),
+    collection = documents_ingest(Path(args.dataset), collection_name=args.collection or Path(args.dataset).resolve().name, owner=owner_user(),
                                   progress=print)
     user = evaluation_user(collection)
     questions = questions_load(Path(args.dataset))

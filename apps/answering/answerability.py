@@ -31,7 +31,8 @@ _FIGURE_QUESTION = re.compile(
     r"\bhow (?:many|much|long|often|far|soon|old|early|late)\b"
     r"|\bwhat(?:'s| is| are)? (?:the )?(?:[\w-]+ ){0,3}(?:maximum|minimum|max|min|limit|cap|rate|amount|percentage|"
     r"number|cost|price|fee|deadline|threshold|age|salary|pay|per diem|reimbursement|subsidy)\b"
-    r"|\b(?:by|until) when\b|\bwhat (?:date|day|time|year|age)\b|\bwithin how\b|\bhow much time\b",
+    r"|\b(?:by|until) when\b|\bwhat (?:date|day|time|year|age)\b|\bwithin how\b|\bhow much time\b"
+    r"|\bwhat(?:'s| is| are)? the (?:most|least)\b|\b(?:up to|to) what (?:amount|limit|level)\b|\bwhat amount\b",
     re.IGNORECASE,
 )
 
@@ -75,6 +76,13 @@ class Answerability:
 _NAMING_TAGS = {"NOUN", "PROPN", "ADJ"}
 
 
+def asked_part(question: str) -> str:
+    """The sentences that end with "?": "I'm donating leave to a coworker." is the person's
+    story, "Which agency do I choose?" the question. The whole text when none does."""
+    asked = [s for s in re.split(r"(?<=[.!?])\s+", question.strip()) if s.endswith("?")]
+    return " ".join(asked) or question
+
+
 def specific_terms(question: str) -> list[str]:
     """The asked sentence's words that say what it is specifically about: nouns, names and
     adjectives rarer in English than ``ANSWER_SPECIFIC_ZIPF`` ("probationary", "FEHB",
@@ -86,9 +94,8 @@ def specific_terms(question: str) -> list[str]:
 
     # What is asked is in the sentences that end with "?": "I'm donating leave to a coworker."
     # is the person's story, "Which agency do I choose?" the question.
-    asked = [s for s in re.split(r"(?<=[.!?])\s+", question.strip()) if s.endswith("?")]
     found: list[str] = []
-    for token in _nlp()(" ".join(asked or [question]).replace("-", " ")):
+    for token in _nlp()(asked_part(question).replace("-", " ")):
         lowered = token.text.lower().replace("’", "'")
         if len(lowered) < 3 or lowered in STOPWORDS or lowered in found or not token.is_alpha:
             continue
@@ -107,32 +114,39 @@ def _mentioned(term: str, text: str) -> bool:
     return len(term) >= 5 and term in text.replace(" ", "")  # "setup" ~ "set up", "coworker" ~ "co-worker"
 
 
-def unmentioned_term(question: str, passages: Sequence[str]) -> str:
-    """A specific word of the question that none of ``passages`` contains, or ""."""
+def unmentioned_terms(question: str, passages: Sequence[str]) -> list[str]:
+    """The specific words of the question that none of ``passages`` contains."""
     from apps.answering.textnorm import clean_text
 
     text = clean_text(" ".join(passages)).lower().replace("-", " ")
-    for term in specific_terms(question):
-        if not _mentioned(term, text):
-            return term
-    return ""
+    return [term for term in specific_terms(question) if not _mentioned(term, text)]
+
+
+def unmentioned_term(question: str, passages: Sequence[str]) -> str:
+    """A specific word of the question that none of ``passages`` contains, or ""."""
+    missing = unmentioned_terms(question, passages)
+    return missing[0] if missing else ""
 
 
 def evidence_answers(question: str, ranked: Sequence, passages: Sequence[str] = ()) -> Answerability:
     """Whether the ranked evidence (best first) from ``passages`` carries an answer to ``question``."""
-    from apps.answering.textnorm import quantities
+    from apps.answering.textnorm import measures
 
-    if passages:
-        missing = unmentioned_term(question, passages)
-        if missing:
-            return Answerability(False, f"the passages you may read never mention “{missing}”")
     if not ranked:
         return Answerability(False, "no passage sentence can serve as evidence")
     best = ranked[0]
-    if best.score < settings.ANSWER_MIN_EVIDENCE_SCORE:
+    # Graded, not a veto: each specific word of the question the passages never mention
+    # lowers the evidence score by ANSWER_MISSING_TERM_PENALTY (a paraphrase -- "litigate" for
+    # "courts" -- costs a little; a question about something absent costs its whole margin).
+    missing = unmentioned_terms(question, passages) if passages else []
+    score = best.score - settings.ANSWER_MISSING_TERM_PENALTY * len(missing)
+    if score < settings.ANSWER_MIN_EVIDENCE_SCORE:
+        if missing:
+            return Answerability(False, f"the passages you may read never mention “{missing[0]}” "
+                                        f"(evidence {best.score:.2f}, less {len(missing)} missing word(s))")
         return Answerability(False, f"the best evidence scores {best.score:.2f}, "
                                     f"below {settings.ANSWER_MIN_EVIDENCE_SCORE:.2f}")
-    if wants_figure(question) and not quantities(best.sentence):
+    if wants_figure(question) and not measures(best.sentence):
         return Answerability(False, "the question asks for a figure and no evidence sentence states one")
     if wants_person(question) and not any(names_a_person(e.sentence) for e in ranked[:3]):
         return Answerability(False, "the question asks who, and no evidence sentence names a person")

@@ -167,10 +167,36 @@ def summary(outcomes: list[Outcome]) -> dict:
         "fabricated": sum(bool(o.fabricated) for o in outcomes),
         "overall_correct": sum(o.correct for o in outcomes),
         "kinds": kinds,
+        "kinds_right": {kind: sum(1 for o in outcomes if o.result.answer_kind == kind and o.correct)
+                        for kind in AnswerKind.values},
         "latency_p50_s": statistics.median(seconds) if seconds else 0.0,
         "latency_p95_s": percentile(seconds, 0.95),
         "grounding_p95_ms": percentile(checks, 0.95),
     }
+
+
+LABELS = {AnswerKind.VERIFIED: "Verified", AnswerKind.QUOTATION: "Quotation", AnswerKind.NOT_STATED: "Not stated"}
+
+
+def verified_listing(outcomes: list[Outcome]) -> str:
+    """Every answer labelled Verified with the facts it was expected to hold, for a person to read:
+    the label's precision is only as good as these read."""
+    lines = []
+    for o in outcomes:
+        if o.result.answer_kind != AnswerKind.VERIFIED:
+            continue
+        verdict = "right" if o.correct else "WRONG"
+        lines.append(f"- [{verdict}] {o.question.text}\n    expected {o.question.expect}\n    answer: {o.result.answer}")
+    return "\n".join(lines) or "(no answer was labelled Verified)"
+
+
+def outcome_record(o: Outcome) -> dict:
+    """One outcome as a JSON-able row (the --dump file): what was shown, why, and the draft."""
+    r = o.result
+    return {"q": o.question.text, "expect": o.question.expect, "doc": o.question.doc, "kind": o.question.kind,
+            "answer_kind": r.answer_kind, "correct": o.correct, "answer": r.answer, "draft": r.draft,
+            "reason": r.reason, "seconds": round(o.seconds, 3), "cited": [c.source.document_title for c in r.cited],
+            "shown": [c.source.document_title for c in r.citations]}
 
 
 def _share(part: int, whole: int) -> str:
@@ -187,6 +213,8 @@ def summary_table(s: dict) -> str:
         ("overall correct", _share(s["overall_correct"], s["questions"])),
         ("shown as verified / quotation / not stated / no answer",
          " / ".join(str(s["kinds"].get(k, 0)) for k in AnswerKind.values)),
+        *[(f"labelled {label}: right", _share(s["kinds_right"].get(kind, 0), s["kinds"].get(kind, 0)))
+          for kind, label in LABELS.items()],
         ("latency p50 / p95", f"{s['latency_p50_s']:.2f} s / {s['latency_p95_s']:.2f} s"),
         ("grounding check p95", f"{s['grounding_p95_ms']:.1f} ms"),
     ]

@@ -29,9 +29,16 @@ from dataclasses import dataclass
 import numpy as np
 from django.conf import settings
 
-from apps.answering.sentences import is_evidence, looks_like_instruction, readable, sentence_spans, split_sentences
+from apps.answering.sentences import (
+    is_evidence,
+    looks_like_instruction,
+    readable,
+    sentence_spans,
+    split_sentences,
+    table_cells,
+)
 from apps.answering.answerability import wants_figure
-from apps.answering.textnorm import content_words, quantities
+from apps.answering.textnorm import content_words, measures
 from apps.corpus.models import Chunk
 from apps.ingestion.embedding import embed_passages
 from apps.retrieval.services import RetrievedChunk
@@ -86,7 +93,6 @@ class Evidence:
 
 _NEEDS_PREVIOUS = re.compile(r"^(?:this|that|these|those|it|they|such|however|otherwise|also|in that case)\b",
                              re.IGNORECASE)
-_TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$")
 _TABLE_RULE = re.compile(r"^\s*\|?[\s:|-]+\|?\s*$")
 MAX_WINDOW_CHARACTERS = 400
 
@@ -97,8 +103,13 @@ def _window(spans: list[tuple[int, str]], i: int) -> str:
     paragraph, or the items of the list it introduces."""
     paragraph, sentence = spans[i]
     text = readable(sentence)
-    if _TABLE_ROW.match(sentence):
-        header = next((s for _, s in spans[:i] if _TABLE_ROW.match(s) and not _TABLE_RULE.match(s)), None)
+    if table_cells(sentence):
+        # The first row of the run of rows it belongs to is the header.
+        start = i
+        while start > 0 and spans[start - 1][0] == spans[start][0] - 1 and (
+                table_cells(spans[start - 1][1]) or _TABLE_RULE.match(spans[start - 1][1])):
+            start -= 1
+        header = next((s for _, s in spans[start:i] if table_cells(s)), None)
         if header is not None and header != sentence:
             return f"{readable(header)} — {text}"[:MAX_WINDOW_CHARACTERS]
         return text
@@ -166,12 +177,12 @@ def rank_evidence(
             continue
         seen.add(window)
         keyword = sum(weights[w] for w in asked & stems) / total
-        figure = (1.0 if quantities(window) else -1.0) if figure_asked else 0.0
+        figure = (1.0 if measures(window) else -1.0) if figure_asked else 0.0
         score = similarity + keyword_weight * keyword + figure_weight * figure
         ranked.append(Evidence(number, window, round(score, 4)))
     ranked.sort(key=lambda e: -e.score)
     if figure_asked:
         # A question that asks for a figure is answered by a window that states one: those
         # come first, in their order (the rest stay for reading).
-        ranked.sort(key=lambda e: not quantities(e.sentence))
+        ranked.sort(key=lambda e: not measures(e.sentence))
     return ranked

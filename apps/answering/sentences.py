@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from apps.answering.textnorm import clean_text, words
+from apps.answering.textnorm import clean_text, measures, words
 
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[\"'“(\[]?[A-Z0-9$])")
 _ABBREVIATION = re.compile(r"(?:\b(?:e\.g|i\.e|etc|ex|vs|no|dr|mr|mrs|ms|st|approx|incl|u\.s)|\b[A-Z])\.$", re.IGNORECASE)
@@ -59,21 +59,40 @@ def readable(sentence: str) -> str:
     return re.sub(r"\s+", " ", text).strip(" #*_>|")
 
 
+_PIPE_ROW = re.compile(r"^\s*\|.*\|\s*$")
+_RULE_ROW = re.compile(r"^\s*\|?[\s:|-]+\|?\s*$")
+
+
+def table_cells(line: str) -> list[str]:
+    """The cells of a table row ("| a | b |" as written in Markdown, or "a | b" as ingestion
+    renders a parsed table), or [] for any other line (and for a "|---|" rule)."""
+    raw = clean_text(line).strip()
+    if _RULE_ROW.match(raw) or not (_PIPE_ROW.match(raw) or " | " in raw):
+        return []
+    cells = [c.strip() for c in raw.strip("|").split("|")]
+    return cells if sum(1 for c in cells if c) >= 2 else []
+
+
 def is_evidence(sentence: str) -> bool:
-    """A sentence that can state a fact: not a heading, a navigation line or markup."""
+    """A sentence that can state a fact: not a heading, a navigation line or markup. A table
+    row is (read with its header: apps.answering.evidence)."""
     raw = clean_text(sentence).strip()
     if raw.startswith("#") or not raw:
         return False
+    if table_cells(raw):
+        return True
     text = readable(raw)
     tokens = words(text)
-    if len(tokens) < 4:
+    if len(tokens) < 4 and not (len(tokens) >= 2 and measures(text)):
         return False
     link_text = sum(len(m.group(0)) for m in _MARKDOWN_LINK.finditer(raw)) + sum(
         len(m.group(0)) for m in _BARE_URL.finditer(raw))
     if link_text > 0.7 * len(raw):
         return False  # a list of links
-    if not re.search(r"[.!?:;)\]]$", text) and len(tokens) <= 12:
-        return False  # a heading: "Combining paid parental leave with other leave"
+    if not re.search(r"[.!?:;,)\]]$", text) and len(tokens) <= 12 and not measures(text):
+        # a heading: "Combining paid parental leave with other leave"; a short line stating an
+        # amount ("Up to £3,000 for bike and accessories") is a list item, not a heading.
+        return False
     if _ABOUT_THE_PAGE.match(text):
         return False  # "This page outlines how to ...": about the document, not its content
     return True

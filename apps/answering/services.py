@@ -24,9 +24,8 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from apps.answering.answerability import evidence_answers, wants_figure
+from apps.answering.answerability import evidence_answers
 from apps.answering.evidence import Evidence, rank_evidence, stored_sentence_vectors
-from apps.answering.grounding import check_answer, dropped_contact, shares_terms, states_a_figure
 from apps.answering.llm import Completion, LLMUnavailable, chat_stream
 from apps.answering.models import AnswerKind, AskedQuestion
 from apps.answering.profiles import context_window, profile_for
@@ -41,6 +40,7 @@ from apps.answering.quotation import quotation_from
 from apps.answering.recording import answer_record, question_personal_data
 from apps.answering.textnorm import clean_text, content_words
 from apps.answering.tokens import count_tokens
+from apps.answering.verification import shown_windows, verify_draft
 from apps.audit.models import Outcome
 from apps.corpus.selectors import ReadAccessWatch
 from apps.ingestion.embedding import embed_query
@@ -266,17 +266,11 @@ def answer_stream(
                                              reason="the model found no answer in the passages"))
             return
         checked = time.perf_counter()
-        grounding = check_answer(
-            draft, passages={e.number: sources[e.number - 1].text for e in evidence}, question=question,
+        grounding, reason = verify_draft(
+            draft, question=question, windows=shown_windows(evidence), quotation=quotation.text if quotation else "",
             min_overlap=settings.ANSWER_MIN_OVERLAP, cut_off=completion.finish_reason == "length",
+            extractive=profile.name == "small",
         )
-        reason = grounding.reason
-        if grounding.verified and wants_figure(question) and not states_a_figure(draft):
-            reason = "the question asks for a figure and the answer states none"
-        elif grounding.verified and not shares_terms(draft, question) and not states_a_figure(draft):
-            reason = "the answer is about something the question does not ask"
-        elif grounding.verified and quotation and (dropped := dropped_contact(draft, quotation.text, question)):
-            reason = f"the answer leaves out “{dropped}”, which the passage gives"
         grounding_ms = round((time.perf_counter() - checked) * 1000, 3)
         payload.update(grounding=grounding.as_audit(), grounding_ms=grounding_ms)
         if grounding.verified and not reason:

@@ -152,6 +152,17 @@ def quantities(text: str) -> list[Quantity]:
     return found
 
 
+def is_year(quantity: Quantity) -> bool:
+    """A bare four-digit number between 1900 and 2100 ("the 2026 guide"): a date, not an amount."""
+    return (not quantity.money and quantity.unit not in MEASURE_UNITS and quantity.value.is_integer()
+            and 1900 <= quantity.value <= 2100 and len(quantity.text) == 4)
+
+
+def measures(text: str) -> list[Quantity]:
+    """The quantities of ``text`` that are amounts, counts or periods (not years)."""
+    return [q for q in quantities(text) if not is_year(q)]
+
+
 def quantity_supported(quantity: Quantity, passage: list[Quantity], passage_text: str) -> bool:
     """The passage states the same value, with the same unit when the unit matters."""
     for other in passage:

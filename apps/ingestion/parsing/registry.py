@@ -9,6 +9,7 @@ types to parser classes), instead of a branch in a chain.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -109,11 +110,25 @@ def _csv(path: Path, declared_name: str) -> list[Any]:
                          languages=NO_DETECTION)
 
 
+# Collapsible blocks (<details><summary>Title</summary> ... </details>, as GitLab's and many
+# other handbooks write them): unstructured's HTML partitioner drops everything inside a
+# <details> element, tables and lists included, so the tags are unwrapped (the summary kept
+# as its own line) before the Markdown is rendered. Nothing else of the text changes.
+_SUMMARY_LINE = re.compile(r"(?im)^[ \t]*<summary\b[^>]*>(.*?)</summary>[ \t]*$")
+_DETAILS_LINE = re.compile(r"(?im)^[ \t]*</?details\b[^>]*>[ \t]*$")
+
+
+def unwrap_collapsible_blocks(text: str) -> str:
+    text = _SUMMARY_LINE.sub(lambda m: "\n" + m.group(1).strip() + "\n", text)
+    return _DETAILS_LINE.sub("\n", text)
+
+
 @parser(".md", ".markdown")
 def _markdown(path: Path, declared_name: str) -> list[Any]:
     from unstructured.partition.md import partition_md
 
-    return partition_md(filename=str(path), encoding=text_encoding(path), languages=NO_DETECTION)
+    text = path.read_bytes().decode(text_encoding(path))
+    return partition_md(text=unwrap_collapsible_blocks(text), metadata_filename=str(path), languages=NO_DETECTION)
 
 
 @parser(".html", ".htm")

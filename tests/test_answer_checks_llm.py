@@ -1,0 +1,59 @@
+""""Verified" means right, with the real vLLM server (packaged SmolLM2) and the real database
+(issue 22): a draft that drops the passage's prohibition, a draft that names nothing the
+question does not already say, and a question worded away from the passage that answers it.
+
+Each asks through the answering service and asserts what a reader may rely on, whatever the
+model writes: a Verified answer keeps the passage's polarity and names what was asked.
+The drafts the packaged model writes today for these questions ("Yes, you can definitely use
+USB drives on company laptops.", "The team at head office is responsible for approving travel
+claims.") were labelled Verified before this change."""
+
+import pytest
+
+from apps.answering.models import AnswerKind
+from apps.answering.services import ask_question
+from apps.answering.verification import negative
+from tests.test_answer_verification import assert_shown_answer_is_grounded, content_of, ingest
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+DEVICES = b"# Devices\n\nUSB drives are blocked by default and must not be used on company laptops.\n"
+TRAVEL = b"# Travel\n\nTravel claims are approved by the Travel Desk at head office.\n"
+DISPUTES = (b"# Disputes\n\nAny dispute between an employee and the company is settled by binding arbitration, "
+            b"never in the courts.\n")
+
+
+def test_a_draft_that_drops_the_passages_prohibition_is_not_verified(llm, collection, corpus_admin, member):
+    ingest(collection, corpus_admin, "devices.md", DEVICES)
+    result = ask_question(user=member, question="Can I use USB drives on company laptops?")
+    assert result.answer_kind in (AnswerKind.VERIFIED, AnswerKind.QUOTATION), result
+    if result.answer_kind == AnswerKind.VERIFIED:
+        assert negative(result.answer), result.answer  # "must not" kept, never "Yes, you can"
+    draft = content_of(result)["draft"]
+    if not negative(draft):  # the model reversed the rule: the reader gets the passage instead
+        assert result.answer_kind == AnswerKind.QUOTATION and "negation" in result.reason, (draft, result.reason)
+        assert "must not be used" in result.answer
+    assert_shown_answer_is_grounded(result)
+
+
+def test_a_draft_that_names_nothing_new_is_not_an_answer(llm, collection, corpus_admin, member):
+    ingest(collection, corpus_admin, "travel.md", TRAVEL)
+    result = ask_question(user=member, question="Which team at head office approves travel claims?")
+    assert result.answer_kind in (AnswerKind.VERIFIED, AnswerKind.QUOTATION), result
+    if result.answer_kind == AnswerKind.VERIFIED:
+        assert "Travel Desk" in result.answer, result.answer
+    else:
+        assert "Travel Desk" in result.answer and result.reason
+    assert_shown_answer_is_grounded(result)
+
+
+def test_a_question_worded_away_from_the_passage_is_answered(llm, collection, corpus_admin, member, settings):
+    """ "litigate" occurs in no passage; the passage answers it in other words ("courts",
+    "arbitration"). Before, any such word refused the question as not stated."""
+    ingest(collection, corpus_admin, "disputes.md", DISPUTES)
+    settings.RETRIEVAL_MAX_DISTANCE = 2.0  # the passage is retrieved: the evidence decides
+    result = ask_question(user=member, question="Can an employee litigate a dispute with the company?")
+    assert result.answer_kind != AnswerKind.NOT_STATED, result.reason
+    assert "arbitration" in result.answer.lower() or "courts" in result.answer.lower(), result.answer
+    assert content_of(result)["answerability"]["answerable"] is True
+    assert_shown_answer_is_grounded(result)
