@@ -15,7 +15,6 @@ audit_apply_erasures`` deletes it again).
 
 from __future__ import annotations
 
-import os
 import stat
 from collections.abc import Iterable
 from pathlib import Path
