@@ -287,3 +287,65 @@ def test_the_web_process_has_no_key_and_gets_exports_signed_by_the_signer(client
     assert response.status_code == 200, (list(AuditEvent.objects.filter(outcome=Outcome.ERROR).values_list("payload", flat=True)), log.read_text()[-3000:])
     content = b"".join(response.streaming_content)  # the export streams from its spooled file
     assert verify_export(content, trusted_public_key=os.environ["RAG_AUDIT_PIN"]) == []
+
+
+# --- Issue 23: owner-role attacks (the owner's credentials: the migrate job or a DBA) -----------
+
+OWNER_DB = pytest.mark.django_db(transaction=True, serialized_rollback=True, databases=["default", "owner"])
+
+
+def _owner_tombstones(sequence: int, *, event_type: str, age_days: int, content_sha256: str = "",
+                      disable_triggers: bool = False) -> None:
+    """The review's H2 reproduction, run as the owner: a retention record by the owner,
+    a tombstone of its choosing for ``sequence``, then the deletion through the expiry door."""
+    from django.db import connections
+
+    from apps.audit.models import AuditTombstone
+
+    ev = AuditEvent.objects.using("owner").get(sequence=sequence)
+    with transaction.atomic(using="owner"):
+        if disable_triggers:
+            with connections["owner"].cursor() as c:
+                c.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER ALL")
+        rec = audit_record(event_type=EventType.AUDIT_EXPIRED, outcome=Outcome.SUCCESS, using="owner",
+                           payload={"sequences": [sequence], "count": 1, "before": "x", "via": "audit_expire",
+                                    "retention_days": {}})
+        AuditTombstone.objects.using("owner").create(
+            sequence=sequence, hash=ev.hash, event_type=event_type, created_at=ev.created_at - timedelta(days=age_days),
+            expired_by_sequence=rec.sequence, db_role=ev.db_role, content_sha256=content_sha256)
+        with connections["owner"].cursor() as c:
+            c.execute("SET LOCAL rag.audit_expiry = 'on'")
+            c.execute("DELETE FROM audit_auditevent WHERE sequence = %s", [sequence])
+            if disable_triggers:
+                c.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER ALL")
+
+
+@OWNER_DB
+def test_owner_tombstone_downgrade_of_a_signed_question_is_reported():
+    """H2: the owner hides a signed-over question behind a tombstone with no content hash,
+    an old time and a short-lived type; verification with the pinned key and the witness
+    must not pass."""
+    record(3)
+    audit_checkpoint_create()
+    _owner_tombstones(2, event_type="auth.sign_in_failed", age_days=3000)
+    audit_checkpoint_create()
+    report = audit_verify_all()
+    assert not report.ok and report.first_bad_sequence == 2, report.problems
+    assert any("event #2" in p for p in report.problems), report.problems
+
+
+@OWNER_DB
+def test_owner_tombstone_of_a_legal_hold_event_is_reported():
+    """H2: deleting an audit.legal_hold_placed event the same way (triggers off, since the
+    hold is active) would hide the hold; it is reported."""
+    from apps.audit.retention import legal_hold_place
+
+    record(1)
+    legal_hold_place(starts_at=timezone.now() - timedelta(days=1), ends_at=timezone.now() + timedelta(days=1),
+                     reason="litigation", placed_by=None)
+    record(1)
+    audit_checkpoint_create()
+    placed = AuditEvent.objects.get(event_type=EventType.LEGAL_HOLD_PLACED)
+    _owner_tombstones(placed.sequence, event_type=EventType.LEGAL_HOLD_PLACED, age_days=3000, disable_triggers=True)
+    report = audit_verify_all()
+    assert not report.ok and report.first_bad_sequence == placed.sequence, report.problems

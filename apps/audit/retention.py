@@ -17,7 +17,8 @@ from django.utils import timezone
 from apps.audit.models import AuditCheckpoint, AuditEvent, AuditTombstone, EventType, LegalHold, Outcome
 
 # Events that hold the trail's own bookkeeping are kept for good.
-NEVER_EXPIRE = {EventType.AUDIT_EXPIRED, EventType.LEGAL_HOLD_PLACED, EventType.LEGAL_HOLD_RELEASED}
+NEVER_EXPIRE = {EventType.AUDIT_EXPIRED, EventType.LEGAL_HOLD_PLACED, EventType.LEGAL_HOLD_RELEASED,
+                EventType.ERASED, EventType.KEY_ROTATED}
 
 
 def retention_days(event_type: str) -> int:

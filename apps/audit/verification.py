@@ -91,7 +91,9 @@ def audit_verify_all(*, directory: Path | None = None, public_key_hex: str | Non
             if head_hash != hash_value:
                 report.fail(f"signed head {number}: event #{sequence} does not have the signed head hash", sequence)
 
-    chain = audit_verify_chain(visit=visit, after_sequence=after_sequence, after_hash=after_hash)
+    signed_starts = [int(h["format2_from"]) for h in heads.values() if h.get("format2_from")]
+    chain = audit_verify_chain(visit=visit, after_sequence=after_sequence, after_hash=after_hash,
+                               format2_from=min(signed_starts) if signed_starts else None)
     report.events_checked, report.head_sequence, report.head_hash = chain.events_checked, chain.head_sequence, chain.head_hash
     if not chain.ok:
         report.fail(f"event #{chain.first_bad_sequence}: {chain.problem}", chain.first_bad_sequence)
@@ -182,6 +184,10 @@ def _verify_tombstones(report: VerificationReport, heads: dict[int, dict[str, An
 
 def _tombstone_problem(tomb: AuditTombstone, listing: AuditEvent | None, holds: list[AuditEvent], owner: str,
                        signed: list[dict[str, Any]]) -> str:
+    from apps.audit.retention import NEVER_EXPIRE
+
+    if tomb.event_type in NEVER_EXPIRE:
+        return f"a {tomb.event_type} event is kept for good and may not expire"
     if listing is None or listing.event_type != EventType.AUDIT_EXPIRED:
         return "removed without a retention record"
     if tomb.sequence not in {int(s) for s in listing.payload.get("sequences", [])}:
