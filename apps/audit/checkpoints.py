@@ -73,8 +73,9 @@ def own_latest_head(public_hex: str) -> AuditCheckpoint | None:
     for rows in (own, rotation):
         for row in rows.order_by("-number")[:1000].iterator():
             statement = json.loads(row.statement)
+            legacy_rotation = statement.get("format") != FORMAT and statement.get("next_public_key")
             if (statement.get("public_key") == public_hex or statement.get("next_public_key") == public_hex) and \
-                    head_verifies(row.statement, row.signature, statement.get("public_key", "")):
+                    not legacy_rotation and head_verifies(row.statement, row.signature, statement.get("public_key", "")):
                 best = row if best is None or row.number > best.number else best
                 break
     return best
