@@ -98,7 +98,8 @@ def integrity_monitor() -> IntegrityMonitor:
             findings.append(f"an integrity status record (#{run.id}) is not signed by the pinned key (forged)")
         elif not run.ok:
             findings += [p for p in run.problems if p not in findings]
-        found_at = found_at or (run.created_at if findings else None)
+        if not run.ok or not run_signed(run, pin):
+            found_at = run.created_at  # newest first: ends at the earliest finding since the last good run
     if last_verification is not None and not run_signed(last_verification, pin):
         last_verification = None
     return IntegrityMonitor(last_verification, findings, found_at)
