@@ -23,13 +23,14 @@ from typing import Any
 from django.utils import timezone
 
 from apps.audit.chain import canonical_json
+from apps.audit.checkpoints import ChainDoesNotVerify
 from apps.audit.models import AuditCheckpoint, AuditEvent
 from apps.audit.witness import witness_append, witness_tail
 
 logger = logging.getLogger(__name__)
 
 
-class TrailDiscrepancy(RuntimeError):
+class TrailDiscrepancy(ChainDoesNotVerify):
     """The database disagrees with the witness or the exported heads: nothing is signed."""
 
 
