@@ -279,7 +279,8 @@ def test_the_web_process_has_no_key_and_gets_exports_signed_by_the_signer(client
     assert AuditEvent.objects.filter(event_type=EventType.AUDIT_EXPORTED, outcome=Outcome.ERROR).count() == 1
     log = tmp_path / "signer.log"
     signer = start_worker(database=database_url(connection.settings_dict), broker=os.environ["CELERY_BROKER_URL"],
-                          log_path=log, concurrency=1, queues="audit", hostname="signer-test@%h", RAG_AUDIT_SIGNER="1")
+                          log_path=log, concurrency=1, queues="audit", hostname="signer-test@%h", RAG_AUDIT_SIGNER="1",
+                          RAG_AUDIT_WITNESS_FILE=settings.AUDIT_WITNESS_FILE, RAG_AUDIT_CHECKPOINT_DIR=settings.AUDIT_CHECKPOINT_DIR)
     try:
         response = client.get(reverse("audit:event_export"))
     finally:

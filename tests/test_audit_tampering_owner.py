@@ -199,7 +199,7 @@ def test_a_forged_head_naming_an_attacker_key_is_refused_and_does_not_stop_the_s
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_the_real_signer_runs_only_its_own_tasks(tmp_path):
+def test_the_real_signer_runs_only_its_own_tasks(tmp_path, settings):
     """Any broker client may route any task to queue ``audit``; the real signer process
     refuses every task but its own (a parse task never runs next to the key), and the
     old ``audit.sign`` is gone."""
@@ -208,7 +208,8 @@ def test_the_real_signer_runs_only_its_own_tasks(tmp_path):
 
     log = tmp_path / "signer.log"
     signer = start_worker(database=database_url(connection.settings_dict), broker=os.environ["CELERY_BROKER_URL"],
-                          log_path=log, concurrency=1, queues="audit", hostname="signer-guard@%h", RAG_AUDIT_SIGNER="1")
+                          log_path=log, concurrency=1, queues="audit", hostname="signer-guard@%h", RAG_AUDIT_SIGNER="1",
+                          RAG_AUDIT_WITNESS_FILE=settings.AUDIT_WITNESS_FILE, RAG_AUDIT_CHECKPOINT_DIR=settings.AUDIT_CHECKPOINT_DIR)
     try:
         app.send_task("apps.ingestion.tasks.ingest_document", args=[987654], queue="audit")
         app.send_task("celery.accumulate", args=[1, 2], queue="audit")
@@ -217,7 +218,7 @@ def test_the_real_signer_runs_only_its_own_tasks(tmp_path):
                    and "unregistered task of type 'audit.sign'" in log.read_text(), timeout=120,
                    what="the signer to refuse the foreign tasks", log=log)
         checkpoint = app.send_task("audit.checkpoint", queue="audit")  # its own tasks still run
-        wait_until(lambda: AuditCheckpoint.objects.exists() or "succeeded" in log.read_text(), timeout=60,
+        wait_until(lambda: "audit.checkpoint[" in log.read_text() and "succeeded" in log.read_text(), timeout=60,
                    what="the signer's own task", log=log)
     finally:
         stop_process_group(signer)
