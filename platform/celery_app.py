@@ -10,10 +10,32 @@ from rag_platform.egress import install_egress_guard  # noqa: E402
 install_egress_guard()
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rag_platform.settings")
 
-from celery import Celery  # noqa: E402
+from celery import Celery, Task  # noqa: E402
 from celery.signals import beat_init, worker_init, worker_process_init  # noqa: E402
 
-app = Celery("rag_platform")
+
+class SignerRefusedTask(RuntimeError):
+    """A task other than the signer's own was sent to the signer process."""
+
+
+class GuardedTask(Task):
+    """The base of every task of this app (and Celery's built-ins). In the signer process
+    (RAG_AUDIT_SIGNER=1, the only one with the signing key) only the signer's tasks run
+    (apps.audit.tasks.SIGNER_TASKS): a broker client routing e.g. a parse task to queue
+    ``audit`` gets a refusal, and the upload is never parsed next to the key."""
+
+    def __call__(self, *args, **kwargs):
+        from apps.audit.signing import is_signer
+
+        if is_signer():
+            from apps.audit.tasks import SIGNER_TASKS
+
+            if self.name not in SIGNER_TASKS:
+                raise SignerRefusedTask(f"the audit signer runs only {sorted(SIGNER_TASKS)}, not {self.name!r}")
+        return super().__call__(*args, **kwargs)
+
+
+app = Celery("rag_platform", task_cls=GuardedTask)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 

@@ -101,7 +101,7 @@ def test_list_shows_integrity_status(client, compliance_officer):
     client.force_login(compliance_officer)
     page = client.get(reverse("audit:event_list")).content.decode()
     assert "Last signed checkpoint:" in page and "#1 at" in page
-    assert "Last verification:" in page and "never" not in page
+    assert "Last verification by hand:" in page and "never" not in page
 
 
 @pytest.mark.django_db

@@ -20,7 +20,8 @@ from django.db.utils import DatabaseError
 from django.utils import timezone
 
 from apps.audit.checkpoints import audit_checkpoint_create
-from apps.audit.models import AuditEvent, EventType, LegalHold, Outcome
+from apps.audit.models import AuditEvent, EventType, Outcome
+from apps.audit.retention import legal_hold_place
 from apps.audit.services import audit_record
 from apps.audit.verification import audit_verify_all
 from tests.db_roles import as_superuser
@@ -50,7 +51,7 @@ def refused(*statements: str, params=None) -> str:
 def _trail_with_rows() -> None:
     record(3)
     audit_checkpoint_create()
-    LegalHold.objects.create(starts_at=timezone.now() - timedelta(days=1), ends_at=timezone.now(), reason="x")
+    legal_hold_place(starts_at=timezone.now() - timedelta(days=1), ends_at=timezone.now(), reason="x", placed_by=None)
 
 
 @pytest.mark.django_db
@@ -101,34 +102,33 @@ def test_the_door_settings_open_nothing_for_the_application_role():
     assert "permission denied" in refused("SET LOCAL rag.audit_expiry = 'on'", "DELETE FROM audit_auditevent WHERE sequence = 1")
     assert "permission denied" in refused("SET LOCAL rag.audit_flush = 'on'", "TRUNCATE audit_auditevent")
     assert "permission denied" in refused("SET LOCAL rag.audit_flush = 'on'", "TRUNCATE audit_auditcheckpoint")
-    assert AuditEvent.objects.count() == 3
+    assert AuditEvent.objects.count() == 4  # three questions and the hold's event
 
 
 @pytest.mark.django_db
 def test_releasing_a_legal_hold_without_its_function_is_refused():
-    hold = LegalHold.objects.create(starts_at=timezone.now(), ends_at=timezone.now(), reason="litigation")
+    hold = legal_hold_place(starts_at=timezone.now(), ends_at=timezone.now(), reason="litigation", placed_by=None)
     assert "permission denied" in refused("UPDATE audit_legalhold SET released_at = now() WHERE id = %s", params=[hold.id])
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_forged_retention_record_is_refused_and_reported():
-    """The application role appends a retention event listing #1 (the function lets it: it
-    is only an event), then cannot write the tombstone; a superuser who does the rest (the
-    tombstone and the deletion) is caught: the record was not written by the expiry command
-    as the owner, and the event had not reached its retention age."""
+    """The application role may not append a retention record at all (a control event:
+    only the owner's expiry command writes it), nor write the tombstone; a superuser who
+    does the rest (a tombstone pointing at an ordinary event, the deletion) is caught."""
     events = record(3)
     audit_checkpoint_create()
-    forged = audit_record(event_type=EventType.AUDIT_EXPIRED, outcome=Outcome.SUCCESS,
-                          payload={"sequences": [1], "count": 1, "via": "audit_expire"})
-    assert forged.db_role == "rag_app"
+    with pytest.raises(DatabaseError, match="written only by the function"):
+        with transaction.atomic():
+            audit_record(event_type=EventType.AUDIT_EXPIRED, outcome=Outcome.SUCCESS,
+                         payload={"sequences": [1], "count": 1, "via": "audit_expire"})
     assert "permission denied" in refused(
         "INSERT INTO audit_audittombstone (sequence, hash, event_type, created_at, expired_by_sequence, content_sha256,"
         " db_role) VALUES (%s, %s, %s, %s, %s, '', '')",
-        params=[1, events[0].hash, events[0].event_type, events[0].created_at, forged.sequence])
+        params=[1, events[0].hash, events[0].event_type, events[0].created_at, 3])
     as_superuser(
         f"INSERT INTO audit_audittombstone (sequence, hash, event_type, created_at, expired_by_sequence, content_sha256,"
-        f" db_role) VALUES (1, '{events[0].hash}', '{events[0].event_type}', now() - interval '10 years',"
-        f" {forged.sequence}, '', '')",
+        f" db_role) VALUES (1, '{events[0].hash}', '{events[0].event_type}', now() - interval '10 years', 3, '', '')",
         "DELETE FROM audit_auditevent WHERE sequence = 1")
     report = audit_verify_all()
     assert not report.ok and report.first_bad_sequence == 1
@@ -279,7 +279,8 @@ def test_the_web_process_has_no_key_and_gets_exports_signed_by_the_signer(client
     assert AuditEvent.objects.filter(event_type=EventType.AUDIT_EXPORTED, outcome=Outcome.ERROR).count() == 1
     log = tmp_path / "signer.log"
     signer = start_worker(database=database_url(connection.settings_dict), broker=os.environ["CELERY_BROKER_URL"],
-                          log_path=log, concurrency=1, queues="audit", hostname="signer-test@%h", RAG_AUDIT_SIGNER="1")
+                          log_path=log, concurrency=1, queues="audit", hostname="signer-test@%h", RAG_AUDIT_SIGNER="1",
+                          RAG_AUDIT_WITNESS_FILE=settings.AUDIT_WITNESS_FILE, RAG_AUDIT_CHECKPOINT_DIR=settings.AUDIT_CHECKPOINT_DIR)
     try:
         response = client.get(reverse("audit:event_export"))
     finally:
@@ -287,3 +288,4 @@ def test_the_web_process_has_no_key_and_gets_exports_signed_by_the_signer(client
     assert response.status_code == 200, (list(AuditEvent.objects.filter(outcome=Outcome.ERROR).values_list("payload", flat=True)), log.read_text()[-3000:])
     content = b"".join(response.streaming_content)  # the export streams from its spooled file
     assert verify_export(content, trusted_public_key=os.environ["RAG_AUDIT_PIN"]) == []
+

@@ -27,7 +27,7 @@ from apps.audit.models import AuditCheckpoint, AuditEvent
 from apps.audit.witness import witness_append
 
 logger = logging.getLogger(__name__)
-FORMAT = "rag-audit-checkpoint/2"
+FORMAT = "rag-audit-checkpoint/3"  # signed over signing.HEAD_DOMAIN
 
 
 class ChainDoesNotVerify(RuntimeError):
@@ -50,32 +50,78 @@ def retention_policy() -> dict[str, Any]:
     return {"default_days": settings.AUDIT_RETENTION_DEFAULT_DAYS, "by_class": dict(sorted(settings.AUDIT_RETENTION_DAYS.items()))}
 
 
+def head_verifies(text: str, signature: str, public_hex: str) -> bool:
+    """Whether a head's signature verifies: format 3 over signing.HEAD_DOMAIN; heads of
+    earlier formats were signed without a domain (by a signer that signed any text, so
+    apps.audit.verification trusts no key rotation they name)."""
+    try:
+        legacy = json.loads(text).get("format") != FORMAT
+    except (ValueError, AttributeError):
+        return False
+    if legacy:
+        return signing.verify(text.encode(), signature, public_hex)
+    return signing.verify_statement(signing.HEAD_DOMAIN, text, signature, public_hex)
+
+
+def own_latest_head(public_hex: str) -> AuditCheckpoint | None:
+    """The newest head row signed by this key, or the rotation head (signed by the key
+    before) that named it. Rows it did not sign (the application role may INSERT
+    checkpoints) are passed over, never built upon: apps.audit.alarms reports them."""
+    own = AuditCheckpoint.objects.filter(key_id=signing.key_id(public_hex))
+    rotation = AuditCheckpoint.objects.filter(statement__contains=f'"next_public_key":"{public_hex}"')
+    best = None
+    for rows in (own, rotation):
+        for row in rows.order_by("-number")[:1000].iterator():
+            statement = json.loads(row.statement)
+            legacy_rotation = statement.get("format") != FORMAT and statement.get("next_public_key")
+            if (statement.get("public_key") == public_hex or statement.get("next_public_key") == public_hex) and \
+                    not legacy_rotation and head_verifies(row.statement, row.signature, statement.get("public_key", "")):
+                best = row if best is None or row.number > best.number else best
+                break
+    return best
+
+
 def audit_checkpoint_create(*, force: bool = False, extra: dict[str, Any] | None = None) -> AuditCheckpoint | None:
     """Sign the head if it moved since the last signed head (or ``force``); None if unchanged.
 
-    Raises SigningKeyUnavailable outside the signer or without a key, ChainDoesNotVerify if
-    the events since the last head do not verify (logged; ``audit_verify`` names them).
+    Everything signed is read by the signer itself: the chain since its own previous head
+    (verified), the format-2 start carried from that head, the retention policy. ``extra``
+    only from the signer host's own commands (``audit_rotate_key``); no task passes it.
+    Before signing, apps.audit.alarms compares the database with the witness file and the
+    exported heads: on a discrepancy it raises the alarm and TrailDiscrepancy, and nothing
+    is signed. Raises SigningKeyUnavailable outside the signer or without a key,
+    ChainDoesNotVerify if the events since the last head do not verify.
     """
-    from apps.audit.services import audit_verify_chain
+    from apps.audit.alarms import TrailDiscrepancy, check_before_signing, foreign_head_rows, raise_alarm
+    from apps.audit.services import audit_verify_chain, format2_start
 
     key = signing.load_private_key()
     public_hex = signing.public_key_hex(key.public_key())
-    previous = AuditCheckpoint.objects.order_by("-number").first()
+    if problems := check_before_signing(public_hex):
+        raise_alarm(problems, kind="presign")
+        raise TrailDiscrepancy("; ".join(problems))
+    previous = own_latest_head(public_hex)
+    if foreign := foreign_head_rows(public_hex, previous.number if previous else 0):
+        raise_alarm(foreign, kind="presign")
+    newest_number = AuditCheckpoint.objects.order_by("-number").values_list("number", flat=True).first() or 0
     head = AuditEvent.objects.order_by("-sequence").values("sequence", "hash").first()
     head_sequence = head["sequence"] if head else 0
     if previous and previous.last_sequence == head_sequence and not force:
         return None
     after_sequence, after_hash = 0, GENESIS_HASH
-    if previous and previous.last_sequence <= head_sequence and signing.verify(
-            previous.statement.encode(), previous.signature, public_hex):
+    previous_statement = json.loads(previous.statement) if previous else {}
+    if previous and previous.last_sequence <= head_sequence:
         after_sequence, after_hash = previous.last_sequence, previous.head_hash  # vouched for by our own signature
-    report = audit_verify_chain(after_sequence=after_sequence, after_hash=after_hash, through=head_sequence)
+    format2_from = int(previous_statement.get("format2_from") or 0) or format2_start()
+    report = audit_verify_chain(after_sequence=after_sequence, after_hash=after_hash, through=head_sequence,
+                                format2_from=format2_from or None)
     if not report.ok:
         logger.error("audit chain does not verify at #%s (%s): no head signed", report.first_bad_sequence, report.problem)
+        raise_alarm([f"event #{report.first_bad_sequence}: {report.problem}"], kind="presign")
         raise ChainDoesNotVerify(f"event #{report.first_bad_sequence}: {report.problem}")
     statement: dict[str, Any] = {
         "format": FORMAT,
-        "number": (previous.number + 1) if previous else 1,
+        "number": max(newest_number, previous.number if previous else 0) + 1,
         "last_sequence": report.head_sequence,
         "head_hash": report.head_hash,
         "count": report.head_sequence,  # places in the chain, events and tombstones: gap-free
@@ -84,10 +130,11 @@ def audit_checkpoint_create(*, force: bool = False, extra: dict[str, Any] | None
         "public_key": public_hex,
         "key_id": signing.key_id(public_hex),
         "retention": retention_policy(),
+        **({"format2_from": format2_from} if format2_from else {}),
         **(extra or {}),
     }
     text = canonical_json(statement)
-    signature = key.sign(text.encode()).hex()
+    signature, _ = signing.sign_statement(signing.HEAD_DOMAIN, text, key)
     checkpoint = AuditCheckpoint.objects.create(
         number=statement["number"],
         created_at=timezone.now(),

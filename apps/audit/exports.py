@@ -25,10 +25,10 @@ from django.utils import timezone
 from apps.audit import signing
 from apps.audit.chain import HASH_VERSION, body_of, canonical_json, content_of, line_hash, sha256_hex
 from apps.audit.models import AuditEvent, EventType, Outcome
-from apps.audit.tasks import sign_by_signer
+from apps.audit.export_signing import FORMAT, digest_add, line_digest
+from apps.audit.tasks import sign_export_by_signer
 from apps.privacy.masking import mask_content
 
-FORMAT = "rag-audit-export/1"
 CSV_COLUMNS = ["sequence", "created_at", "event_type", "outcome", "actor_id", "actor_username", "actor_roles",
                "session_hash", "ip_address", "user_agent", "request_id", "question", "answer", "collections",
                "document_id", "prev_hash", "hash"]
@@ -121,8 +121,10 @@ def audit_export(*, events, filters: dict[str, Any], exported_by) -> Export:
     jsonl, csv_file = _HashingFile(), _HashingFile()
     writer = csv.writer(csv_file)
     writer.writerow(CSV_COLUMNS)
-    count, first, last = 0, None, None
+    count = 0
     batch: list[AuditEvent] = []
+    ranges: list[list[int]] = []  # the exported sequences as [first, last] runs
+    digest = line_digest()  # what the signer must find too (apps.audit.export_signing)
 
     def write(batch: list[AuditEvent]) -> None:
         for event, content in zip(batch, events_content(batch, viewer=exported_by), strict=True):
@@ -136,21 +138,24 @@ def audit_export(*, events, filters: dict[str, Any], exported_by) -> Export:
             write(batch)
             batch = []
         count += 1
-        first = event.sequence if first is None else first
-        last = event.sequence
+        if ranges and event.sequence == ranges[-1][1] + 1:
+            ranges[-1][1] = event.sequence
+        else:
+            ranges.append([event.sequence, event.sequence])
+        digest_add(digest, event.sequence, event.hash)
     write(batch)
     now = timezone.now()
-    manifest: dict[str, Any] = {
-        "format": FORMAT,
+    request = {
         "exported_at": now.isoformat(timespec="microseconds"),
         "exported_by": getattr(exported_by, "username", ""),
         "filters": filters,
-        "count": count,
-        "first_sequence": first,
-        "last_sequence": last,
         "files": {"events.jsonl": jsonl.sha256.hexdigest(), "events.csv": csv_file.sha256.hexdigest()},
     }
-    signature, public_hex = sign_by_signer(canonical_json(manifest))  # only the signer holds the key
+    # Only the signer holds the key, and it signs only what it re-read (apps.audit.export_signing).
+    text, signature, public_hex = sign_export_by_signer(request, ranges)
+    manifest: dict[str, Any] = json.loads(text)
+    if manifest.get("events_sha256") != digest.hexdigest() or manifest.get("count") != count:
+        raise signing.SigningKeyUnavailable("the signer's reading of the events differs from the export's")
     signed = {"manifest": manifest, "signature": signature, "public_key": public_hex}
     output = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
     with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -181,8 +186,12 @@ def verify_export(data: bytes, *, trusted_public_key: str | None) -> list[str]:
     key = signed["public_key"]  # trusted only if it is the operator's pinned key (or its fingerprint)
     if not signing.matches_pin(key, trusted_public_key or ""):
         problems.append("manifest was signed with a different key than the pinned one")
-    if not signing.verify(canonical_json(manifest).encode(), signed["signature"], key):
+    if manifest.get("format") != FORMAT:
+        problems.append(f"export format {manifest.get('format')} was signed by a signer that signed any text "
+                        "(not trusted): export it again")
+    elif not signing.verify_statement(signing.EXPORT_DOMAIN, canonical_json(manifest), signed["signature"], key):
         problems.append("manifest signature does not verify")
+    digest = line_digest()
     for name, content in files.items():
         if hashlib.sha256(content).hexdigest() != manifest["files"][name]:
             problems.append(f"{name} does not match the sha256 in the manifest")
@@ -192,6 +201,7 @@ def verify_export(data: bytes, *, trusted_public_key: str | None) -> list[str]:
         record = json.loads(line)
         body = record["body"]
         count += 1
+        digest_add(digest, body["sequence"], record["hash"])
         if record.get("masked") and not record.get("content_sha256"):
             problems.append(f"event #{body['sequence']} (line {number}): personal data masked in a format-1 "
                             "event, its hash cannot be checked")
@@ -204,4 +214,7 @@ def verify_export(data: bytes, *, trusted_public_key: str | None) -> list[str]:
         previous = record
     if count != manifest["count"]:
         problems.append(f"manifest says {manifest['count']} events, file has {count}")
+    if manifest.get("events_sha256") != digest.hexdigest():
+        problems.append("the events in the file are not the ones the signer read from the database "
+                        "(events_sha256 differs)")
     return problems

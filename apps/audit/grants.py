@@ -6,9 +6,12 @@ beat connect as. It is not a superuser and not the owner, so it cannot ALTER the
 (no DISABLE TRIGGER), set ``session_replication_role`` or open the triggers' doors. On
 the audit tables it gets SELECT only, plus:
 
-* ``audit_append`` (EXECUTE): the only way to add events (migration 0007);
-* checkpoints (INSERT): new signed heads; a forged one fails the pinned key;
-* legal holds (INSERT, and ``audit_legal_hold_release``): no UPDATE or DELETE;
+* ``audit_append`` (EXECUTE): the only way to add events (migration 0007), canonical
+  content only and no control events (0011);
+* checkpoints and the signer's integrity results (INSERT): a forged one fails the pinned
+  key, and the signer never builds on it (apps.audit.alarms reports it);
+* legal holds: SELECT only; ``audit_legal_hold_place`` and ``audit_legal_hold_release``
+  change a hold and append its event in one transaction (0011);
 * data keys (INSERT, and ``audit_erase``, which destroys keys only with an ``audit.erased``
   event and never under a legal hold: migration 0009).
 
@@ -21,9 +24,10 @@ from __future__ import annotations
 
 from django.conf import settings
 
-AUDIT_READ_ONLY = ("audit_auditevent", "audit_audittombstone")
-AUDIT_APPEND_ONLY = ("audit_auditcheckpoint", "audit_legalhold", "audit_datakey")
-FUNCTIONS = ("audit_append(text[])", "audit_legal_hold_release(bigint)", "audit_erase(bigint[], text)")
+AUDIT_READ_ONLY = ("audit_auditevent", "audit_audittombstone", "audit_legalhold")
+AUDIT_APPEND_ONLY = ("audit_auditcheckpoint", "audit_datakey", "audit_integrityrun")
+FUNCTIONS = ("audit_append(text[])", "audit_legal_hold_place(text)", "audit_legal_hold_release(bigint, text)",
+             "audit_erase(bigint[], text)")
 
 
 def grant_statements(role: str) -> list[str]:

@@ -154,3 +154,33 @@ class DataKey(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["scope", "subject_id"], name="audit_datakey_one_per_subject")]
+
+
+class IntegrityRun(models.Model):
+    """The result of one automatic check by the signer, outside the audit events table.
+
+    ``kind`` ``verify``: the scheduled incremental verification (apps.audit.monitoring);
+    ``presign``: a discrepancy the checkpointer found before signing (apps.audit.alarms),
+    for which it signed nothing. ``statement`` is the canonical JSON of the other fields,
+    signed by the signer (signing.STATUS_DOMAIN), so a row the application role inserts
+    (it may INSERT and SELECT, no UPDATE or DELETE) shows as unsigned, not as a result.
+    """
+
+    class Kind(models.TextChoices):
+        VERIFY = "verify", "Automatic verification"
+        PRESIGN = "presign", "Check before signing"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    created_at = models.DateTimeField()
+    ok = models.BooleanField()
+    problems = models.JSONField(default=list)
+    from_sequence = models.BigIntegerField(default=0)
+    head_sequence = models.BigIntegerField(default=0)
+    head_hash = models.CharField(max_length=64, blank=True)
+    events_checked = models.BigIntegerField(default=0)
+    statement = models.TextField()
+    signature = models.CharField(max_length=128)
+    public_key = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["-id"]

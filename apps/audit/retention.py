@@ -17,7 +17,8 @@ from django.utils import timezone
 from apps.audit.models import AuditCheckpoint, AuditEvent, AuditTombstone, EventType, LegalHold, Outcome
 
 # Events that hold the trail's own bookkeeping are kept for good.
-NEVER_EXPIRE = {EventType.AUDIT_EXPIRED, EventType.LEGAL_HOLD_PLACED, EventType.LEGAL_HOLD_RELEASED}
+NEVER_EXPIRE = {EventType.AUDIT_EXPIRED, EventType.LEGAL_HOLD_PLACED, EventType.LEGAL_HOLD_RELEASED,
+                EventType.ERASED, EventType.KEY_ROTATED}
 
 
 def retention_days(event_type: str) -> int:
@@ -25,26 +26,33 @@ def retention_days(event_type: str) -> int:
 
 
 def legal_hold_place(*, starts_at: datetime, ends_at: datetime, reason: str, placed_by) -> LegalHold:
-    from apps.audit.services import audit_record
+    """The database function ``audit_legal_hold_place`` (migration 0011) creates the hold and
+    appends its event in one transaction; the application role cannot do either alone."""
+    from apps.audit.services import _attach, _prepare
 
-    with transaction.atomic():
-        hold = LegalHold.objects.create(starts_at=starts_at, ends_at=ends_at, reason=reason,
-                                        placed_by=getattr(placed_by, "username", ""))
-        audit_record(event_type=EventType.LEGAL_HOLD_PLACED, outcome=Outcome.SUCCESS, actor=placed_by,
-                     payload={"hold_id": hold.id, "starts_at": starts_at.isoformat(), "ends_at": ends_at.isoformat(),
-                              "reason": reason})
-    return hold
+    payload = {"starts_at": starts_at.isoformat(), "ends_at": ends_at.isoformat(), "reason": reason}
+    events, contents = _prepare([{"event_type": EventType.LEGAL_HOLD_PLACED, "outcome": Outcome.SUCCESS,
+                                  "actor": placed_by, "payload": payload}], using="default")
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM audit_legal_hold_place(%s::text)", [contents[0]])
+        hold_id, *row = cursor.fetchone()
+    event = _attach(events, [tuple(row)], "default")[0]
+    event.payload = {**event.payload, "hold_id": hold_id}
+    return LegalHold.objects.get(id=hold_id)
 
 
 def legal_hold_release(*, hold: LegalHold, released_by) -> LegalHold:
-    from apps.audit.services import audit_record
+    """``audit_legal_hold_release`` (migration 0011) ends the hold and appends its event in
+    the same transaction: no hold ends without a chained record."""
+    from apps.audit.services import _attach, _prepare
 
-    with transaction.atomic():
-        with connection.cursor() as cursor:  # the app role has no UPDATE on holds (apps.audit.grants)
-            cursor.execute("SELECT audit_legal_hold_release(%s)", [hold.id])
-            hold.released_at = cursor.fetchone()[0] or timezone.now()
-        audit_record(event_type=EventType.LEGAL_HOLD_RELEASED, outcome=Outcome.SUCCESS, actor=released_by,
-                     payload={"hold_id": hold.id})
+    events, contents = _prepare([{"event_type": EventType.LEGAL_HOLD_RELEASED, "outcome": Outcome.SUCCESS,
+                                  "actor": released_by, "payload": {"hold_id": hold.id}}], using="default")
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM audit_legal_hold_release(%s, %s::text)", [hold.id, contents[0]])
+        released_at, *row = cursor.fetchone()
+    _attach(events, [tuple(row)], "default")
+    hold.released_at = released_at or timezone.now()
     return hold
 
 

@@ -6,6 +6,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -118,8 +119,27 @@ _EVENT_FIELDS = ("sequence", "created_at", "event_type", "outcome", "actor_id", 
                  "hash_version", "prev_hash", "hash")
 
 
+# Clocks of the writing processes may disagree by up to audit_append's bound (5 minutes
+# each way), so neighbouring events' times may be out of order by up to twice that.
+NEIGHBOUR_SKEW = timedelta(minutes=10)
+
+
+def format2_start(*, using: str = "default") -> int:
+    """The first place of the chain written by audit_append (format 2), as the database shows
+    it now: the lowest format-2 event or tombstone with a content hash (0: none yet). The
+    signer signs it into every head (``format2_from``) and carries it forward, so the owner
+    cannot later move it by hiding format-2 events behind hash-less tombstones."""
+    first_event = AuditEvent.objects.using(using).filter(hash_version=HASH_VERSION).order_by("sequence").values_list(
+        "sequence", flat=True).first()
+    first_tomb = AuditTombstone.objects.using(using).exclude(content_sha256="").order_by("sequence").values_list(
+        "sequence", flat=True).first()
+    found = [s for s in (first_event, first_tomb) if s]
+    return min(found) if found else 0
+
+
 def audit_verify_chain(*, after_sequence: int = 0, after_hash: str = GENESIS_HASH, through: int | None = None,
-                       visit: Callable[[int, str], None] | None = None, using: str = "default") -> ChainReport:
+                       visit: Callable[[int, str], None] | None = None, using: str = "default",
+                       format2_from: int | None = None) -> ChainReport:
     """Recompute every hash in order after ``after_sequence`` (whose hash the caller
     vouches for: 0 and the genesis hash, or a signed head); name the first event that does
     not fit. One pass, no lock: rows up to the head are committed and never change, so the
@@ -128,8 +148,13 @@ def audit_verify_chain(*, after_sequence: int = 0, after_hash: str = GENESIS_HAS
 
     Events removed after their retention period leave a tombstone; a format-2 tombstone's
     hash is recomputed from its sequence, time, type, role and content hash, so it cannot be
-    invented. Whether a tombstone was allowed is apps.audit.verification's question.
+    invented. A tombstone without a content hash (format 1) is accepted only before
+    ``format2_from`` (a signed head's, else ``format2_start()``), and every tombstone's time
+    must lie between its neighbours' (within NEIGHBOUR_SKEW). Whether a tombstone was allowed
+    (retention, holds, types kept for good) is apps.audit.verification's question.
     """
+    if format2_from is None:
+        format2_from = format2_start(using=using)
     expected_prev = after_hash
     expected_sequence = after_sequence + 1
     checked = 0
@@ -142,9 +167,18 @@ def audit_verify_chain(*, after_sequence: int = 0, after_hash: str = GENESIS_HAS
     def bad(sequence: int, problem: str) -> ChainReport:
         return ChainReport(False, checked, sequence, problem, expected_sequence - 1, expected_prev, len(tombstones))
 
+    previous_time = None  # the time of the place before, for the tombstone neighbour test
+    pending_tomb = None  # the last tombstone passed, until the next event's time is seen
+
     def pass_tombstone() -> str | None:
-        nonlocal expected_prev, expected_sequence
+        nonlocal expected_prev, expected_sequence, previous_time, pending_tomb
         tomb = tombstones[expected_sequence]
+        if not tomb.content_sha256 and format2_from and tomb.sequence >= format2_from:
+            return (f"tombstone without a content hash after format 2 began at #{format2_from} "
+                    "(its time and type cannot be checked: forged)")
+        if previous_time is not None and tomb.created_at < previous_time - NEIGHBOUR_SKEW:
+            return "tombstone time is earlier than the event before it (forged)"
+        previous_time, pending_tomb = tomb.created_at, tomb
         if tomb.content_sha256 and link_hash(tomb.sequence, expected_prev, tomb.created_at.isoformat(timespec="microseconds"),
                                              tomb.event_type, tomb.db_role, tomb.content_sha256) != tomb.hash:
             return "tombstone does not fit the chain (forged)"
@@ -159,6 +193,9 @@ def audit_verify_chain(*, after_sequence: int = 0, after_hash: str = GENESIS_HAS
         while expected_sequence in tombstones and event.sequence != expected_sequence:
             if problem := pass_tombstone():
                 return bad(expected_sequence, problem)
+        if pending_tomb is not None and event.created_at < pending_tomb.created_at - NEIGHBOUR_SKEW:
+            return bad(pending_tomb.sequence, "tombstone time is later than the event after it (forged)")
+        pending_tomb, previous_time = None, event.created_at
         if event.sequence != expected_sequence:
             problem = "reordered event" if event.sequence < expected_sequence else "missing event (deleted)"
             return bad(expected_sequence, problem)

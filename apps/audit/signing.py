@@ -110,10 +110,27 @@ def key_id(public_hex: str) -> str:
     return hashlib.sha256(bytes.fromhex(public_hex)).hexdigest()
 
 
-def sign(message: bytes) -> tuple[str, str]:
-    """Returns (signature hex, public key hex)."""
-    key = load_private_key()
-    return key.sign(message).hex(), public_key_hex(key.public_key())
+# Domain separation: every signature covers one of these prefixes and then the canonical
+# JSON of a statement the signer built itself (a head from its own chain read, an export
+# after re-reading the events, the result of its own verification). There is no function
+# that signs caller-supplied text, so a head signature cannot be obtained for an export's
+# text or the other way round.
+HEAD_DOMAIN = b"rag-audit-head/3\n"
+EXPORT_DOMAIN = b"rag-audit-export/2\n"
+STATUS_DOMAIN = b"rag-audit-status/1\n"
+DOMAINS = (HEAD_DOMAIN, EXPORT_DOMAIN, STATUS_DOMAIN)
+
+
+def sign_statement(domain: bytes, text: str, key: Ed25519PrivateKey | None = None) -> tuple[str, str]:
+    """(signature hex, public key hex) over ``domain + text`` (signer only)."""
+    if domain not in DOMAINS:
+        raise ValueError("unknown signing domain")
+    key = key or load_private_key()
+    return key.sign(domain + text.encode()).hex(), public_key_hex(key.public_key())
+
+
+def verify_statement(domain: bytes, text: str, signature_hex: str, public_hex: str) -> bool:
+    return verify(domain + text.encode(), signature_hex, public_hex)
 
 
 def verify(message: bytes, signature_hex: str, public_hex: str) -> bool:

@@ -1,8 +1,14 @@
 """The signer's tasks (queue ``audit``): only the signer process consumes them and holds the key.
 
-Beat sends ``audit.checkpoint`` every AUDIT_CHECKPOINT_MINUTES; web asks ``audit.sign``
-for an export manifest and waits for the answer (CELERY_RESULT_BACKEND).
+Beat sends ``audit.checkpoint`` every AUDIT_CHECKPOINT_MINUTES and ``audit.verify`` every
+AUDIT_VERIFY_MINUTES; web asks ``audit.sign_export`` for an export and waits for the answer
+(CELERY_RESULT_BACKEND). None of them signs text from the caller: a head is built from the
+signer's own chain read (apps.audit.checkpoints), an export statement from the events the
+signer re-reads itself (apps.audit.export_signing). The signer process runs these names only
+(SIGNER_TASKS, enforced by the task class in rag_platform.celery_app).
 """
+
+from typing import Any
 
 from celery import shared_task
 
@@ -10,6 +16,7 @@ from apps.audit import signing
 from apps.audit.checkpoints import audit_checkpoint_create
 
 SIGN_TIMEOUT_SECONDS = 30
+SIGNER_TASKS = frozenset({"audit.checkpoint", "audit.verify", "audit.sign_export"})
 
 
 @shared_task(name="audit.checkpoint", ignore_result=True)
@@ -18,21 +25,33 @@ def audit_checkpoint() -> int | None:
     return checkpoint.number if checkpoint else None
 
 
-@shared_task(name="audit.sign", ignore_result=False)
-def audit_sign(message: str) -> tuple[str, str]:
-    return signing.sign(message.encode())
+@shared_task(name="audit.verify", ignore_result=True)
+def audit_verify_scheduled() -> bool:
+    from apps.audit.monitoring import scheduled_verification
+
+    return scheduled_verification().ok
 
 
-def sign_by_signer(message: str) -> tuple[str, str]:
-    """(signature hex, public key hex) from the signer: in this process if it is the signer,
-    else over the broker. Raises SigningKeyUnavailable if no signer answers in time."""
+@shared_task(name="audit.sign_export", ignore_result=False)
+def audit_sign_export(request: dict[str, Any], ranges: list[list[int]]) -> tuple[str, str, str]:
+    from apps.audit.export_signing import sign_export
+
+    return sign_export(request, ranges)
+
+
+def sign_export_by_signer(request: dict[str, Any], ranges: list[list[int]]) -> tuple[str, str, str]:
+    """(statement text, signature hex, public key hex) from the signer: in this process if it
+    is the signer, else over the broker. Raises SigningKeyUnavailable if no signer answers in
+    time (or it refused: its chain check failed, the events are not what was asked)."""
     if signing.is_signer():
-        return signing.sign(message.encode())
+        from apps.audit.export_signing import sign_export
+
+        return sign_export(request, ranges)
     from rag_platform.celery_app import app  # the configured app (broker, result backend), in any process
 
     try:
-        result = app.send_task("audit.sign", args=[message], queue="audit")
-        signature, public_hex = result.get(timeout=SIGN_TIMEOUT_SECONDS)
-    except Exception as error:  # timeout, broker down, signer without key
-        raise signing.SigningKeyUnavailable(f"the audit signer did not sign: {error}") from error
-    return signature, public_hex
+        result = app.send_task("audit.sign_export", args=[request, ranges], queue="audit")
+        text, signature, public_hex = result.get(timeout=SIGN_TIMEOUT_SECONDS)
+    except Exception as error:  # timeout, broker down, signer without key, refusal
+        raise signing.SigningKeyUnavailable(f"the audit signer did not sign: {error}") from None
+    return text, signature, public_hex

@@ -28,7 +28,8 @@ from django.db import connection
 
 from apps.audit import signing
 from apps.audit.chain import GENESIS_HASH, canonical_json, stored_hash
-from apps.audit.checkpoints import checkpoint_dir, read_checkpoint_files
+from apps.audit.checkpoints import FORMAT as CHECKPOINT_FORMAT
+from apps.audit.checkpoints import checkpoint_dir, head_verifies, read_checkpoint_files
 from apps.audit.models import AuditCheckpoint, AuditEvent, AuditTombstone, EventType
 from apps.audit.witness import witness_path, witness_read
 
@@ -65,10 +66,15 @@ def resolve_pin(public_key_hex: str | None = None) -> str:
 
 
 def audit_verify_all(*, directory: Path | None = None, public_key_hex: str | None = None,
-                     witness: Path | None = None, from_last_head: bool = False) -> VerificationReport:
+                     witness: Path | None = None, from_last_head: bool = False,
+                     after: tuple[int, str] | None = None) -> VerificationReport:
     """``from_last_head``: continue from the newest signed head (pinned key) that the
-    database still reaches, instead of from the first event: cost = events since then."""
-    from apps.audit.services import audit_verify_chain
+    database still reaches, instead of from the first event: cost = events since then.
+    ``after`` (sequence, hash): continue from a place an earlier run verified (the scheduled
+    verification, apps.audit.monitoring); the places before it are counted (none missing)
+    and that place must still have that hash. Heads, witness and tombstones are checked
+    whole either way (a look-up each)."""
+    from apps.audit.services import audit_verify_chain, format2_start
 
     pin = resolve_pin(public_key_hex)
     report = VerificationReport()
@@ -80,6 +86,9 @@ def audit_verify_all(*, directory: Path | None = None, public_key_hex: str | Non
         if reachable:
             start = max(reachable, key=lambda h: int(h["last_sequence"]))
             after_sequence, after_hash = int(start["last_sequence"]), start["head_hash"]
+    if after is not None and after[0] > 0:
+        after_sequence, after_hash = after
+        _check_before(report, after_sequence, after_hash)
     expected: dict[int, list[tuple[int, str]]] = {}
     for number, statement in heads.items():
         if int(statement["last_sequence"]) > after_sequence:
@@ -91,7 +100,10 @@ def audit_verify_all(*, directory: Path | None = None, public_key_hex: str | Non
             if head_hash != hash_value:
                 report.fail(f"signed head {number}: event #{sequence} does not have the signed head hash", sequence)
 
-    chain = audit_verify_chain(visit=visit, after_sequence=after_sequence, after_hash=after_hash)
+    signed_starts = [int(h["format2_from"]) for h in heads.values() if h.get("format2_from")]
+    format2_from = min(signed_starts) if signed_starts else format2_start()
+    chain = audit_verify_chain(visit=visit, after_sequence=after_sequence, after_hash=after_hash,
+                               format2_from=format2_from)
     report.events_checked, report.head_sequence, report.head_hash = chain.events_checked, chain.head_sequence, chain.head_hash
     if not chain.ok:
         report.fail(f"event #{chain.first_bad_sequence}: {chain.problem}", chain.first_bad_sequence)
@@ -103,8 +115,20 @@ def audit_verify_all(*, directory: Path | None = None, public_key_hex: str | Non
         report.fail(f"events #{chain.head_sequence + 1}..#{beyond[-1]} are missing: signed head(s) "
                     f"{sorted(n for s in beyond for n, _ in expected[s])} witnessed the trail through #{beyond[-1]}, "
                     f"the database ends at #{chain.head_sequence}: events were truncated", chain.head_sequence + 1)
-    _verify_tombstones(report, heads)
+    _verify_tombstones(report, heads, format2_from)
     return report
+
+
+def _check_before(report: VerificationReport, sequence: int, hash_value: str) -> None:
+    """An incremental run's start: every place up to it still there, and it unchanged."""
+    places = (AuditEvent.objects.filter(sequence__lte=sequence).count()
+              + AuditTombstone.objects.filter(sequence__lte=sequence).count())
+    if places != sequence:
+        report.fail(f"{sequence - places} event(s) up to #{sequence} verified earlier are missing (deleted)", 1)
+    current = (AuditEvent.objects.filter(sequence=sequence).values_list("hash", flat=True).first()
+               or AuditTombstone.objects.filter(sequence=sequence).values_list("hash", flat=True).first())
+    if current != hash_value:
+        report.fail(f"event #{sequence}, verified earlier, no longer has the hash it had (edited or deleted)", sequence)
 
 
 def _trusted_heads(report: VerificationReport, directory: Path, witness: Path, pin: str) -> dict[int, dict[str, Any]]:
@@ -129,8 +153,8 @@ def _trusted_heads(report: VerificationReport, directory: Path, witness: Path, p
         for where, text, signature, public_hex in copies[number]:
             statement = json.loads(text)
             key = statement.get("public_key") or public_hex or ("" if pin.startswith("sha256:") else pin)
-            if not (key in trusted or signing.matches_pin(key, pin)) or not signing.verify(text.encode(), signature, key):
-                if where == "witness" and key and signing.verify(text.encode(), signature, key):
+            if not (key in trusted or signing.matches_pin(key, pin)) or not head_verifies(text, signature, key):
+                if where == "witness" and key and head_verifies(text, signature, key):
                     foreign.setdefault(key, []).append(number)
                     continue
                 report.fail(f"signed head {number} ({where}): not signed by the pinned key")
@@ -145,8 +169,13 @@ def _trusted_heads(report: VerificationReport, directory: Path, witness: Path, p
         if accepted is None:
             continue
         trusted.add(accepted.get("public_key", ""))
-        if accepted.get("next_public_key"):  # a rotation, signed by the key it replaces
+        if accepted.get("next_public_key") and accepted.get("format") == CHECKPOINT_FORMAT:
+            # A rotation, signed by the key it replaces, in a head only the signer builds
+            # (format 3: no task can put a next key in it, apps.audit.tasks).
             trusted.add(accepted["next_public_key"])
+        elif accepted.get("next_public_key"):
+            report.fail(f"signed head {number}: names a next key in format {accepted.get('format')}, signed by a "
+                        "signer that signed any text; not trusted (pin the new key if the rotation was yours)")
         if accepted["previous"] != previous_digest and number - 1 in heads:
             report.fail(f"signed head {number}: does not link to signed head {number - 1}")
         previous_digest = hashlib.sha256(canonical_json(accepted).encode()).hexdigest()
@@ -154,7 +183,10 @@ def _trusted_heads(report: VerificationReport, directory: Path, witness: Path, p
     for key, numbers in foreign.items():
         report.fail(_foreign_witness_problem(witness, key, numbers, pin))
     if heads:
-        gaps = [n for n in range(1, max(heads) + 1) if n not in copies]
+        numbers = sorted(n for n in copies if n <= max(heads))
+        gaps = [n for n in range(1, min(numbers[0], 11)) if n not in copies]
+        for low, high in zip(numbers, numbers[1:], strict=False):
+            gaps += list(range(low + 1, min(high, low + 11)))
         if gaps:
             report.fail(f"signed heads missing everywhere: {gaps[:10]}")
     return heads
@@ -177,7 +209,8 @@ def _table_owner() -> str:
     return row[0] if row else ""
 
 
-def _verify_tombstones(report: VerificationReport, heads: dict[int, dict[str, Any]]) -> None:
+def _verify_tombstones(report: VerificationReport, heads: dict[int, dict[str, Any]],
+                       format2_from: int | None = None) -> None:
     tombstones = list(AuditTombstone.objects.order_by("sequence"))
     if not tombstones:
         return
@@ -192,12 +225,18 @@ def _verify_tombstones(report: VerificationReport, heads: dict[int, dict[str, An
         problem = _tombstone_problem(tomb, listings.get(tomb.expired_by_sequence), holds, owner, signed)
         if tomb.sequence in present:
             problem = "both present and tombstoned"
+        if not tomb.content_sha256 and format2_from and tomb.sequence >= format2_from:
+            problem = f"tombstone without a content hash after format 2 began at #{format2_from} (forged)"
         if problem:
             report.fail(f"event #{tomb.sequence}: {problem}", tomb.sequence)
 
 
 def _tombstone_problem(tomb: AuditTombstone, listing: AuditEvent | None, holds: list[AuditEvent], owner: str,
                        signed: list[dict[str, Any]]) -> str:
+    from apps.audit.retention import NEVER_EXPIRE
+
+    if tomb.event_type in NEVER_EXPIRE:
+        return f"a {tomb.event_type} event is kept for good and may not expire"
     if listing is None or listing.event_type != EventType.AUDIT_EXPIRED:
         return "removed without a retention record"
     if tomb.sequence not in {int(s) for s in listing.payload.get("sequences", [])}:
@@ -288,8 +327,8 @@ def audit_event_verify(event: AuditEvent) -> EventIntegrity:
     pin = signing.pinned_key()
     if checkpoint is not None and pin:
         public_hex = json.loads(checkpoint.statement).get("public_key", "")
-        checkpoint_ok = signing.matches_pin(public_hex, pin) and signing.verify(
-            checkpoint.statement.encode(), checkpoint.signature, public_hex)
+        checkpoint_ok = signing.matches_pin(public_hex, pin) and head_verifies(
+            checkpoint.statement, checkpoint.signature, public_hex)
         if not checkpoint_ok:
             problems.append(f"checkpoint #{checkpoint.number} does not verify with the pinned key")
     return EventIntegrity(content_ok, previous_sequence, previous_ok, event.sequence + 1 if next_ok is not None else None,

@@ -1,5 +1,6 @@
 from datetime import date
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.http import FileResponse, HttpRequest, HttpResponse
@@ -10,6 +11,7 @@ from apps.audit import ledger
 from apps.audit.attestation import attestation_passed, attestation_report
 from apps.audit.exports import audit_export
 from apps.audit.models import AuditEvent, EventType, Outcome
+from apps.audit.monitoring import integrity_monitor
 from apps.audit.review import list_summary, reveal_problem, shown_passages, shown_payload, withheld_passages
 from apps.audit.selectors import (
     EventFilters,
@@ -58,7 +60,8 @@ def event_list(request: HttpRequest) -> HttpResponse:
                  payload={"view": "list", "filters": filters.as_record(), "page": page.number})
     return render(request, "audit/event_list.html", {
         "page": page, "filters": filters.as_dict(), "event_types": EventType.choices,
-        "outcomes": Outcome.choices, "integrity": audit_integrity_status(),
+        "outcomes": Outcome.choices, "integrity": audit_integrity_status(), "monitor": integrity_monitor(),
+        "verify_minutes": f"{settings.AUDIT_VERIFY_MINUTES:g}",
         "ledger_problems": ledger.read().problems,  # unauthenticated ledger lines (apps.audit.ledger)
     })
 
@@ -81,6 +84,7 @@ def _detail(request: HttpRequest, event: AuditEvent, *, reveal: bool, reason_err
         "event": event, "payload": shown_payload(content, user=request.user, reveal=reveal, passages=passages),
         "passages": shown_passages(passages, user=request.user, reveal=reveal), "revealed": reveal,
         "reason_error": reason_error, "integrity": audit_event_verify(event), "trail": audit_integrity_status(),
+        "monitor": integrity_monitor(),
     }, status=status)
     if reveal:
         response["Cache-Control"] = "no-store"

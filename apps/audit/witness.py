@@ -26,7 +26,8 @@ def witness_path() -> Path:
     return Path(settings.AUDIT_WITNESS_FILE)
 
 
-def witness_append(document: dict[str, Any]) -> None:
+def witness_append(document: dict[str, Any], *, syslog_tag: str = "rag-audit-head") -> None:
+    """Append one line: a signed head, or an alarm (``{"alarm": {...}}``, apps.audit.alarms)."""
     path = witness_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     line = (json.dumps(document, sort_keys=True, separators=(",", ":")) + "\n").encode()
@@ -37,30 +38,58 @@ def witness_append(document: dict[str, Any]) -> None:
     finally:
         os.close(fd)
     if settings.AUDIT_WITNESS_SYSLOG:
-        _syslog(line.decode().strip())
+        _syslog(line.decode().strip(), tag=syslog_tag)
 
 
-def _syslog(line: str) -> None:
+def _syslog(line: str, *, tag: str = "rag-audit-head") -> None:
     address = "/dev/log" if Path("/dev/log").exists() else None
     if address is None:
         logger.warning("RAG_AUDIT_WITNESS_SYSLOG is on but /dev/log does not exist")
         return
     handler = logging.handlers.SysLogHandler(address=address, facility=logging.handlers.SysLogHandler.LOG_AUTHPRIV)
     try:
-        handler.emit(logging.makeLogRecord({"msg": f"rag-audit-head {line}", "levelno": logging.INFO,
+        handler.emit(logging.makeLogRecord({"msg": f"{tag} {line}", "levelno": logging.INFO,
                                             "levelname": "INFO"}))
     finally:
         handler.close()
 
 
 def witness_read(path: Path | None = None) -> list[dict[str, Any]]:
-    """Every signed head in the witness file, oldest first (a torn last line is ignored)."""
+    """Every signed head in the witness file, oldest first (a torn last line and alarm lines
+    are passed over)."""
     path = path or witness_path()
     documents = []
     if path.is_file():
         for line in path.read_text().splitlines():
             try:
-                documents.append(json.loads(line))
+                document = json.loads(line)
             except json.JSONDecodeError:
                 continue
+            if isinstance(document, dict) and "statement" in document:
+                documents.append(document)
+    return documents
+
+
+def witness_tail(max_bytes: int = 512 * 1024, path: Path | None = None) -> list[dict[str, Any]]:
+    """The lines (heads and alarms) in the last ``max_bytes`` of the witness file, oldest first:
+    what the checkpointer compares with the database every run, at a cost that does not
+    grow with the file."""
+    path = path or witness_path()
+    if not path.is_file():
+        return []
+    with path.open("rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        handle.seek(max(0, size - max_bytes))
+        data = handle.read()
+    lines = data.split(b"\n")
+    if size > max_bytes:
+        lines = lines[1:]  # the first line is cut
+    documents = []
+    for line in lines:
+        try:
+            document = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if isinstance(document, dict):
+            documents.append(document)
     return documents

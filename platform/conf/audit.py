@@ -50,8 +50,13 @@ AUDIT_RETENTION_DAYS = {
     item.split("=")[0].strip(): int(item.split("=")[1])
     for item in env_list("RAG_AUDIT_RETENTION_BY_CLASS", [])  # e.g. "auth=400,egress=2200"
 }
+# The signer's automatic, incremental verification (apps.audit.monitoring), shown on the
+# audit pages; a failure raises the alarm (witness file, syslog, log, red banner).
+AUDIT_VERIFY_MINUTES = env_float("RAG_AUDIT_VERIFY_MINUTES", 10.0)
 CELERY_BEAT_SCHEDULE = {
     "audit-checkpoint": {"task": "audit.checkpoint", "schedule": AUDIT_CHECKPOINT_MINUTES * 60.0,
                          "options": {"queue": "audit", "expires": AUDIT_CHECKPOINT_MINUTES * 60.0}},
+    "audit-verify": {"task": "audit.verify", "schedule": AUDIT_VERIFY_MINUTES * 60.0,
+                     "options": {"queue": "audit", "expires": AUDIT_VERIFY_MINUTES * 60.0}},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "run" / "celerybeat-schedule")
