@@ -19,8 +19,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True, serializ
 
 DEVICES = b"# Devices\n\nUSB drives are blocked by default and must not be used on company laptops.\n"
 TRAVEL = b"# Travel\n\nTravel claims are approved by the Travel Desk at head office.\n"
-DISPUTES = (b"# Disputes\n\nAny dispute between an employee and the company is settled by binding arbitration, "
-            b"never in the courts.\n")
+DISPUTES = (b"# Disputes with the company\n\nAn employee cannot take a dispute with the company to court. "
+            b"Every such dispute goes to binding arbitration.\n")
 
 
 def test_a_draft_that_drops_the_passages_prohibition_is_not_verified(llm, collection, corpus_admin, member):
@@ -48,12 +48,13 @@ def test_a_draft_that_names_nothing_new_is_not_an_answer(llm, collection, corpus
 
 
 def test_a_question_worded_away_from_the_passage_is_answered(llm, collection, corpus_admin, member, settings):
-    """ "litigate" occurs in no passage; the passage answers it in other words ("courts",
-    "arbitration"). Before, any such word refused the question as not stated."""
+    """ "litigate" occurs in no passage; the passage answers it in other words ("take ... to
+    court"). Before, any such word refused the question as not stated; now it costs evidence
+    score, and this evidence is strong."""
     ingest(collection, corpus_admin, "disputes.md", DISPUTES)
     settings.RETRIEVAL_MAX_DISTANCE = 2.0  # the passage is retrieved: the evidence decides
     result = ask_question(user=member, question="Can an employee litigate a dispute with the company?")
     assert result.answer_kind != AnswerKind.NOT_STATED, result.reason
-    assert "arbitration" in result.answer.lower() or "courts" in result.answer.lower(), result.answer
+    assert "arbitration" in result.answer.lower() or "court" in result.answer.lower(), result.answer
     assert content_of(result)["answerability"]["answerable"] is True
     assert_shown_answer_is_grounded(result)
