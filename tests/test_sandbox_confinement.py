@@ -134,3 +134,23 @@ def test_child_messages_are_bounded_and_stripped():
     from apps.ingestion.sandbox import bounded
 
     assert bounded("a\x00b") == "a b"
+
+
+@pytest.mark.django_db
+def test_worker_role_reads_no_sessions():
+    """Review, "checked and sound": rag_app (and so every parse worker) read django_session.
+    The workers' own role has the application role's grants without the session table."""
+    import psycopg
+    from django.db import connection
+
+    from rag_platform.embedded import WORKER_ROLE
+
+    assert settings.DATABASE_WORKER_ROLE == WORKER_ROLE
+    params = connection.get_connection_params()
+    with psycopg.connect(host=params["host"], port=params.get("port"), dbname=params["dbname"], user=WORKER_ROLE,
+                         autocommit=True) as worker:
+        assert worker.execute("SELECT session_user").fetchone()[0] == WORKER_ROLE
+        worker.execute("SELECT count(*) FROM corpus_document").fetchone()
+        for table in ("django_session", "api_apitoken"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                worker.execute(f"SELECT count(*) FROM {table}").fetchone()
