@@ -193,7 +193,8 @@ def isolation() -> str:
     return f"{confinement.isolation()}, {network_isolation()}"
 
 
-def prepare_child(parent_pid: int, keep: tuple[int, ...], writable: str, readable: tuple[str, ...]) -> None:
+def prepare_child(parent_pid: int, keep: tuple[int, ...], writable: str, readable: tuple[str, ...],
+                  planned: tuple[list[str], list[str]]) -> None:
     """Everything a sandbox child does before it runs untrusted input (this module's docstring);
     raises ConfinementRefused in the weak mode unless it is allowed."""
     confinement.lead_own_group(parent_pid)
@@ -210,7 +211,7 @@ def prepare_child(parent_pid: int, keep: tuple[int, ...], writable: str, readabl
         os.closerange(low, fd)
         low = fd + 1
     os.closerange(low, os.sysconf("SC_OPEN_MAX") if os.sysconf("SC_OPEN_MAX") > 0 else 65536)
-    denied, needed, weak_ok = confinement.denied_paths(), confinement.needed_paths(), allow_weak()
+    (denied, needed), weak_ok = planned, allow_weak()
     _drop_environment()
     _leave_the_network()
     confinement.confine(parent_pid=parent_pid, denied=denied, needed=needed, writable=writable,
@@ -228,12 +229,12 @@ def kill_group(pid: int) -> None:
 
 
 def _child(write_fd: int, fn: Callable[..., Any], args: tuple, limits: tuple[int, int, int], parent_pid: int,
-           writable: str, readable: tuple[str, ...]) -> None:
+           writable: str, readable: tuple[str, ...], planned: tuple[list[str], list[str]]) -> None:
     memory_bytes, cpu_seconds, nice = limits
     status = 0
     try:
         try:
-            prepare_child(parent_pid, (write_fd,), writable, readable)
+            prepare_child(parent_pid, (write_fd,), writable, readable, planned)
         except confinement.ConfinementRefused as refused:
             payload = {"ok": False, "kind": "refused", "message": str(refused)}
         else:
@@ -289,6 +290,7 @@ def run_limited(
     confined raises SandboxError(code="isolation") unless the weak mode is allowed.
     """
     readable = tuple(os.path.realpath(p) for p in readable)
+    planned = confinement.plan()
     writable = tempfile.mkdtemp(prefix="rag-sandbox-")
     read_fd, write_fd = os.pipe()
     started = time.monotonic()
@@ -296,7 +298,7 @@ def run_limited(
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
         os.close(read_fd)
-        _child(write_fd, fn, args, (memory_bytes, cpu_seconds, nice), parent_pid, writable, readable)
+        _child(write_fd, fn, args, (memory_bytes, cpu_seconds, nice), parent_pid, writable, readable, planned)
     os.close(write_fd)
     chunks: list[bytes] = []
     deadline = started + wall_seconds

@@ -28,16 +28,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from apps.ingestion import confinement
 from apps.ingestion.confinement import ConfinementRefused
 from apps.ingestion.sandbox import SandboxError, _address_space_now, _checked, kill_group, prepare_child
 
 
 def _serve(requests: int, results: int, fn: Callable[..., Any], memory_bytes: int, parent_pid: int,
-           writable: str, inbox: str) -> None:  # pragma: no cover - child
+           writable: str, inbox: str, planned: tuple) -> None:  # pragma: no cover - child
     status = 0
     try:
         try:
-            prepare_child(parent_pid, (requests, results), writable, (inbox,))
+            prepare_child(parent_pid, (requests, results), writable, (inbox,), planned)
         except ConfinementRefused as refused:
             os.write(results, json.dumps({"ok": False, "kind": "refused", "message": str(refused)}).encode() + b"\n")
             return
@@ -84,12 +85,13 @@ class LimitedSession:
         self._writable = tempfile.mkdtemp(prefix="rag-sandbox-")
         requests_read, self._requests = os.pipe()
         self._results, results_write = os.pipe()
-        parent_pid = os.getpid()
+        parent_pid, planned = os.getpid(), confinement.plan()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child
             os.close(self._requests)
             os.close(self._results)
-            _serve(requests_read, results_write, self.fn, self.memory_bytes, parent_pid, self._writable, self._inbox)
+            _serve(requests_read, results_write, self.fn, self.memory_bytes, parent_pid, self._writable, self._inbox,
+                   planned)
         os.close(requests_read)
         os.close(results_write)
         self.pid, self._buffered = pid, b""
