@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 OWNER_ROLE = "rag_owner"
 APP_ROLE = "rag_app"
+WORKER_ROLE = "rag_worker"  # Celery workers: the application role's grants without django_session
 
 
 @dataclass
@@ -30,6 +31,11 @@ class EmbeddedPostgres:
     def url(self) -> str:
         """The application role's URL: web, workers, beat, signer."""
         return postgres_url(self.socket_dir, self.database, APP_ROLE)
+
+    @property
+    def worker_url(self) -> str:
+        """The workers' URL (security review: they read no sessions)."""
+        return postgres_url(self.socket_dir, self.database, WORKER_ROLE)
 
     @property
     def owner_url(self) -> str:
@@ -85,7 +91,8 @@ def ensure_roles(conn) -> None:
     new database, the test database too, has it) and the owner's migration finds it there.
     """
     for role, options in ((OWNER_ROLE, "LOGIN CREATEDB NOSUPERUSER NOCREATEROLE"),
-                          (APP_ROLE, "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION")):
+                          (APP_ROLE, "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION"),
+                          (WORKER_ROLE, "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION")):
         if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone():
             conn.execute(f"CREATE ROLE {role} {options}")
     with psycopg_connect_like(conn, "template1") as template:

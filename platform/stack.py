@@ -145,7 +145,10 @@ class Stack:
             "--hostname", "ingest@%h", "--without-gossip", "--without-mingle",
             "--queues", "parse,embed,celery",  # ingestion's two queues (issue 3) + the default
         ]
-        self.spawn("Celery worker", command, log)
+        env = self.child_env()
+        if self.postgres:  # the workers' own role: no django_session (apps.audit.grants)
+            env["DATABASE_URL"] = self.postgres.worker_url
+        self.spawn("Celery worker", command, log, env)
         say(f"Celery worker started ({self.args.workers} process(es); log: {log})")
         self.start_signer()
         self.start_beat()

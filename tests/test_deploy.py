@@ -163,7 +163,41 @@ def test_systemd_units_are_complete(unit):
     parser.read(DEPLOY / "systemd" / unit)
     service = parser["Service"]
     assert service["ExecStart"].startswith("/")
-    assert service.get("User") == "rag"
+    assert service.get("User", "rag").startswith("rag-"), "one OS user per unit (security review H3)"
     assert "IPAddressDeny" in service, "every unit denies network access by default"
     if service.get("Type") != "oneshot":
         assert service.get("Restart") == "on-failure"
+
+
+def _unit(path):
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str
+    parser.read_string(path.read_text().replace("\nLoadCredential=", "\nLoadCredential+="))
+    credentials = [line.split("=", 1)[1].split(":", 1)[0] for line in path.read_text().splitlines()
+                   if line.startswith("LoadCredential=")]
+    return parser["Service"], credentials
+
+
+def test_systemd_units_each_have_their_own_user_and_only_their_own_secrets():
+    """Security review H3: one user per unit, secrets as per-unit credentials, the secret folders
+    inaccessible to every unit, and the keys only where they are used."""
+    units = {p.name: _unit(p) for p in sorted((DEPLOY / "systemd").glob("*.service"))}
+    users = [service["User"] for service, _ in units.values()]
+    assert len(set(users)) == len(users), users
+    holders: dict[str, set[str]] = {}
+    for name, (service, credentials) in units.items():
+        hidden = service.get("InaccessiblePaths", "").split()
+        assert {"-/etc/private-rag/secrets", "-/etc/private-rag/signer"} <= set(hidden), name
+        for credential in credentials:
+            holders.setdefault(credential, set()).add(name)
+        for line in (DEPLOY / "systemd" / name).read_text().splitlines():
+            if line.startswith("Environment=") and "_FILE=" in line and "WITNESS" not in line:
+                assert "=%d/" in line, f"{name}: a secret file outside its credentials: {line}"
+    assert holders["audit_signing_key"] == {"private-rag-signer.service"}
+    assert holders["database_owner_url"] == {"private-rag-migrate.service"}
+    assert holders["audit_master_key"] == {"private-rag-web.service", "private-rag-migrate.service"}
+    assert "django_secret_key" in units["private-rag-web.service"][1]
+    assert holders["django_secret_key"] == {"private-rag-web.service"}
+    shared = (DEPLOY / "systemd" / "rag.env.example").read_text()
+    assert not [line for line in shared.splitlines() if "_FILE=" in line and not line.startswith("#")], \
+        "the environment file every unit reads names no secret"

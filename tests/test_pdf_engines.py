@@ -84,7 +84,8 @@ def parse_and_count(path):
     after = sum(len(f.signatures) for f in (xycut.projection_by_bboxes, xycut.split_projection_profile))
     return [len(chunks), before, after]
 
-result = sandbox.run_limited(parse_and_count, {pdf!r}, memory_bytes=2 << 30, cpu_seconds=60, wall_seconds=120)
+result = sandbox.run_limited(parse_and_count, {pdf!r}, memory_bytes=2 << 30, cpu_seconds=60, wall_seconds=120,
+                             readable=[{pdf!r}])
 print(len(compiled), *result.value["value"])
 """
 

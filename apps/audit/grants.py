@@ -18,6 +18,10 @@ the audit tables it gets SELECT only, plus:
 Tombstones and deletions are the owner's (``audit_expire`` with the owner's credentials).
 Applied after every ``migrate`` run by the owner (post_migrate), so tables added later are
 covered; ``manage.py audit_harden_grants`` prints the same statements.
+
+The workers' role (``DATABASE_WORKER_ROLE``, default ``rag_worker``) gets the same grants
+minus ``WORKER_DENIED``: the sessions (raw keys: any session could be hijacked), the API
+tokens and the sign-in throttle's records (security review, "checked and sound").
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from django.conf import settings
 
 AUDIT_READ_ONLY = ("audit_auditevent", "audit_audittombstone", "audit_legalhold")
 AUDIT_APPEND_ONLY = ("audit_auditcheckpoint", "audit_datakey", "audit_integrityrun")
+WORKER_DENIED = ("django_session", "api_apitoken", "axes_accessattempt", "axes_accessfailurelog", "axes_accesslog")
 FUNCTIONS = ("audit_append(text[])", "audit_legal_hold_place(text)", "audit_legal_hold_release(bigint, text)",
              "audit_erase(bigint[], text)")
 
@@ -48,6 +53,11 @@ def grant_statements(role: str) -> list[str]:
     for function in FUNCTIONS:
         statements += [f"REVOKE ALL ON FUNCTION {function} FROM PUBLIC", f"GRANT EXECUTE ON FUNCTION {function} TO {r}"]
     return statements
+
+
+def worker_statements(role: str) -> list[str]:
+    """The application role's grants, then no access to WORKER_DENIED (tables that exist)."""
+    return grant_statements(role) + [f"REVOKE ALL ON {table} FROM {_quote(role)}" for table in WORKER_DENIED]
 
 
 def _quote(role: str) -> str:
@@ -74,4 +84,13 @@ def apply_grants(using: str = "default", **_kwargs) -> bool:
             return False
         for statement in grant_statements(role):
             cursor.execute(statement)
+        worker = getattr(settings, "DATABASE_WORKER_ROLE", "")
+        cursor.execute("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s)", [worker])
+        if worker and worker != role and cursor.fetchone()[0]:
+            cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            present = {row[0] for row in cursor.fetchall()}
+            for statement in worker_statements(worker):
+                if not statement.startswith("REVOKE ALL ON ") or statement.split()[3] in present \
+                        or statement.split()[3] == "FUNCTION":
+                    cursor.execute(statement)
     return True

@@ -189,7 +189,8 @@ def _parse_outcomes(jobs: list[tuple[int, str, str]], options: dict, limits: dic
     child when there are several; if that child dies, each alone."""
     if len(jobs) > 1:
         try:
-            result = run_limited(_parse_many_in_child, [(path, name) for _, path, name in jobs], options, **limits)
+            result = run_limited(_parse_many_in_child, [(path, name) for _, path, name in jobs], options,
+                                 readable=[path for _, path, _ in jobs], **limits)
         except SandboxError as error:
             logger.warning("batch parse of %s documents %s; parsing each alone", len(jobs), error)
         else:
@@ -200,7 +201,7 @@ def _parse_outcomes(jobs: list[tuple[int, str, str]], options: dict, limits: dic
                 return
     for doc_id, path, name in jobs:
         try:
-            result = run_limited(_parse_in_child, path, name, options, **limits)
+            result = run_limited(_parse_in_child, path, name, options, readable=[path], **limits)
         except SandboxError as error:
             yield doc_id, error, 0.0
         else:

@@ -14,6 +14,7 @@ by apps.ingestion.services.bulk_enqueue).
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,11 +22,13 @@ from pathlib import Path
 
 from django.conf import settings
 
-from apps.ingestion.parsing import ParseError, detect_file_type
+from apps.ingestion.parsing import ARCHIVE_EXTENSIONS, SUPPORTED_EXTENSIONS, ParseError, detect_file_type
+
 from apps.ingestion.sandbox import SandboxError, run_limited
 from apps.ingestion.sandbox_session import LimitedSession
 
 _bulk = threading.local()
+KNOWN_TYPES = frozenset(SUPPORTED_EXTENSIONS) | frozenset(ARCHIVE_EXTENSIONS) | {".zip"}
 
 
 class SniffFailed(RuntimeError):
@@ -62,18 +65,22 @@ def upload_file_type(path: Path, declared_name: str) -> str:
     session = getattr(_bulk, "session", None)
     try:
         if session is not None:
-            payload = session.call(str(path), declared_name)
+            payload = session.call_with_file(str(path), declared_name)
         else:
             payload = run_limited(_detect_in_child, str(path), declared_name, memory_bytes=memory_mb * 1024 * 1024,
-                                  cpu_seconds=seconds, wall_seconds=seconds * 2).value
+                                  cpu_seconds=seconds, wall_seconds=seconds * 2, readable=(str(path),)).value
     except SandboxError as error:
         raise ParseError(
             f"the type check {error} and was stopped (limits: {memory_mb} MiB, {seconds} s); "
             "the file may be malformed or hostile.", code=f"limit_{error.code}") from None
-    if payload["ok"]:
+    if payload["ok"]:  # the child's answer is one of the known types, nothing else
+        if payload["value"] not in KNOWN_TYPES:
+            raise ParseError("the type check returned an unknown type; the file may be malformed or hostile.",
+                             code="corrupt")
         return payload["value"]
-    if payload.get("type") == "ParseError":
-        raise ParseError(payload["message"], code=payload.get("code") or "corrupt")
+    if payload.get("type") == "ParseError":  # message bounded by the sandbox, code from a fixed set
+        code = payload.get("code") if re.fullmatch(r"[a-z_]{1,40}", str(payload.get("code") or "")) else "corrupt"
+        raise ParseError(payload["message"], code=code)
     if payload.get("kind") == "memory" or "Memory exhausted" in str(payload.get("message")):  # libmagic's own
         raise ParseError(f"the type check needed more than {memory_mb} MiB of memory and was stopped (limits: "
                          f"{memory_mb} MiB, {seconds} s); the file may be malformed or hostile.", code="limit_memory")

@@ -38,6 +38,9 @@ INGEST_PARSE_MEMORY_MB = env_int("INGEST_PARSE_MEMORY_MB", 1536)
 INGEST_PARSE_CPU_SECONDS = env_int("INGEST_PARSE_CPU_SECONDS", 300)
 INGEST_PARSE_WALL_SECONDS = env_int("INGEST_PARSE_WALL_SECONDS", 420)
 INGEST_PARSE_NICE = env_int("INGEST_PARSE_NICE", 10)
+# Where Landlock or seccomp is missing, sandbox children refuse to parse unless this is true
+# (apps.ingestion.confinement; system check rag.E021, a warning rag.W021 when allowed).
+INGEST_SANDBOX_ALLOW_WEAK = env_bool("INGEST_SANDBOX_ALLOW_WEAK", False)
 INGEST_PARSE_LEASE_SECONDS = env_int("INGEST_PARSE_LEASE_SECONDS", INGEST_PARSE_WALL_SECONDS + 60)
 # An upload's type is decided in the same kind of child, in the process that received it
 # (apps.ingestion.sniffing): memory on top of that process's, CPU seconds (wall clock: twice).

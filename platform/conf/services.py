@@ -32,6 +32,9 @@ DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 10)
 # credentials, for owner-only commands (audit_expire), come from the environment only,
 # never from the stack file that every process reads.
 DATABASE_APP_ROLE = os.environ.get("RAG_DATABASE_APP_ROLE", "rag_app")
+# The Celery workers' role (parse children descend from them): the application role's grants
+# minus the session and credential tables (apps.audit.grants.WORKER_DENIED).
+DATABASE_WORKER_ROLE = os.environ.get("RAG_DATABASE_WORKER_ROLE", "rag_worker")
 _owner_url = secret_from_env_or_file("RAG_DATABASE_OWNER_URL")
 if _owner_url:
     DATABASES["owner"] = dj_database_url.parse(_owner_url, conn_max_age=0)
