@@ -24,9 +24,10 @@ def _asks_two_things(question: str) -> bool:
 
 
 def quotation_from(ranked: Sequence, question: str = "") -> Quotation | None:
-    """The best evidence window, with the runner-up of the same passage (within the length
-    limit): the passage's two best windows hold the answer more often than its best alone, on
-    both dev sets (docs/benchmarks.md), and stay a short quotation, never the passage."""
+    """The best evidence window; with the runner-up of the same passage when the two overlap
+    or the question asks two things (within the length limit). Not always: a runner-up that
+    answers nothing asked can be a planted instruction, and a quotation shows it verbatim
+    (tests/test_answer_verification.py)."""
     if not ranked:
         return None
     best = ranked[0]
@@ -37,7 +38,7 @@ def quotation_from(ranked: Sequence, question: str = "") -> Quotation | None:
         other = second.sentence.strip()
         if text in other and len(other) <= limit:
             text = other
-        elif other not in text and len(text) + len(other) + 3 <= limit:
+        elif other not in text and _asks_two_things(question) and len(text) + len(other) + 3 <= limit:
             text = f"{text} … {other}"
     if len(text) > limit:
         cut = text[:limit]
