@@ -32,6 +32,8 @@ def start_worker(*, database: str, broker: str, log_path: Path, concurrency: int
     concurrency = pool_processes() if concurrency is None else concurrency
 
     env = child_environment(DATABASE_URL=database, CELERY_BROKER_URL=broker, **extra_env)
+    if "RAG_AUDIT_SIGNER" not in extra_env:  # the suite's own process plays the signer; a worker is not one
+        env.pop("RAG_AUDIT_SIGNER", None)
     handle = log_path.open("ab")
     return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "rag_platform.celery_app", "worker", "--loglevel", "INFO",
