@@ -36,7 +36,9 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-WEB = "http://127.0.0.1:8000"
+# FIRST_START_WEB_PORT lets two checkouts run the check side by side (default: the README's 8000).
+WEB_PORT = os.environ.get("FIRST_START_WEB_PORT", "8000")
+WEB = f"http://127.0.0.1:{WEB_PORT}"
 STARTED = time.monotonic()
 READY_TIMEOUT = 1800  # install (a no-op after .ci/run's), model conversion, vLLM cold start, the demo
 COLLECTION = "Handbook"
@@ -215,6 +217,8 @@ def api(token: str, path: str) -> object:
 def start_stack(log: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("RAG_", "LLM_", "DJANGO_")) and k not in {"DATABASE_URL", "CELERY_BROKER_URL"}}
+    if WEB_PORT != "8000":
+        env["RAG_WEB_PORT"] = WEB_PORT
     say(f"$ python3 bootstrap.py run   (log: {log})")
     process = subprocess.Popen([sys.executable, "bootstrap.py", "run"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
                                stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
