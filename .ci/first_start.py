@@ -293,6 +293,7 @@ def second_shell(readme: Readme, home: Path, stack_log: str) -> None:
     ask = readme.claim(r"curl -s -H \"Authorization: Bearer \$TOKEN\" -H .* http://127\.0\.0\.1:8000/api/v1/ask")
     upload = readme.claim(r"curl -s -H \"Authorization: Bearer \$TOKEN\" -F file=@policy\.pdf .*/collections/1/documents")
     prelude = token_line.replace("rag_…", admin_token) + "\n"
+    ask, upload = (c.replace("127.0.0.1:8000", f"127.0.0.1:{WEB_PORT}") for c in (ask, upload))
     shell(prelude + ask, home, expect=r'"answer"')
     sample = "sample_corpus/records-retention-schedule.pdf"
     uploaded = shell(prelude + upload.replace("policy.pdf", sample)
