@@ -4,7 +4,7 @@
     .venv/bin/python bench/llm_dtype.py bfloat16
 
 Starts the packaged model with the product's server command (eager mode, loopback only)
-and RAG_LLM_DTYPE set to the given dtype; see platform/llm_model.served_dtype.
+and RAG_LLM_DTYPE set to the given dtype; see rag_platform/llm_model.served_dtype.
 """
 
 import os

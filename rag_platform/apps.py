@@ -1,7 +1,5 @@
 """The platform's own Django app: wiring that must happen in every Django process."""
 
-from pathlib import Path
-
 from django.apps import AppConfig
 
 
@@ -9,7 +7,6 @@ class PlatformConfig(AppConfig):
     name = "rag_platform"
     label = "rag_platform"
     verbose_name = "Platform wiring"
-    path = str(Path(__file__).resolve().parent)  # `rag_platform` has no __init__.py
 
     def ready(self) -> None:
         """Load rag_platform's Celery app in every process that sets Django up (manage.py

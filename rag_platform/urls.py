@@ -20,7 +20,7 @@ urlpatterns = [
     path("", include("apps.answering.urls")),
 ]
 
-if settings.OIDC_ENABLED:  # single sign-on: only when configured (OIDC_RP_CLIENT_ID, platform/conf/sso.py)
+if settings.OIDC_ENABLED:  # single sign-on: only when configured (OIDC_RP_CLIENT_ID, rag_platform/conf/sso.py)
     from mozilla_django_oidc.views import OIDCAuthenticationRequestView
 
     from apps.accounts.views import SingleSignOnCallbackView
