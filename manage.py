@@ -6,13 +6,13 @@ import sys
 
 
 def main() -> None:
-    from rag_platform.privacy import apply_offline_environment
+    from rag_platform.process.offline import apply_offline_environment
 
     apply_offline_environment()
-    from rag_platform.egress import install_egress_guard
+    from rag_platform.process.egress import install_egress_guard
 
     install_egress_guard()
-    from rag_platform.runtime import set_process_role
+    from rag_platform.process.runtime import set_process_role
 
     set_process_role(" ".join(["manage.py", *sys.argv[1:2]]))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rag_platform.settings")

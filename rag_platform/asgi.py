@@ -2,13 +2,13 @@
 
 import os
 
-from rag_platform.privacy import apply_offline_environment
+from rag_platform.process.offline import apply_offline_environment
 
 apply_offline_environment()
-from rag_platform.egress import install_egress_guard  # noqa: E402
+from rag_platform.process.egress import install_egress_guard  # noqa: E402
 
 install_egress_guard()
-from rag_platform.runtime import set_process_role  # noqa: E402
+from rag_platform.process.runtime import set_process_role  # noqa: E402
 
 set_process_role("web asgi")  # before Django starts: the start-up checks read it
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rag_platform.settings")

@@ -14,7 +14,7 @@ Uses pg_dump/pg_restore from PG_BIN_DIR, else those shipped with the embedded Po
 
 from __future__ import annotations
 
-from rag_platform.privacy import apply_offline_environment
+from rag_platform.process.offline import apply_offline_environment
 
 apply_offline_environment()
 
@@ -26,7 +26,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from rag_platform.runtime import data_dir, endpoint  # noqa: E402
+from rag_platform.process.runtime import data_dir, endpoint  # noqa: E402
 
 COPIED_FOLDERS = ("documents", "audit-checkpoints")
 

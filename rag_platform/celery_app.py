@@ -2,10 +2,10 @@
 
 import os
 
-from rag_platform.privacy import apply_offline_environment
+from rag_platform.process.offline import apply_offline_environment
 
 apply_offline_environment()
-from rag_platform.egress import install_egress_guard  # noqa: E402
+from rag_platform.process.egress import install_egress_guard  # noqa: E402
 
 install_egress_guard()
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rag_platform.settings")
@@ -26,7 +26,7 @@ class GuardedTask(Task):
 
     def __call__(self, *args, **kwargs):
         from apps.audit.signing import is_signer
-        from rag_platform.runtime import process_role
+        from rag_platform.process.runtime import process_role
 
         # Only a worker takes tasks from the broker; a task run in-process (``apply``, the
         # test suite playing the signer) was not sent by a broker client.
@@ -49,7 +49,7 @@ def _start_as(role: str) -> None:
     handlers, so a refusal leaves through SystemExit."""
     from django.core.exceptions import ImproperlyConfigured
 
-    from rag_platform.runtime import set_process_role
+    from rag_platform.process.runtime import set_process_role
 
     set_process_role(role)
     from apps.audit.apps import refuse_public_endpoints

@@ -239,7 +239,7 @@ def free_loopback_port() -> int:
 
 def child_environment(**endpoints: str) -> dict[str, str]:
     """This process's environment plus the endpoints, with the privacy switches forced."""
-    from rag_platform.privacy import apply_offline_environment
+    from rag_platform.process.offline import apply_offline_environment
 
     env = dict(os.environ)
     env.update({k: v for k, v in endpoints.items() if v})

@@ -55,7 +55,7 @@ def check_llm() -> str:
 
 
 def check_egress_guard() -> str:
-    from rag_platform import egress
+    from rag_platform.process import egress
 
     if not egress.is_installed():
         raise RuntimeError("the egress guard is not installed in this process")

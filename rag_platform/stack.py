@@ -11,10 +11,10 @@ Celery worker(s) and the web server (gunicorn). All data lives under RAG_DATA_DI
 
 from __future__ import annotations
 
-from rag_platform.privacy import apply_offline_environment
+from rag_platform.process.offline import apply_offline_environment
 
 apply_offline_environment()
-from rag_platform.egress import install_egress_guard  # noqa: E402
+from rag_platform.process.egress import install_egress_guard  # noqa: E402
 
 install_egress_guard()
 
@@ -29,7 +29,8 @@ from pathlib import Path  # noqa: E402
 
 from apps.ingestion.turns import pool_processes  # noqa: E402
 from rag_platform import embedded, llm_model, stack_keys  # noqa: E402
-from rag_platform.runtime import (  # noqa: E402
+from rag_platform.process import model_manifest, vllm_server  # noqa: E402
+from rag_platform.process.runtime import (  # noqa: E402
     PROJECT_DIR,
     clear_stack_endpoints,
     data_dir,
@@ -100,13 +101,13 @@ class Stack:
         model_dir = Path(os.environ.get("RAG_MODEL_DIR") or self.data / "models")
         model = llm_model.prepare_model(model_dir, progress=say)
         # Every file re-hashed against the manifest: a swapped weight file stops the stack here.
-        verified = llm_model.verify_model(model.path)
+        verified = model_manifest.verify_model(model.path)
         if verified != model.sha256:
-            raise llm_model.ModelIntegrityError(f"{model.path}: files hash to {verified}, manifest says {model.sha256}")
+            raise model_manifest.ModelIntegrityError(f"{model.path}: files hash to {verified}, manifest says {model.sha256}")
         say(f"Model {model.served_name} ready, every file verified against its manifest, sha256 {model.sha256[:16]}…")
         port = self.args.llm_port or embedded.free_loopback_port()
         log = self.logs / "vllm.log"
-        self.vllm = llm_model.start_vllm_server(model, port=port, log_path=log)
+        self.vllm = vllm_server.start_vllm_server(model, port=port, log_path=log)
         self.children.append(("vLLM server", self.vllm, log))
         self.endpoints.update(
             LLM_BASE_URL=f"http://127.0.0.1:{port}/v1",
@@ -230,7 +231,7 @@ class Stack:
         if "LLM_BASE_URL" not in self.endpoints:
             return
         say("Waiting for the LLM server to answer…")
-        llm_model.wait_for_llm(
+        vllm_server.wait_for_llm(
             self.endpoints["LLM_BASE_URL"], timeout=900, process=self.vllm,
             log_path=self.logs / "vllm.log" if self.vllm else None,
         )
@@ -257,7 +258,7 @@ class Stack:
         say("Stopping…")
         for name, process, _log in reversed(self.children):
             if process is self.vllm:
-                llm_model.stop_vllm_server(process)
+                vllm_server.stop_vllm_server(process)
             elif process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
                 try:

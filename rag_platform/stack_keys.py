@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from rag_platform.runtime import PROJECT_DIR, data_dir
+from rag_platform.process.runtime import PROJECT_DIR, data_dir
 
 
 def ensure_signing_key(data: Path, say: Callable[[str], None]) -> tuple[Path, str]:

@@ -7,7 +7,7 @@ class AuditConfig(AppConfig):
     verbose_name = "Audit trail"
 
     def ready(self) -> None:
-        from rag_platform import egress
+        from rag_platform.process import egress_refusals
 
         from django.db.models.signals import post_migrate
 
@@ -15,7 +15,7 @@ class AuditConfig(AppConfig):
         from apps.audit.grants import apply_grants
         from apps.audit.egress_record import record_blocked_attempt
 
-        egress.set_recorder(record_blocked_attempt)
+        egress_refusals.set_recorder(record_blocked_attempt)
         post_migrate.connect(apply_grants, sender=self, dispatch_uid="audit-app-role-grants")
         _refuse_public_endpoints_in_servers()
         _signer_needs_its_key()
@@ -23,9 +23,9 @@ class AuditConfig(AppConfig):
 
 def _refuse_public_endpoints_in_servers() -> None:
     """Web and Celery processes run no system checks of their own: refuse to start here.
-    The role is the one the entry point set (rag_platform.runtime); the Celery worker and
+    The role is the one the entry point set (rag_platform.process.runtime); the Celery worker and
     beat set theirs when they start, and call refuse_public_endpoints() then."""
-    from rag_platform.runtime import SERVER_ROLES, WEB_ROLES, process_role
+    from rag_platform.process.runtime import SERVER_ROLES, WEB_ROLES, process_role
 
     if process_role() in SERVER_ROLES:
         refuse_public_endpoints()

@@ -7,7 +7,7 @@ import os
 
 from rag_platform.conf.core import DATA_DIR
 from rag_platform.conf.env import env_float, env_int
-from rag_platform.runtime import endpoint, secret_from_env_or_file
+from rag_platform.process.runtime import endpoint, secret_from_env_or_file
 
 # --- Models ----------------------------------------------------------------------------
 LLM_BASE_URL = endpoint("LLM_BASE_URL") or "http://127.0.0.1:8001/v1"

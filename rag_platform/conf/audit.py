@@ -12,7 +12,7 @@ from rag_platform.conf.core import DATA_DIR
 from rag_platform.conf.env import env_bool, env_float, env_int, env_list
 
 # --- Audit trail and egress guard (issue 6) ---
-# Egress: RAG_EGRESS_ALLOW="10.0.0.0/8,db.internal:5432" (see rag_platform/egress.py).
+# Egress: RAG_EGRESS_ALLOW="10.0.0.0/8,db.internal:5432" (see rag_platform/process/egress.py).
 AUDIT_CHECKPOINT_DIR = os.environ.get("RAG_AUDIT_CHECKPOINT_DIR") or str(DATA_DIR / "audit-checkpoints")
 # The signer signs the chain head this often (only when it moved) and on demand.
 AUDIT_CHECKPOINT_MINUTES = env_float("RAG_AUDIT_CHECKPOINT_MINUTES", 1.0)
@@ -31,7 +31,7 @@ AUDIT_WITNESS_SYSLOG = env_bool("RAG_AUDIT_WITNESS_SYSLOG", False)
 AUDIT_MASTER_KEY_FILE = os.environ.get("RAG_AUDIT_MASTER_KEY_FILE") or str(DATA_DIR / "keys" / "audit-master.key")
 AUDIT_ERASURE_LEDGER = os.environ.get("RAG_AUDIT_ERASURE_LEDGER") or str(
     Path(AUDIT_MASTER_KEY_FILE).parent / "audit-erasures.jsonl")
-# Proxies whose X-Forwarded-For entries are believed (rag_platform.client_address): the
+# Proxies whose X-Forwarded-For entries are believed (rag_platform.process.client_address): the
 # audit trail's IP and sign-in throttling use the first address left of them.
 TRUSTED_PROXIES = env_list("RAG_TRUSTED_PROXIES", [])
 for _proxy in TRUSTED_PROXIES:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from rag_platform.conf.env import env_bool, env_list
-from rag_platform.runtime import PROJECT_DIR, data_dir, local_secret_key, secret_from_env_or_file
+from rag_platform.process.runtime import PROJECT_DIR, data_dir, local_secret_key, secret_from_env_or_file
 
 BASE_DIR = PROJECT_DIR
 DATA_DIR = data_dir()

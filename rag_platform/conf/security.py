@@ -41,7 +41,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 # The real client behind RAG_TRUSTED_PROXIES, never a client-supplied header.
-AXES_CLIENT_IP_CALLABLE = "rag_platform.client_address.client_address"
+AXES_CLIENT_IP_CALLABLE = "rag_platform.process.client_address.client_address"
 AXES_VERBOSE = False
 # Failed authentications (passwords, API tokens, single sign-on): counted per client address,
 # name and window; the first of each is audited at once, the rest as one event with their

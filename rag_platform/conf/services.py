@@ -9,7 +9,7 @@ import dj_database_url
 
 from rag_platform.conf.core import DATA_DIR
 from rag_platform.conf.env import env_float, env_int
-from rag_platform.runtime import endpoint, secret_from_env_or_file
+from rag_platform.process.runtime import endpoint, secret_from_env_or_file
 
 # --- Database: DATABASE_URL, else the embedded PostgreSQL of the running stack ----------
 _database_url = endpoint("DATABASE_URL")

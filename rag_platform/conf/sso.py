@@ -9,7 +9,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from rag_platform.conf.core import AUTHENTICATION_BACKENDS
 from rag_platform.conf.env import env_bool, env_float
-from rag_platform.runtime import secret_from_env_or_file
+from rag_platform.process.runtime import secret_from_env_or_file
 
 # --- Single sign-on through OpenID Connect (optional; issue 5) ---
 # Off unless OIDC_RP_CLIENT_ID is set: then the sign-in page offers "Sign in with single

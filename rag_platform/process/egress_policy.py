@@ -1,5 +1,5 @@
 """What the egress guard allows: the rules, the configured endpoints and the policy built from
-them (rag_platform.egress enforces it, rag_platform.egress_refusals keeps what it refused).
+them (rag_platform.process.egress enforces it, rag_platform.process.egress_refusals keeps what it refused).
 
 Allowed: AF_UNIX; loopback (127.0.0.0/8, ::1, localhost); the hosts of DATABASE_URL,
 CELERY_BROKER_URL, LLM_BASE_URL and, with single sign-on, the OIDC provider's token,
@@ -38,7 +38,7 @@ class Rule:
         if self.port is not None and port != self.port:
             return False
         if self.network is not None:
-            ip = _ip(host)
+            ip = ip_of(host)
             return ip is not None and ip in self.network
         return host.lower().rstrip(".") == self.host
 
@@ -59,7 +59,7 @@ def parse_rule(text: str) -> Rule:
         return Rule(host=host.lower().rstrip("."), port=port)
 
 
-def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def ip_of(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         return ipaddress.ip_address(host.split("%")[0])
     except ValueError:
@@ -67,7 +67,7 @@ def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 
 
 def is_loopback(host: str) -> bool:
-    ip = _ip(host)
+    ip = ip_of(host)
     if ip is not None:
         return ip.is_loopback or (ip.version == 6 and ip.ipv4_mapped is not None and ip.ipv4_mapped.is_loopback)
     name = host.lower().rstrip(".")
@@ -75,7 +75,7 @@ def is_loopback(host: str) -> bool:
 
 
 def is_private(host: str) -> bool:
-    ip = _ip(host)
+    ip = ip_of(host)
     return ip is not None and (ip.is_private or ip.is_loopback) and not ip.is_global
 
 
@@ -101,7 +101,7 @@ class Endpoint:
             return "allowlisted"
         if is_private(self.host):
             return "private"
-        if _ip(self.host) is None:
+        if ip_of(self.host) is None:
             return "private" if _resolves_privately(self.host) else "PUBLIC"
         return "PUBLIC"
 
@@ -124,7 +124,7 @@ def parse_endpoint(variable: str, url: str) -> Endpoint:
 
 
 def configured_endpoints() -> list[Endpoint]:
-    from rag_platform.runtime import endpoint
+    from rag_platform.process.runtime import endpoint
 
     found = []
     for variable in ENDPOINT_VARIABLES:
@@ -166,9 +166,9 @@ class Policy:
             locality = endpoint.locality(allow)
             if locality in {"loopback", "private", "allowlisted"}:
                 hosts.add(endpoint.host.lower())
-                allow.append(Rule(host=endpoint.host.lower()) if _ip(endpoint.host) is None
+                allow.append(Rule(host=endpoint.host.lower()) if ip_of(endpoint.host) is None
                              else Rule(network=ipaddress.ip_network(endpoint.host)))
-                if _ip(endpoint.host) is None:  # a name: allow what it resolves to
+                if ip_of(endpoint.host) is None:  # a name: allow what it resolves to
                     with bypass():
                         try:
                             for info in socket.getaddrinfo(endpoint.host, endpoint.port):
@@ -187,7 +187,7 @@ class Policy:
         return False, "not loopback, not a configured endpoint, not on RAG_EGRESS_ALLOW"
 
     def lookup_allowed(self, host: str) -> tuple[bool, str]:
-        if _ip(host) is not None:
+        if ip_of(host) is not None:
             return True, "address literal (the connection itself is checked)"
         if any(rule.host and rule.host == host.lower().rstrip(".") for rule in self.forbidden):
             return False, "marked forbidden (self-test)"

@@ -1,7 +1,7 @@
 """What a prepared model folder is, and how it is checked: its ``manifest.json`` (the sha256 of
 every file and one overall ``sha256``, the hash that belongs in the audit trail) and the one
 checksum of a model folder, ``tree_sha256``, which the embedding model and the attestation
-report use too. Conversion: rag_platform.llm_model; serving: rag_platform.vllm_server.
+report use too. Conversion: rag_platform.llm_model; serving: rag_platform.process.vllm_server.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The vLLM server process for a prepared model: its command line, its environment (loopback,
 offline, no usage stats, no proxies), start, stop, and waiting until it answers.
-The model folder itself: rag_platform.llm_model (conversion), rag_platform.model_manifest.
+The model folder itself: rag_platform.llm_model (conversion), rag_platform.process.model_manifest.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from rag_platform.model_manifest import PreparedModel
-from rag_platform.privacy import OFFLINE_ENVIRONMENT
+from rag_platform.process.model_manifest import PreparedModel
+from rag_platform.process.offline import OFFLINE_ENVIRONMENT
 
 DEFAULT_KVCACHE_GIB = 1
 KVCACHE_ENV = "RAG_VLLM_KVCACHE_GIB"

@@ -2,7 +2,8 @@
 and the recent attempts (the attestation report shows them), and a hand-off to the recorder
 apps.audit installs, which writes each one to the audit trail best effort.
 
-The count is read as ``rag_platform.egress.blocked_count`` (that module forwards the name).
+The count is read as ``egress_refusals.blocked_count`` (an int rebound on every refusal: read
+it through the module, not with ``from ... import``).
 """
 
 from __future__ import annotations

@@ -12,12 +12,11 @@ open their own sockets (libpq inside psycopg) and other processes that are not P
 127.0.0.1). Configured endpoints are therefore also checked at start-up (the Django system
 check ``rag.E001``-``E006`` in apps.audit.checks).
 
-What is allowed is rag_platform.egress_policy; everything else raises
+What is allowed is rag_platform.process.egress_policy; everything else raises
 :class:`EgressBlocked` (a ConnectionRefusedError) before the connection is made, is counted
 in-process, and is written to the audit trail best-effort by the recorder apps.audit
-installs (rag_platform.egress_refusals). This module enforces: the audit hook, the socket
-methods that check names, the process's policy. Every public name of the three modules is
-importable from here.
+installs (rag_platform.process.egress_refusals). This module enforces: the audit hook, the socket
+methods that check names, the process's policy.
 
 Names (security review, finding 9). CPython resolves a host name given to ``connect`` or
 ``sendto`` inside the C call, *before* it raises the audit event, so the DNS query would
@@ -37,34 +36,12 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from rag_platform.egress_policy import (  # noqa: F401  (re-exported: the guard's public names)
-    ENDPOINT_VARIABLES,
-    Endpoint,
-    Policy,
-    Rule,
-    _ip,
-    allowlist_from_env,
-    bypass,
-    bypassed,
-    configured_endpoints,
-    is_loopback,
-    is_private,
-    parse_endpoint,
-    parse_rule,
-)
-from rag_platform.egress_refusals import EgressBlocked, recent_blocked, refuse, set_recorder  # noqa: F401
+from rag_platform.process.egress_policy import Policy, bypassed, ip_of, is_loopback, parse_rule
+from rag_platform.process.egress_refusals import EgressBlocked, refuse
 
 _state_lock = threading.Lock()
 _installed = False
 _policy: Policy | None = None
-
-
-def __getattr__(name: str):
-    if name == "blocked_count":  # an int rebound on every refusal: read where it lives
-        from rag_platform import egress_refusals
-
-        return egress_refusals.blocked_count
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def policy() -> Policy:
@@ -74,12 +51,6 @@ def policy() -> Policy:
             if _policy is None:
                 _policy = Policy.from_environment()
     return _policy
-
-
-def reset_policy() -> None:
-    """Re-read the environment (after the stack publishes its endpoints, or in tests)."""
-    global _policy
-    _policy = None
 
 
 def is_installed() -> bool:
@@ -114,7 +85,7 @@ def _address_host(address) -> tuple[str, int | None] | None:
 
 def _check_name(kind: str, host: str, port: int | None) -> None:
     """A host *name* in a connect or send: refused unless the policy lets it be resolved."""
-    if not host or _ip(host) is not None:
+    if not host or ip_of(host) is not None:
         return
     current = policy()
     allowed, reason = current.lookup_allowed(host)
@@ -127,7 +98,7 @@ def _check_name(kind: str, host: str, port: int | None) -> None:
 def _check_reverse(host: str) -> None:
     if not host:
         return
-    if _ip(host) is None:  # gethostbyaddr also takes a name: a forward lookup first
+    if ip_of(host) is None:  # gethostbyaddr also takes a name: a forward lookup first
         allowed, reason = policy().lookup_allowed(host)
     elif is_loopback(host):
         allowed, reason = True, "loopback"
