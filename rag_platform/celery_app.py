@@ -21,7 +21,7 @@ class SignerRefusedTask(RuntimeError):
 class GuardedTask(Task):
     """The base of every task of this app (and Celery's built-ins). In the signer process
     (RAG_AUDIT_SIGNER=1, the only one with the signing key) only the signer's tasks run
-    (apps.audit.tasks.SIGNER_TASKS): a broker client routing e.g. a parse task to queue
+    (apps.audit.signer.SIGNER_TASKS): a broker client routing e.g. a parse task to queue
     ``audit`` gets a refusal, and the upload is never parsed next to the key."""
 
     def __call__(self, *args, **kwargs):
@@ -31,7 +31,7 @@ class GuardedTask(Task):
         # Only a worker takes tasks from the broker; a task run in-process (``apply``, the
         # test suite playing the signer) was not sent by a broker client.
         if is_signer() and process_role() == "celery worker":
-            from apps.audit.tasks import SIGNER_TASKS
+            from apps.audit.signer import SIGNER_TASKS
 
             if self.name not in SIGNER_TASKS:
                 raise SignerRefusedTask(f"the audit signer runs only {sorted(SIGNER_TASKS)}, not {self.name!r}")
