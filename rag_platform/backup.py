@@ -14,9 +14,9 @@ Uses pg_dump/pg_restore from PG_BIN_DIR, else those shipped with the embedded Po
 
 from __future__ import annotations
 
-from rag_platform.process.offline import apply_offline_environment
+from rag_platform.process import start
 
-apply_offline_environment()
+start("backup")
 
 import argparse  # noqa: E402
 import hashlib  # noqa: E402

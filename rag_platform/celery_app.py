@@ -1,14 +1,8 @@
 """The Celery application. Workers start with ``celery -A rag_platform.celery_app worker``."""
 
-import os
+from rag_platform.process import start
 
-from rag_platform.process.offline import apply_offline_environment
-
-apply_offline_environment()
-from rag_platform.process.egress import install_egress_guard  # noqa: E402
-
-install_egress_guard()
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rag_platform.settings")
+start()  # the role is named when a worker or beat starts (_start_as): this module loads everywhere
 
 from celery import Celery, Task  # noqa: E402
 from celery.signals import beat_init, worker_init, worker_process_init  # noqa: E402
@@ -44,18 +38,16 @@ app.autodiscover_tasks()
 
 
 def _start_as(role: str) -> None:
-    """The worker and beat entry points: name the process, then refuse public endpoints
-    (Django is set up by now). Celery logs and ignores exceptions raised by signal
+    """The worker and beat entry points: name the process, then refuse what it must not run
+    with (Django is set up by now). Celery logs and ignores exceptions raised by signal
     handlers, so a refusal leaves through SystemExit."""
     from django.core.exceptions import ImproperlyConfigured
 
-    from rag_platform.process.runtime import set_process_role
+    from apps.audit.refusals import refuse_unsafe_start
 
-    set_process_role(role)
-    from apps.audit.apps import refuse_public_endpoints
-
+    start(role)
     try:
-        refuse_public_endpoints()
+        refuse_unsafe_start(role)
     except ImproperlyConfigured as error:
         raise SystemExit(f"{role} refused to start: {error}") from None
 

@@ -11,19 +11,17 @@ modules read (and a few extend) settings of earlier ones.
 
 from __future__ import annotations
 
-from rag_platform.process.offline import apply_offline_environment
+from rag_platform.process import start
 
-apply_offline_environment()
-from rag_platform.process.egress import install_egress_guard  # noqa: E402
-
-install_egress_guard()
+start()  # offline switches and the egress guard, whoever imports the settings first
 
 from rag_platform.conf.env import *  # noqa: E402  env_bool, env_int, env_float, env_list
 from rag_platform.conf.core import *  # noqa: E402  directories, secret key, hosts, apps, static
 from rag_platform.conf.services import *  # noqa: E402  database, Celery
 from rag_platform.conf.answering import *  # noqa: E402  models, retrieval, answering
-from rag_platform.conf.audit import *  # noqa: E402  audit trail; starts CELERY_BEAT_SCHEDULE
+from rag_platform.conf.audit import *  # noqa: E402  audit trail
 from rag_platform.conf.ingestion import *  # noqa: E402  uploads, chunking, parse sandbox
 from rag_platform.conf.security import *  # noqa: E402  passwords, sign-in, sessions, CSP, HTTPS
 from rag_platform.conf.sso import *  # noqa: E402  OpenID Connect (adds to AUTHENTICATION_BACKENDS)
+from rag_platform.conf.beat import *  # noqa: E402  CELERY_BEAT_SCHEDULE, every periodic task
 from rag_platform.conf.logs import *  # noqa: E402  LOGGING

@@ -11,12 +11,9 @@ Celery worker(s) and the web server (gunicorn). All data lives under RAG_DATA_DI
 
 from __future__ import annotations
 
-from rag_platform.process.offline import apply_offline_environment
+from rag_platform.process import start
 
-apply_offline_environment()
-from rag_platform.process.egress import install_egress_guard  # noqa: E402
-
-install_egress_guard()
+start("stack")
 
 import argparse  # noqa: E402
 import os  # noqa: E402
@@ -29,6 +26,7 @@ from pathlib import Path  # noqa: E402
 
 from apps.ingestion.turns import pool_processes  # noqa: E402
 from rag_platform import embedded, llm_model, stack_keys  # noqa: E402
+from rag_platform.commands import beat_command, web_command, worker_command  # noqa: E402
 from rag_platform.process import model_manifest, vllm_server  # noqa: E402
 from rag_platform.process.runtime import (  # noqa: E402
     PROJECT_DIR,
@@ -140,12 +138,8 @@ class Stack:
 
     def start_workers(self) -> None:
         log = self.logs / "worker.log"
-        command = [
-            sys.executable, "-m", "celery", "-A", "rag_platform.celery_app", "worker",
-            "--loglevel", "INFO", "--concurrency", str(self.args.workers),
-            "--hostname", "ingest@%h", "--without-gossip", "--without-mingle",
-            "--queues", "parse,embed,celery",  # ingestion's two queues (issue 3) + the default
-        ]
+        # ingestion's two queues (issue 3) + the default
+        command = worker_command(concurrency=self.args.workers, queues="parse,embed,celery", hostname="ingest@%h")
         env = self.child_env()
         if self.postgres:  # the workers' own role: no django_session (apps.audit.grants)
             env["DATABASE_URL"] = self.postgres.worker_url
@@ -165,10 +159,7 @@ class Stack:
     def start_signer(self) -> None:
         """The audit signer: the only process with the signing key (queue "audit")."""
         log = self.logs / "signer.log"
-        command = [
-            sys.executable, "-m", "celery", "-A", "rag_platform.celery_app", "worker", "--loglevel", "INFO",
-            "--concurrency", "1", "--hostname", "signer@%h", "--without-gossip", "--without-mingle", "--queues", "audit",
-        ]
+        command = worker_command(concurrency=1, queues="audit", hostname="signer@%h")
         env = self.child_env()
         env.update(RAG_AUDIT_SIGNER="1", RAG_AUDIT_SIGNING_KEY_FILE=str(self.signing_key_file))
         self.spawn("audit signer", command, log, env=env)
@@ -178,21 +169,14 @@ class Stack:
         """Celery beat: asks the signer for a signed audit head on schedule (CELERY_BEAT_SCHEDULE)."""
         log = self.logs / "beat.log"
         (self.data / "run").mkdir(parents=True, exist_ok=True)
-        command = [
-            sys.executable, "-m", "celery", "-A", "rag_platform.celery_app", "beat",
-            "--loglevel", "INFO", "--schedule", str(self.data / "run" / "celerybeat-schedule"),
-        ]
+        command = beat_command(schedule_file=self.data / "run" / "celerybeat-schedule")
         self.spawn("Celery beat", command, log)
         say(f"Celery beat started (asks the signer for a signed audit head every minute; log: {log})")
 
     def start_web(self) -> None:
         log = self.logs / "web.log"
         port = self.args.web_port
-        command = [
-            sys.executable, "-m", "gunicorn", "rag_platform.wsgi:application",
-            "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread", "--workers", "1",
-            "--threads", "64", "--timeout", "300", "--access-logfile", "-",
-        ]
+        command = web_command(port=port)
         self.spawn("web server", command, log)
         self.endpoints["WEB_URL"] = f"http://127.0.0.1:{port}/"
         say(f"Web server starting on http://127.0.0.1:{port}/ (log: {log})")

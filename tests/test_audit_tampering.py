@@ -223,7 +223,7 @@ def test_a_replaced_model_file_stops_the_stack(tmp_path, monkeypatch):
     import argparse
 
     from rag_platform import llm_model, stack
-    from rag_platform.process import model_manifest
+    from rag_platform.process import model_manifest, vllm_server
 
     folder = tmp_path / "models" / model_manifest.SERVED_NAME
     folder.mkdir(parents=True)
@@ -234,7 +234,7 @@ def test_a_replaced_model_file_stops_the_stack(tmp_path, monkeypatch):
     monkeypatch.setattr(llm_model, "prepare_model", lambda *a, **k: model_manifest.PreparedModel(
         path=folder, served_name=model_manifest.SERVED_NAME, sha256=manifest["sha256"]))
     started = []
-    monkeypatch.setattr(llm_model, "start_vllm_server", lambda *a, **k: started.append(a))
+    monkeypatch.setattr(vllm_server, "start_vllm_server", lambda *a, **k: started.append(a))
     monkeypatch.delenv("LLM_BASE_URL", raising=False)
     monkeypatch.setenv("RAG_MODEL_DIR", str(tmp_path / "models"))
     supervisor = stack.Stack(argparse.Namespace(llm_port=0, web_port=0, workers=1))

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from rag_platform import llm_model
+from rag_platform.embedded import free_loopback_port
 from rag_platform.process import model_manifest, vllm_server
 from rag_platform.process.model_manifest import (
     MANIFEST_NAME,
@@ -206,7 +207,7 @@ def test_wait_for_llm_reports_an_exited_process_with_its_log(tmp_path):
 
 def test_wait_for_llm_times_out_clearly():
     with pytest.raises(RuntimeError, match="did not answer within"):
-        wait_for_llm(f"http://127.0.0.1:{vllm_server.find_free_port()}/v1", 0.3, interval=0.1)
+        wait_for_llm(f"http://127.0.0.1:{free_loopback_port()}/v1", 0.3, interval=0.1)
 
 
 def test_wait_for_llm_returns_when_models_answers():

@@ -1,7 +1,7 @@
 """System checks: configured endpoints on public addresses are refused at start-up.
 
 Runs with every management command (``migrate`` once per release, ``check --deploy``) and
-from the Celery worker/beat and WSGI start-up via apps.audit.apps.
+from the Celery worker/beat and WSGI start-up via apps.audit.refusals.
 """
 
 from django.core.checks import Error, Tags, Warning, register

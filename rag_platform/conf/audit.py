@@ -53,10 +53,3 @@ AUDIT_RETENTION_DAYS = {
 # The signer's automatic, incremental verification (apps.audit.monitoring), shown on the
 # audit pages; a failure raises the alarm (witness file, syslog, log, red banner).
 AUDIT_VERIFY_MINUTES = env_float("RAG_AUDIT_VERIFY_MINUTES", 10.0)
-CELERY_BEAT_SCHEDULE = {
-    "audit-checkpoint": {"task": "audit.checkpoint", "schedule": AUDIT_CHECKPOINT_MINUTES * 60.0,
-                         "options": {"queue": "audit", "expires": AUDIT_CHECKPOINT_MINUTES * 60.0}},
-    "audit-verify": {"task": "audit.verify", "schedule": AUDIT_VERIFY_MINUTES * 60.0,
-                     "options": {"queue": "audit", "expires": AUDIT_VERIFY_MINUTES * 60.0}},
-}
-CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "run" / "celerybeat-schedule")

@@ -3,7 +3,6 @@ sandbox's limits, batching and housekeeping (with their Celery routes and time l
 
 from __future__ import annotations
 
-from rag_platform.conf.audit import CELERY_BEAT_SCHEDULE
 from rag_platform.conf.env import env_bool, env_float, env_int
 from rag_platform.conf.services import CELERY_TASK_SOFT_TIME_LIMIT, CELERY_TASK_TIME_LIMIT
 
@@ -68,9 +67,6 @@ INGEST_BUSY_RECHECK_SECONDS = env_int("INGEST_BUSY_RECHECK_SECONDS", 15)
 # (apps.ingestion.housekeeping), at most BATCH documents per pass.
 INGEST_HOUSEKEEPING_SECONDS = env_float("INGEST_HOUSEKEEPING_SECONDS", 60.0)
 INGEST_HOUSEKEEPING_BATCH = env_int("INGEST_HOUSEKEEPING_BATCH", 5000)
-CELERY_BEAT_SCHEDULE["ingestion-housekeeping"] = {
-    "task": "apps.ingestion.tasks.ingestion_housekeeping", "schedule": INGEST_HOUSEKEEPING_SECONDS,
-}
 CELERY_TASK_ROUTES = {
     "audit.*": {"queue": "audit"},  # the signer's queue: only it holds the key
     "apps.ingestion.tasks.ingest_document": {"queue": "parse"},

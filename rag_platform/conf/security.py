@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from rag_platform.conf.audit import CELERY_BEAT_SCHEDULE
 from rag_platform.conf.env import env_bool, env_int
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -52,9 +51,6 @@ AUTH_FAILURE_WINDOW_SECONDS = env_int("AUTH_FAILURE_WINDOW_SECONDS", 300)
 AUTH_FAILURE_NAMES_PER_SOURCE = env_int("AUTH_FAILURE_NAMES_PER_SOURCE", 10)
 AUTH_FAILURE_SOURCES_PER_WINDOW = env_int("AUTH_FAILURE_SOURCES_PER_WINDOW", 100)
 AUTH_NAME_FAILURE_LIMIT = env_int("AUTH_NAME_FAILURE_LIMIT", 30)
-CELERY_BEAT_SCHEDULE["auth-failures-summarise"] = {
-    "task": "accounts.summarise_auth_failures", "schedule": float(AUTH_FAILURE_WINDOW_SECONDS),
-}
 # Sessions: idle timeout (the expiry moves with each request), absolute timeout from sign-in
 # (apps.accounts.middleware), and disabled accounts are signed out on their next request.
 SESSION_COOKIE_AGE = env_int("SESSION_IDLE_SECONDS", 30 * 60)

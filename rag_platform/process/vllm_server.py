@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -144,12 +143,6 @@ def vllm_server_environment(base_env: Mapping[str, str]) -> dict[str, str]:
     env.setdefault("VLLM_CPU_OMP_THREADS_BIND", "auto")
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
-
-
-def find_free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def start_vllm_server(
