@@ -14,7 +14,8 @@ from apps.audit.models import AuditEvent, EventType
 from apps.corpus.models import Chunk, Document
 from apps.ingestion import embed_step, parse_step, parsing
 from apps.ingestion.archives import files_upload
-from apps.ingestion.sandbox import SandboxError, run_limited
+from apps.ingestion.sandbox import run_limited
+from apps.ingestion.sandbox_wire import SandboxError
 from apps.ingestion.services import UploadRejected, document_ingest
 from tests import files
 
@@ -108,7 +109,7 @@ def test_sandbox_stops_a_parser_that_eats_memory_or_time():
     with pytest.raises(SandboxError) as info:
         run_limited(_spin, memory_bytes=256 * 1024 * 1024, cpu_seconds=60, wall_seconds=2)
     assert info.value.code == "timeout"
-    assert run_limited(sum, [1, 2, 3], memory_bytes=256 * 1024 * 1024, cpu_seconds=10, wall_seconds=10).value["value"] == 6
+    assert run_limited(sum, [1, 2, 3], memory_bytes=256 * 1024 * 1024, cpu_seconds=10, wall_seconds=10).value == 6
 
 
 def test_the_parse_child_runs_at_a_lower_priority_than_the_worker(settings):
@@ -116,8 +117,8 @@ def test_the_parse_child_runs_at_a_lower_priority_than_the_worker(settings):
     assert settings.INGEST_PARSE_NICE > 0
     own = os.nice(0)
     limits = {"memory_bytes": 256 * 1024 * 1024, "cpu_seconds": 10, "wall_seconds": 10}
-    assert run_limited(os.nice, 0, **limits, nice=settings.INGEST_PARSE_NICE).value["value"] == min(19, own + settings.INGEST_PARSE_NICE)
-    assert run_limited(os.nice, 0, **limits).value["value"] == own
+    assert run_limited(os.nice, 0, **limits, nice=settings.INGEST_PARSE_NICE).value == min(19, own + settings.INGEST_PARSE_NICE)
+    assert run_limited(os.nice, 0, **limits).value == own
 
 
 def test_limit_breaches_are_retried_then_quarantined(collection, corpus_admin, settings):

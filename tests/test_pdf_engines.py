@@ -86,7 +86,7 @@ def parse_and_count(path):
 
 result = sandbox.run_limited(parse_and_count, {pdf!r}, memory_bytes=2 << 30, cpu_seconds=60, wall_seconds=120,
                              readable=[{pdf!r}])
-print(len(compiled), *result.value["value"])
+print(len(compiled), *result.value)
 """
 
 
