@@ -90,6 +90,7 @@ print(len(compiled), *result.value)
 """
 
 
+@pytest.mark.slow
 def test_forked_parse_children_inherit_the_compiled_reading_order(pdfs, tmp_path):
     """The worker warms up once and forks a child per PDF: unstructured's XY-cut functions
     (numba) must already be compiled in the worker, for the types a real page uses, or every

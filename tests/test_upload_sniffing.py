@@ -20,12 +20,13 @@ PROJECT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.slow
 def test_the_web_process_never_loads_libmagic_and_still_explains_a_refusal(corpus_admin, collection, tmp_path):
     """A fresh interpreter started like gunicorn (rag_platform.wsgi) posts four files to the
     upload view. Before this change it loaded libmagic into itself to sniff them."""
     from django.db import connection
-
     from rag_platform.embedded import child_environment
+
     from tests.servers import database_url
 
     folder = tmp_path / "upload"
@@ -83,6 +84,7 @@ print(json.dumps({{"single": single, "bulk": bulk, "used": used, "closed": sniff
 """
 
 
+@pytest.mark.slow
 def test_a_check_that_exhausts_its_limits_refuses_the_file_alone(tmp_path):
     """The check runs under its own limits: a file that needs more memory than they allow is
     refused with a reason the uploader can act on; in a bulk upload (one shared child) only

@@ -182,8 +182,8 @@ _planned: dict[tuple, tuple[float, list[tuple[str, int]]]] = {}
 
 
 def planned_rules(denied: list[str], needed: list[str]) -> list[tuple[str, int]]:
-    """``_rules``, remembered for a minute: the parent plans before it forks (~30 ms), so each
-    child only opens the paths."""
+    """``_rules``, remembered for a minute: the parent plans before it forks (walking the tree
+    costs tens of milliseconds, docs/benchmarks.md), so each child only opens the paths."""
     import time
 
     key, now = (tuple(denied), tuple(needed)), time.monotonic()

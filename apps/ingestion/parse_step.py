@@ -37,6 +37,7 @@ S = Document.Status
 
 
 def _parse_in_child(path: str, name: str, options: dict) -> list[dict]:
+    """Runs in the sandbox child: one file's chunk drafts as plain dicts (JSON for the pipe)."""
     return [dataclasses.asdict(d) for d in parsing.parse_and_chunk(Path(path), name, **options)]
 
 
@@ -77,9 +78,8 @@ def _send_successor(primary: Document) -> None:
 def _claim_more_for_parse(primary: Document, task_id: str) -> list[int]:
     """Claim up to INGEST_PARSE_BATCH_DOCS - 1 other queued small text files, together at
     most INGEST_PARSE_BATCH_TOTAL_BYTES (or take back the ones this task held before a
-    redelivery), so one child parses them all. Large batches also feed the embed step: the
-    model encodes ~100 short files' chunks in one call 1.3x faster than 16 files' (less
-    padding, fuller batches; docs/benchmarks.md)."""
+    redelivery), so one child parses them all. Large batches also feed the embed step fuller
+    batches with less padding (measured in docs/benchmarks.md)."""
     limit = settings.INGEST_PARSE_BATCH_DOCS - 1
     if limit <= 0 or not _batchable(primary):
         return []

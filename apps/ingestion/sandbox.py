@@ -2,8 +2,8 @@
 
 A hostile or broken file may make a parser allocate without bound, spin, or crash the
 interpreter. None of that may take the Celery worker down, so parsing happens in a child
-forked from the (warm) worker process: the fork costs milliseconds, whereas a fresh
-interpreter pays 5-10 s importing unstructured/spaCy/torch. The child gets
+forked from the (warm) worker process: a fork inherits the imported parsers, whereas a fresh
+interpreter would import unstructured/spaCy/torch again for every file. The child gets
 ``RLIMIT_AS`` = its current address space + ``memory_bytes`` (torch alone maps gigabytes of
 virtual memory, so an absolute limit would fail every allocation), ``RLIMIT_CPU``, and is
 killed with SIGKILL at the wall-clock deadline. Results come back as JSON over a pipe.

@@ -1,7 +1,7 @@
 """One sandboxed child that serves many calls: a bulk upload's type checks without a fork each.
 
-``run_limited`` forks a child per call (~60 ms from a process of 700 MiB, docs/benchmarks.md).
-A folder, a zip or a multi-file form from one uploader pays that per file, so the type checks
+``run_limited`` forks a child per call, which costs tens of milliseconds from a large process
+(docs/benchmarks.md). A folder, a zip or a multi-file form from one uploader pays that per file, so the type checks
 of one bulk upload share a child set up the same way (apps.ingestion.sandbox.enter_sandbox:
 clean environment, only its two pipes, an empty network namespace, Landlock and seccomp, its
 own process group, ``RLIMIT_AS``), which answers call after call. Each call has its own

@@ -8,8 +8,8 @@ holds the database connection and the secret key (security review, finding 5). S
 environment, no descriptor but its result pipe, no network, memory/CPU/wall-clock limits.
 The uploader still learns at once why a file is refused; libmagic is never loaded in the
 uploading process (tests/test_upload_sniffing.py checks the web process's own memory map).
-A child costs 26-52 ms, so the files of one bulk upload share one (``sniff_session``, entered
-by apps.ingestion.services.bulk_enqueue).
+A child costs a fork per file (docs/benchmarks.md), so the files of one bulk upload share one
+(``sniff_session``, entered by apps.ingestion.services.bulk_enqueue).
 """
 
 from __future__ import annotations
