@@ -46,7 +46,8 @@ def load_labelled(path: Path = LABELLED) -> list[dict]:
 
 def evaluate(rows: list[dict]) -> dict[str, dict[str, float]]:
     """Per type: gold, predicted, true positives (overlap, same type), precision, recall."""
-    from apps.privacy.detection import ENTITY_TYPES, find
+    from apps.privacy.detection import find
+    from apps.privacy.kinds import ENTITY_TYPES
 
     stats = {t: {"gold": 0, "predicted": 0, "tp_pred": 0, "tp_gold": 0} for t in ENTITY_TYPES}
     misses: list[str] = []

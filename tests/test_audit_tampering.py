@@ -258,6 +258,7 @@ def test_credentials_in_urls_never_enter_the_trail():
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.slow
 def test_the_web_process_has_no_key_and_gets_exports_signed_by_the_signer(client, compliance_officer, settings, tmp_path):
     """Web is not the signer: an export is signed by the real signer worker (queue audit)
     over the broker; with no signer running the export is refused (503) and audited."""

@@ -92,6 +92,7 @@ def test_blocked_attempt_is_written_to_the_audit_trail(forbidden_listener):
     assert any("test_egress.py" in frame for frame in event.payload["code"])
 
 
+@pytest.mark.slow
 def test_public_endpoint_is_refused_at_start_up_unless_allowed():
     """A public DATABASE_URL fails `manage.py check` (no connection is attempted by it)."""
     env = {"PATH": "/usr/bin:/bin", "RAG_DATA_DIR": str(PROJECT / "var" / "check-test"),
@@ -104,6 +105,7 @@ def test_public_endpoint_is_refused_at_start_up_unless_allowed():
     assert out.returncode == 0, out.stderr
 
 
+@pytest.mark.slow
 def test_guard_runs_in_every_kind_of_process():
     probe = "from rag_platform.process import egress; print('GUARD', egress.is_installed())"
     manage = subprocess.run([sys.executable, "manage.py", "shell", "-c", probe], cwd=PROJECT, capture_output=True, text=True, timeout=120)

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from rag_platform import llm_model
 from rag_platform.embedded import free_loopback_port
 from rag_platform.process import model_manifest, vllm_server
@@ -94,7 +93,6 @@ def test_verify_model_rejects_a_folder_without_manifest(tmp_path):
     (folder / MANIFEST_NAME).unlink()
     with pytest.raises(ModelIntegrityError, match="no manifest.json"):
         verify_model(folder)
-    assert issubclass(ModelIntegrityError, RuntimeError)
 
 
 def test_prepare_model_returns_a_valid_cached_folder_without_converting(tmp_path, monkeypatch):
@@ -196,6 +194,7 @@ def test_server_environment_is_offline_and_sized(monkeypatch):
         vllm_server_environment({"RAG_VLLM_KVCACHE_GIB": "lots"})
 
 
+@pytest.mark.slow
 def test_wait_for_llm_reports_an_exited_process_with_its_log(tmp_path):
     log = tmp_path / "llm.log"
     log.write_text("starting\nValueError: no model here\n")

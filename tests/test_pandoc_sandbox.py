@@ -111,6 +111,7 @@ def test_parse_child_refuses_pandoc_without_its_sandbox(tmp_path, monkeypatch, f
     assert forbidden_image_host.requests == []
 
 
+@pytest.mark.slow
 def test_start_up_check_refuses_allow_pandoc_no_sandbox(monkeypatch):
     from django.core.exceptions import ImproperlyConfigured
 

@@ -187,8 +187,8 @@ def _encoder(backend: str):
         return _TorchEncoder(embedding_model_path())
 
 
-def _model():
-    """The loaded encoder for the configured backend (kept for callers that warm it up)."""
+def loaded_encoder():
+    """The loaded encoder for the configured backend (loaded on first use; warming calls it early)."""
     return _encoder(embedding_backend())
 
 
@@ -196,7 +196,7 @@ def embed_passages(texts: list[str]) -> list[list[float]]:
     """Unit-length vectors (cosine distance = 1 - dot product), in batches."""
     if not texts:
         return []
-    vectors = _model().encode(list(texts), settings.EMBEDDING_BATCH_SIZE)
+    vectors = loaded_encoder().encode(list(texts), settings.EMBEDDING_BATCH_SIZE)
     return [vector.tolist() for vector in vectors]
 
 

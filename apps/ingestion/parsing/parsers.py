@@ -1,68 +1,44 @@
-"""Which parser turns a file type into elements: one registered function per type.
+"""The parsers of the office, mail, image and text formats (PDF: apps.ingestion.parsing.pdf).
 
 A parser takes ``(path, declared_name)`` and returns unstructured Elements (page numbers in
 their metadata where the format has pages). It may raise :class:`ParseError` with its own
 message; any other exception means the file is damaged and is reported as such by the
-caller. Registering a new format is one decorated function (as paperless-ngx maps MIME
-types to parser classes), instead of a branch in a chain.
+caller. Which format uses which parser is the table in apps.ingestion.parsing.formats.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from apps.ingestion.parsing.filetypes import IMAGE_EXTENSIONS, text_encoding
-
-Parser = Callable[[Path, str], list[Any]]
-PARSERS: dict[str, Parser] = {}
+from apps.ingestion.parsing.encoding import text_encoding
 
 # unstructured's language detection only fills element metadata that this platform does not
-# use; skipping it for text formats saves ~20 ms per file (a third of parsing a short text).
+# use; it is skipped for text formats (a large share of parsing a short text).
 # OCR keeps its languages: tesseract needs them.
 NO_DETECTION = [""]
 
 
-def parser(*file_types: str) -> Callable[[Parser], Parser]:
-    def register(fn: Parser) -> Parser:
-        for file_type in file_types:
-            PARSERS[file_type] = fn
-        return fn
-
-    return register
-
-
-def parser_for(file_type: str) -> Parser:
-    from apps.ingestion.parsing import pdf  # noqa: F401  (registers ".pdf")
-
-    return PARSERS[file_type]
-
-
-@parser(".docx")
-def _docx(path: Path, declared_name: str) -> list[Any]:
+def parse_docx(path: Path, declared_name: str) -> list[Any]:
     from unstructured.partition.docx import partition_docx
 
     return partition_docx(filename=str(path), strategy="fast", infer_table_structure=True)
 
 
-@parser(".pptx")
-def _pptx(path: Path, declared_name: str) -> list[Any]:
+def parse_pptx(path: Path, declared_name: str) -> list[Any]:
     from unstructured.partition.pptx import partition_pptx
 
     return partition_pptx(filename=str(path), infer_table_structure=True, include_slide_notes=True)
 
 
-@parser(".xlsx")
-def _xlsx(path: Path, declared_name: str) -> list[Any]:
+def parse_xlsx(path: Path, declared_name: str) -> list[Any]:
     from unstructured.partition.xlsx import partition_xlsx
 
     return partition_xlsx(filename=str(path), infer_table_structure=True, find_subtable=False)
 
 
-@parser(".odt")
-def _odt(path: Path, declared_name: str) -> list[Any]:
+def parse_odt(path: Path, declared_name: str) -> list[Any]:
     from unstructured.partition.odt import partition_odt
 
     from apps.ingestion.parsing.offline import pandoc_sandbox_kept
@@ -71,8 +47,7 @@ def _odt(path: Path, declared_name: str) -> list[Any]:
     return partition_odt(filename=str(path), infer_table_structure=True)
 
 
-@parser(".rtf")
-def _rtf(path: Path, declared_name: str) -> list[Any]:
+def parse_rtf(path: Path, declared_name: str) -> list[Any]:
     from unstructured.partition.rtf import partition_rtf
 
     from apps.ingestion.parsing.offline import pandoc_sandbox_kept
@@ -81,29 +56,25 @@ def _rtf(path: Path, declared_name: str) -> list[Any]:
     return partition_rtf(filename=str(path))
 
 
-@parser(".msg")
-def _msg(path: Path, declared_name: str) -> list[Any]:
+def parse_msg(path: Path, declared_name: str) -> list[Any]:
     from unstructured.partition.msg import partition_msg
 
     return with_email_header(partition_msg(filename=str(path), process_attachments=False))
 
 
-@parser(".eml")
-def _eml(path: Path, declared_name: str) -> list[Any]:
+def parse_eml(path: Path, declared_name: str) -> list[Any]:
     from unstructured.partition.email import partition_email
 
     return with_email_header(partition_email(filename=str(path), process_attachments=False))
 
 
-@parser(*IMAGE_EXTENSIONS)
-def _image(path: Path, declared_name: str) -> list[Any]:
+def parse_image(path: Path, declared_name: str) -> list[Any]:
     from apps.ingestion.parsing.ocr import ocr_image_elements
 
     return ocr_image_elements(path, declared_name)
 
 
-@parser(".csv")
-def _csv(path: Path, declared_name: str) -> list[Any]:
+def parse_csv(path: Path, declared_name: str) -> list[Any]:
     from unstructured.partition.csv import partition_csv
 
     return partition_csv(filename=str(path), encoding=text_encoding(path), infer_table_structure=True,
@@ -123,23 +94,20 @@ def unwrap_collapsible_blocks(text: str) -> str:
     return _DETAILS_LINE.sub("\n", text)
 
 
-@parser(".md", ".markdown")
-def _markdown(path: Path, declared_name: str) -> list[Any]:
+def parse_markdown(path: Path, declared_name: str) -> list[Any]:
     from unstructured.partition.md import partition_md
 
     text = path.read_bytes().decode(text_encoding(path))
     return partition_md(text=unwrap_collapsible_blocks(text), metadata_filename=str(path), languages=NO_DETECTION)
 
 
-@parser(".html", ".htm")
-def _html(path: Path, declared_name: str) -> list[Any]:
+def parse_html(path: Path, declared_name: str) -> list[Any]:
     from unstructured.partition.html import partition_html
 
     return partition_html(filename=str(path), encoding=text_encoding(path), languages=NO_DETECTION)
 
 
-@parser(".txt")
-def _text(path: Path, declared_name: str) -> list[Any]:
+def parse_text(path: Path, declared_name: str) -> list[Any]:
     from unstructured.partition.text import partition_text
 
     return partition_text(filename=str(path), encoding=text_encoding(path), languages=NO_DETECTION)
