@@ -42,6 +42,23 @@ class EmbeddedPostgres:
         """The owner's URL: migrations and owner-only commands (audit_expire)."""
         return postgres_url(self.socket_dir, self.database, OWNER_ROLE)
 
+    def alive(self) -> bool:
+        """Whether the postmaster still runs (a zombie has stopped)."""
+        import psutil
+
+        process = self.server._postmaster_info.process  # type: ignore[attr-defined]
+        try:
+            return process is not None and process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    def restart(self) -> None:
+        """Start the postmaster again on the same data and socket after it died: PostgreSQL's
+        crash recovery replays the WAL; the stale ``postmaster.pid`` is replaced."""
+        server = self.server
+        with server._lock:  # type: ignore[attr-defined]
+            server.ensure_postgres_running()  # type: ignore[attr-defined]
+
     def stop(self) -> None:
         import atexit
         import logging
@@ -168,6 +185,13 @@ class EmbeddedRedis:
     @property
     def url(self) -> str:
         return f"redis+socket://{self.socket_path}"
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def restart(self) -> EmbeddedRedis:
+        """A new redis-server on the same socket and journal (the append-only file replays)."""
+        return start_redis(self.socket_path.parent)
 
     def stop(self, timeout: float = 10) -> None:
         if self.process.poll() is None:

@@ -28,7 +28,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from apps.ingestion.turns import pool_processes  # noqa: E402
-from rag_platform import embedded, llm_model, stack_keys  # noqa: E402
+from rag_platform import embedded, llm_model, stack_keys, supervise  # noqa: E402
 from rag_platform.runtime import (  # noqa: E402
     PROJECT_DIR,
     clear_stack_endpoints,
@@ -65,6 +65,8 @@ class Stack:
         self.signing_key_file = self.data / "keys" / "audit-signing.key"
         self.owner_url = ""  # migrations only: never in the children's environment or the stack file
         self.stopping = threading.Event()
+        self.restarters: dict[str, object] = {}  # name -> how to start it again (supervise)
+        self.budget = supervise.RestartBudget()
 
     # -- start-up -----------------------------------------------------------------------
     def start(self) -> None:
@@ -106,7 +108,8 @@ class Stack:
         say(f"Model {model.served_name} ready, every file verified against its manifest, sha256 {model.sha256[:16]}…")
         port = self.args.llm_port or embedded.free_loopback_port()
         log = self.logs / "vllm.log"
-        self.vllm = llm_model.start_vllm_server(model, port=port, log_path=log)
+        self.restarters["vLLM server"] = lambda: llm_model.start_vllm_server(model, port=port, log_path=log)
+        self.vllm = self.restarters["vLLM server"]()
         self.children.append(("vLLM server", self.vllm, log))
         self.endpoints.update(
             LLM_BASE_URL=f"http://127.0.0.1:{port}/v1",
@@ -197,11 +200,17 @@ class Stack:
         say(f"Web server starting on http://127.0.0.1:{port}/ (log: {log})")
 
     def spawn(self, name: str, command: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-        handle = log.open("ab")
-        process = subprocess.Popen(
-            command, cwd=PROJECT_DIR, env=env or self.child_env(), stdin=subprocess.DEVNULL,
-            stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        env = env or self.child_env()
+
+        def start() -> subprocess.Popen:
+            with log.open("ab") as handle:
+                return subprocess.Popen(
+                    command, cwd=PROJECT_DIR, env=env, stdin=subprocess.DEVNULL,
+                    stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
+                )
+
+        self.restarters[name] = start
+        process = start()
         self.children.append((name, process, log))
         return process
 
@@ -242,14 +251,45 @@ class Stack:
         self.manage("demo", "--wait-for-llm", "900")
 
     def watch(self) -> int:
-        """Serve until Ctrl-C / SIGTERM, or until a child dies (then report and stop)."""
+        """Serve until Ctrl-C / SIGTERM. A child, PostgreSQL or Redis that dies is started again
+        (rag_platform.supervise); one that keeps dying stops the stack with its log."""
         while not self.stopping.wait(1.0):
-            for name, process, log in self.children:
-                if process.poll() is not None:
-                    say(f"{name} exited with code {process.returncode}; stopping. Last lines of {log}:")
+            for index, (name, process, log) in enumerate(self.children):
+                if process.poll() is None:
+                    continue
+                if not self.budget.allow(name):
+                    say(f"{name} exited with code {process.returncode} again ({supervise.RESTART_LIMIT} restarts in "
+                        f"{supervise.RESTART_WINDOW:.0f} s); stopping. Last lines of {log}:")
                     print(log_tail(log), flush=True)
                     return 1
+                say(f"{name} exited with code {process.returncode}; starting it again (log: {log})")
+                supervise.kill_group(process.pid)
+                restarted = self.restarters[name]()
+                self.children[index] = (name, restarted, log)
+                if process is self.vllm:
+                    self.vllm = restarted
+            if not self.revive_services():
+                return 1
         return 0
+
+    def revive_services(self) -> bool:
+        """PostgreSQL and Redis run outside ``children`` (their own start and stop): the same policy."""
+        for name, service in (("PostgreSQL", self.postgres), ("Redis", self.redis)):
+            if service is None or service.alive():
+                continue
+            if not self.budget.allow(name):
+                say(f"{name} died again ({supervise.RESTART_LIMIT} restarts in {supervise.RESTART_WINDOW:.0f} s); stopping.")
+                return False
+            say(f"{name} died; starting it again")
+            try:
+                if name == "Redis":
+                    self.redis = service.restart()
+                else:
+                    service.restart()
+                say(f"{name} running again")
+            except Exception as error:  # noqa: BLE001 - retried on the next tick, within the budget
+                say(f"{name} did not start yet ({error}); trying again")
+        return True
 
     def stop(self) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut shutdown short
