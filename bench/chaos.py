@@ -16,6 +16,8 @@ import argparse
 import errno
 import json
 import os
+import shlex
+import shutil
 import signal
 import sys
 import threading
@@ -32,7 +34,6 @@ import chaos_report  # noqa: E402
 from chaos_stack import ROOT, Stack, alive, celery_master, children, find_target, leftover_processes, say  # noqa: E402
 
 FAULTS = ("parse", "embed", "signer", "vllm", "redis", "postgres", "disk")
-COLLECTION = "Chaos"
 
 
 def load_avg() -> str:
@@ -40,9 +41,10 @@ def load_avg() -> str:
 
 
 def setup(stack: Stack, args, made_dir: Path, run_id: str) -> dict[str, str]:
+    COLLECTION = args.collection
     for command in (f".venv/bin/python manage.py create_collection {COLLECTION} --readers staff corpus_admin",
                     f".venv/bin/python manage.py ingest sample_corpus --collection {COLLECTION} --wait",
-                    ".venv/bin/python manage.py shell -c " + json.dumps(checks.users_script(args.users, chaos_load.PASSWORD))):
+                    ".venv/bin/python manage.py shell -c " + shlex.quote(checks.users_script(args.users, chaos_load.PASSWORD))):
         result = stack.shell(command, timeout=900)
         say(f"$ {command[:100]} -> exit {result.returncode}")
         if result.returncode != 0:
@@ -150,14 +152,19 @@ def run(args) -> int:
     stack = Stack(base / "chaos", args.web_port, args.llm_port, args.model_dir)
     meta = {"command": " ".join(["make bench-chaos", *sys.argv[1:]]), "users": args.users, "duration": args.duration,
             "started": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "load_before": load_avg()}
-    meta["data_how"] = stack.prepare(args.tmpfs_mb)
+    args.collection = COLLECTION = f"Chaos-{run_id}"
+    running = (stack.data / "run" / "stack.json").exists() and alive(int(stack.endpoints()["SUPERVISOR_PID"]))
+    meta["data_how"] = "the running stack's (--keep)" if running else stack.prepare(args.tmpfs_mb)
+    stack.mounted = stack.mounted or os.path.ismount(stack.data)
     load = chaos_load.Load(base=f"http://127.0.0.1:{args.web_port}", questions=[
         q["question"] for q in json.loads((ROOT / "sample_corpus" / "questions.json").read_text())],
         timeout=args.timeout, think=(args.think * 0.5, args.think * 1.5), run_id=run_id)
     faults: list[dict] = []
     try:
-        stack.start()
+        if not running:
+            stack.start()
         say("stack ready")
+        shutil.rmtree(base / "chaos-docs", ignore_errors=True)
         made = setup(stack, args, base / "chaos-docs", run_id)
         one_user(load, args.baseline)
         faults_run = [f for f in args.faults.split(",") if f]

@@ -257,12 +257,15 @@ class Stack:
             for index, (name, process, log) in enumerate(self.children):
                 if process.poll() is None:
                     continue
+                if not self.budget.due(name):
+                    continue
                 if not self.budget.allow(name):
                     say(f"{name} exited with code {process.returncode} again ({supervise.RESTART_LIMIT} restarts in "
                         f"{supervise.RESTART_WINDOW:.0f} s); stopping. Last lines of {log}:")
                     print(log_tail(log), flush=True)
                     return 1
                 say(f"{name} exited with code {process.returncode}; starting it again (log: {log})")
+                self.budget.restarted(name)
                 supervise.kill_group(process.pid)
                 restarted = self.restarters[name]()
                 self.children[index] = (name, restarted, log)
@@ -275,12 +278,13 @@ class Stack:
     def revive_services(self) -> bool:
         """PostgreSQL and Redis run outside ``children`` (their own start and stop): the same policy."""
         for name, service in (("PostgreSQL", self.postgres), ("Redis", self.redis)):
-            if service is None or service.alive():
+            if service is None or service.alive() or not self.budget.due(name):
                 continue
             if not self.budget.allow(name):
                 say(f"{name} died again ({supervise.RESTART_LIMIT} restarts in {supervise.RESTART_WINDOW:.0f} s); stopping.")
                 return False
             say(f"{name} died; starting it again")
+            self.budget.restarted(name)
             try:
                 if name == "Redis":
                     self.redis = service.restart()

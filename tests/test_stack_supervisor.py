@@ -25,11 +25,17 @@ from rag_platform.supervise import RestartBudget
 PROJECT = Path(__file__).resolve().parents[1]
 
 
-def test_the_restart_budget_stops_a_crash_loop():
-    budget = RestartBudget(limit=3, window=60)
-    assert [budget.allow("web", now=t) for t in (0, 1, 2, 3)] == [True, True, True, False]
-    assert budget.allow("web", now=70)  # the window slid past the first restarts
-    assert budget.allow("redis", now=3)  # each component has its own
+def test_the_restart_budget_backs_off_and_stops_a_crash_loop():
+    budget = RestartBudget(limit=3, window=600)
+    assert budget.due("web", now=0) and budget.allow("web", now=0)  # the first restart is at once
+    budget.restarted("web", now=0)
+    assert not budget.due("web", now=0.5) and budget.due("web", now=1)  # then 1 s, 2 s, 4 s ... 60 s
+    budget.restarted("web", now=1)
+    assert not budget.due("web", now=2.5) and budget.due("web", now=3)
+    budget.restarted("web", now=3)
+    assert not budget.allow("web", now=10)  # 3 restarts in the window: crash-looping, the stack stops
+    assert budget.allow("web", now=700)  # the window slid past them
+    assert budget.due("redis", now=3) and budget.allow("redis", now=3)  # each component has its own
 
 
 def _children(pid: int) -> list[int]:
