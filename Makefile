@@ -76,4 +76,4 @@ USERS ?= 50
 DURATION ?= 600
 CHAOS_DOCS ?= 500
 bench-chaos:
-	RAG_MODEL_DIR=$${RAG_MODEL_DIR:-} $(PYTHON) bench/chaos.py --users $(USERS) --duration $(DURATION) --docs $(CHAOS_DOCS)
+	RAG_MODEL_DIR=$${RAG_MODEL_DIR:-} $(PYTHON) bench/chaos.py --users $(USERS) --duration $(DURATION) --docs $(CHAOS_DOCS) $(CHAOS_ARGS)

@@ -113,8 +113,22 @@ def fault(stack: Stack, load: chaos_load.Load, name: str, slice_s: float, hold: 
             record["back"] = time.monotonic() - record["mono"]
             break
         time.sleep(0.5)
+    if name == "vllm":  # the next fault waits for the model to serve again (a cold start)
+        record["how"] += "; the next fault waits until it serves again"
+        models = stack.endpoints()["LLM_BASE_URL"] + "/models"
+        while time.monotonic() < record["mono"] + 900 and not _serves(models):
+            time.sleep(2)
     load.stop.wait(max(0.0, slice_s - (time.monotonic() - record["mono"])))
     return record
+
+
+def _serves(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=5, trust_env=False).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def args_pool(stack: Stack) -> int:
@@ -134,16 +148,22 @@ def recovery(record: dict, load: chaos_load.Load, indexed: list[float], heads) -
 
 
 def finish_import(stack: Stack, importer, command: str, log: Path, wait: float) -> str:
+    """Wait for the import (at most ``wait`` s in all); one that failed is run again, as an operator would."""
+    deadline = time.monotonic() + wait
     try:
         importer.wait(wait)
     except Exception:  # noqa: BLE001 - still running at the cut-off
-        return f"still running after {wait:.0f} s more (log {log})"
+        os.killpg(importer.pid, signal.SIGTERM)
+        return f"still waiting {wait:.0f} s after the load ended: stopped there (log {log})"
     if importer.returncode == 0:
         return "exit 0 (every file finished)"
+    last = log.read_text(errors="replace").strip().splitlines()[-1][:160]
     say(f"the import exited {importer.returncode}; running it again as the operator would")
-    again = stack.shell(command, timeout=wait)
-    return (f"exit {importer.returncode} ({log.read_text(errors='replace').strip().splitlines()[-1][:160]}); "
-            f"re-run by the operator: exit {again.returncode}")
+    try:
+        again = f"exit {stack.shell(command, timeout=max(60.0, deadline - time.monotonic())).returncode}"
+    except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired: stopped at the cut-off
+        again = "still waiting at the cut-off"
+    return f"exit {importer.returncode} (“{last}”); re-run by the operator: {again}"
 
 
 def run(args) -> int:
@@ -183,6 +203,8 @@ def run(args) -> int:
         for thread in threads:
             thread.join(args.timeout + 30)
         meta["ingest"] = finish_import(stack, importer, command, ingest_log, args.import_timeout)
+        (base / "chaos-raw.json").write_text(json.dumps({"meta": meta, "faults": faults, "made": made, "run_id": run_id,
+                                                         "results": [vars(r) for r in load.results]}, default=str))
         say("waiting 70 s for the signer's next head, then verifying")
         time.sleep(70)
         pin = stack.endpoints().get("RAG_AUDIT_PIN", "")

@@ -23,7 +23,7 @@ def users_script(count: int, password: str) -> str:
 def documents(conn, collection: str) -> list[dict]:
     rows = conn.execute(
         "SELECT d.id, d.title, d.status, d.failure_reason, d.chunk_count, d.sha256, "
-        "extract(epoch from d.indexed_at), d.attempts FROM corpus_document d JOIN corpus_collection c "
+        "extract(epoch from d.indexed_at)::float8, d.attempts FROM corpus_document d JOIN corpus_collection c "
         "ON c.id = d.collection_id WHERE c.name = %s", [collection]).fetchall()
     keys = ("id", "title", "status", "reason", "chunk_count", "sha256", "indexed_at", "attempts")
     return [dict(zip(keys, row)) for row in rows]
@@ -76,7 +76,7 @@ def audit_by_agent(conn, run_id: str) -> Counter:
 
 
 def checkpoints_after(conn, when: float) -> float | None:
-    row = conn.execute("SELECT min(extract(epoch from created_at)) FROM audit_auditcheckpoint "
+    row = conn.execute("SELECT min(extract(epoch from created_at))::float8 FROM audit_auditcheckpoint "
                        "WHERE created_at > to_timestamp(%s)", [when]).fetchone()
     return row[0]
 
