@@ -253,47 +253,7 @@ class Stack:
     def watch(self) -> int:
         """Serve until Ctrl-C / SIGTERM. A child, PostgreSQL or Redis that dies is started again
         (rag_platform.supervise); one that keeps dying stops the stack with its log."""
-        while not self.stopping.wait(1.0):
-            for index, (name, process, log) in enumerate(self.children):
-                if process.poll() is None:
-                    continue
-                if not self.budget.due(name):
-                    continue
-                if not self.budget.allow(name):
-                    say(f"{name} exited with code {process.returncode} again ({supervise.RESTART_LIMIT} restarts in "
-                        f"{supervise.RESTART_WINDOW:.0f} s); stopping. Last lines of {log}:")
-                    print(log_tail(log), flush=True)
-                    return 1
-                say(f"{name} exited with code {process.returncode}; starting it again (log: {log})")
-                self.budget.restarted(name)
-                supervise.kill_group(process.pid)
-                restarted = self.restarters[name]()
-                self.children[index] = (name, restarted, log)
-                if process is self.vllm:
-                    self.vllm = restarted
-            if not self.revive_services():
-                return 1
-        return 0
-
-    def revive_services(self) -> bool:
-        """PostgreSQL and Redis run outside ``children`` (their own start and stop): the same policy."""
-        for name, service in (("PostgreSQL", self.postgres), ("Redis", self.redis)):
-            if service is None or service.alive() or not self.budget.due(name):
-                continue
-            if not self.budget.allow(name):
-                say(f"{name} died again ({supervise.RESTART_LIMIT} restarts in {supervise.RESTART_WINDOW:.0f} s); stopping.")
-                return False
-            say(f"{name} died; starting it again")
-            self.budget.restarted(name)
-            try:
-                if name == "Redis":
-                    self.redis = service.restart()
-                else:
-                    service.restart()
-                say(f"{name} running again")
-            except Exception as error:  # noqa: BLE001 - retried on the next tick, within the budget
-                say(f"{name} did not start yet ({error}); trying again")
-        return True
+        return supervise.watch(self, say, log_tail)
 
     def stop(self) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut shutdown short

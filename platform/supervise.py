@@ -59,3 +59,47 @@ def kill_group(pid: int) -> None:
     except (ProcessLookupError, PermissionError):
         pass
     time.sleep(RESTART_PAUSE)
+
+
+def watch(stack, say, log_tail) -> int:
+    """The stack's loop (rag_platform.stack.Stack.watch): every second, restart what died."""
+    while not stack.stopping.wait(1.0):
+        for index, (name, process, log) in enumerate(stack.children):
+            if process.poll() is None or not stack.budget.due(name):
+                continue
+            if not stack.budget.allow(name):
+                say(f"{name} exited with code {process.returncode} again ({RESTART_LIMIT} restarts in "
+                    f"{RESTART_WINDOW:.0f} s); stopping. Last lines of {log}:")
+                print(log_tail(log), flush=True)
+                return 1
+            say(f"{name} exited with code {process.returncode}; starting it again (log: {log})")
+            stack.budget.restarted(name)
+            kill_group(process.pid)
+            restarted = stack.restarters[name]()
+            stack.children[index] = (name, restarted, log)
+            if process is stack.vllm:
+                stack.vllm = restarted
+        if not revive_services(stack, say):
+            return 1
+    return 0
+
+
+def revive_services(stack, say) -> bool:
+    """PostgreSQL and Redis run outside ``children`` (their own start and stop): the same policy."""
+    for name, service in (("PostgreSQL", stack.postgres), ("Redis", stack.redis)):
+        if service is None or service.alive() or not stack.budget.due(name):
+            continue
+        if not stack.budget.allow(name):
+            say(f"{name} died again ({RESTART_LIMIT} restarts in {RESTART_WINDOW:.0f} s); stopping.")
+            return False
+        say(f"{name} died; starting it again")
+        stack.budget.restarted(name)
+        try:
+            if name == "Redis":
+                stack.redis = service.restart()
+            else:
+                service.restart()
+            say(f"{name} running again")
+        except Exception as error:  # noqa: BLE001 - retried on the next tick, within the budget
+            say(f"{name} did not start yet ({error}); trying again")
+    return True

@@ -110,9 +110,18 @@ def test_every_component_killed_comes_back_and_the_stack_keeps_running(stack):
           30, "redis exit")
     _wait(lambda: _redis_ping(data / "redis" / "redis.sock"), 60, "Redis")
 
-    # PostgreSQL: the postmaster again, crash recovery, connections work
+    # PostgreSQL: the postmaster again, crash recovery, connections work; an import waiting on
+    # its files (README: ingest --wait from a second shell) keeps waiting and ends them all
     import psycopg
 
+    shell = {"HOME": str(data.parent), "PATH": "/usr/bin:/bin", "RAG_DATA_DIR": str(data)}
+    subprocess.run([sys.executable, "manage.py", "create_collection", "Killed", "--readers", "staff"], cwd=PROJECT,
+                   env=shell, check=True, capture_output=True, timeout=300)
+    ingest_log = data.parent / "ingest.log"
+    importer = subprocess.Popen([sys.executable, "manage.py", "ingest", "sample_corpus", "--collection", "Killed",
+                                 "--wait", "--timeout", "600"], cwd=PROJECT, env=shell, stdout=ingest_log.open("w"),
+                                stderr=subprocess.STDOUT)
+    _wait(lambda: " done" in ingest_log.read_text(), 300, "the import's wait")
     pid_file = data / "postgres" / "postmaster.pid"
     old = int(pid_file.read_text().split()[0])
     os.kill(old, signal.SIGKILL)
@@ -125,6 +134,8 @@ def test_every_component_killed_comes_back_and_the_stack_keeps_running(stack):
             return None
 
     _wait(database_answers, 120, "PostgreSQL")
+    assert importer.wait(600) == 0, ingest_log.read_text()[-3000:]
+    assert "Traceback" not in ingest_log.read_text() and "indexed" in ingest_log.read_text()
 
     # the signer, the ingest worker, the web server, vLLM: each a new process of the supervisor
     for pattern in (r"signer@", r"ingest@", r"gunicorn", r"vllm\.entrypoints"):
