@@ -244,7 +244,7 @@ def main() -> int:
     parser.add_argument("--faults", default=",".join(FAULTS))
     parser.add_argument("--disk-hold", type=float, default=40.0)
     parser.add_argument("--import-timeout", type=float, default=1800.0)
-    parser.add_argument("--tmpfs-mb", type=int, default=1536)
+    parser.add_argument("--tmpfs-mb", type=int, default=512, help="size of the data directory (RAM: the full-disk ballast fills it)")
     parser.add_argument("--web-port", type=int, default=int(os.environ.get("RAG_WEB_PORT", "8026")))
     parser.add_argument("--llm-port", type=int, default=8126)
     parser.add_argument("--model-dir", default=os.environ.get("RAG_MODEL_DIR", ""))
