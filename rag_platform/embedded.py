@@ -42,6 +42,31 @@ class EmbeddedPostgres:
         """The owner's URL: migrations and owner-only commands (audit_expire)."""
         return postgres_url(self.socket_dir, self.database, OWNER_ROLE)
 
+    def alive(self) -> bool:
+        """Whether the postmaster still runs (a zombie has stopped)."""
+        return _running(self.server._postmaster_info.process)  # type: ignore[attr-defined]
+
+    def restart(self) -> None:
+        """Start the postmaster again on the same data and socket after it died: PostgreSQL's
+        crash recovery replays the WAL. Its ``postmaster.pid`` goes first when its pid is gone
+        or a zombie (a daemonized postmaster killed where nothing reaps it: PostgreSQL and
+        pgserver would both take the lock for a live server); the shared memory check still
+        refuses a start while old backends are attached."""
+        import psutil
+
+        server = self.server
+        lock = Path(server.pgdata) / "postmaster.pid"  # type: ignore[attr-defined]
+        with server._lock:  # type: ignore[attr-defined]
+            try:
+                stale = not _running(psutil.Process(int(lock.read_text().split()[0])))
+            except (OSError, ValueError, IndexError, psutil.NoSuchProcess):
+                stale = lock.exists()
+            if stale:
+                lock.unlink(missing_ok=True)
+            server.ensure_postgres_running()  # type: ignore[attr-defined]
+        if not self.alive():
+            raise RuntimeError("the postmaster is not running")
+
     def stop(self) -> None:
         import atexit
         import logging
@@ -50,6 +75,15 @@ class EmbeddedPostgres:
         logging.getLogger(type(self.server).__module__).setLevel(logging.WARNING)
         self.server.cleanup()  # type: ignore[attr-defined]
         atexit.unregister(self.server._cleanup)  # type: ignore[attr-defined]
+
+
+def _running(process) -> bool:
+    import psutil
+
+    try:
+        return process is not None and process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def postgres_url(socket_dir: str, database: str, user: str = "postgres") -> str:
@@ -168,6 +202,13 @@ class EmbeddedRedis:
     @property
     def url(self) -> str:
         return f"redis+socket://{self.socket_path}"
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def restart(self) -> EmbeddedRedis:
+        """A new redis-server on the same socket and journal (the append-only file replays)."""
+        return start_redis(self.socket_path.parent)
 
     def stop(self, timeout: float = 10) -> None:
         if self.process.poll() is None:

@@ -25,7 +25,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from apps.ingestion.turns import pool_processes  # noqa: E402
-from rag_platform import embedded, llm_model, stack_keys  # noqa: E402
+from rag_platform import embedded, llm_model, stack_keys, supervise  # noqa: E402
 from rag_platform.commands import beat_command, web_command, worker_command  # noqa: E402
 from rag_platform.process import model_manifest, vllm_server  # noqa: E402
 from rag_platform.process.runtime import (  # noqa: E402
@@ -64,6 +64,8 @@ class Stack:
         self.signing_key_file = self.data / "keys" / "audit-signing.key"
         self.owner_url = ""  # migrations only: never in the children's environment or the stack file
         self.stopping = threading.Event()
+        self.restarters: dict[str, object] = {}  # name -> how to start it again (supervise)
+        self.budget = supervise.RestartBudget()
 
     # -- start-up -----------------------------------------------------------------------
     def start(self) -> None:
@@ -105,7 +107,8 @@ class Stack:
         say(f"Model {model.served_name} ready, every file verified against its manifest, sha256 {model.sha256[:16]}…")
         port = self.args.llm_port or embedded.free_loopback_port()
         log = self.logs / "vllm.log"
-        self.vllm = vllm_server.start_vllm_server(model, port=port, log_path=log)
+        self.restarters["vLLM server"] = lambda: vllm_server.start_vllm_server(model, port=port, log_path=log)
+        self.vllm = self.restarters["vLLM server"]()
         self.children.append(("vLLM server", self.vllm, log))
         self.endpoints.update(
             LLM_BASE_URL=f"http://127.0.0.1:{port}/v1",
@@ -182,11 +185,17 @@ class Stack:
         say(f"Web server starting on http://127.0.0.1:{port}/ (log: {log})")
 
     def spawn(self, name: str, command: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-        handle = log.open("ab")
-        process = subprocess.Popen(
-            command, cwd=PROJECT_DIR, env=env or self.child_env(), stdin=subprocess.DEVNULL,
-            stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        env = env or self.child_env()
+
+        def start() -> subprocess.Popen:
+            with log.open("ab") as handle:
+                return subprocess.Popen(
+                    command, cwd=PROJECT_DIR, env=env, stdin=subprocess.DEVNULL,
+                    stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
+                )
+
+        self.restarters[name] = start
+        process = start()
         self.children.append((name, process, log))
         return process
 
@@ -227,14 +236,9 @@ class Stack:
         self.manage("demo", "--wait-for-llm", "900")
 
     def watch(self) -> int:
-        """Serve until Ctrl-C / SIGTERM, or until a child dies (then report and stop)."""
-        while not self.stopping.wait(1.0):
-            for name, process, log in self.children:
-                if process.poll() is not None:
-                    say(f"{name} exited with code {process.returncode}; stopping. Last lines of {log}:")
-                    print(log_tail(log), flush=True)
-                    return 1
-        return 0
+        """Serve until Ctrl-C / SIGTERM. A child, PostgreSQL or Redis that dies is started again
+        (rag_platform.supervise); one that keeps dying stops the stack with its log."""
+        return supervise.watch(self, say, log_tail)
 
     def stop(self) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut shutdown short
