@@ -161,7 +161,7 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=200, help="SciFact abstracts for the ingest cost (0: skip)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    from rag_platform.privacy import apply_offline_environment
+    from rag_platform.process.offline import apply_offline_environment
 
     apply_offline_environment()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rag_platform.settings")

@@ -21,7 +21,7 @@ import pytest
 from apps.corpus.models import Chunk, Document
 from apps.ingestion.parsing import OfflineViolation, parse_and_chunk
 from apps.ingestion.services import document_ingest, document_upload
-from rag_platform import egress
+from rag_platform.process import egress
 from tests import files
 
 PROJECT = Path(__file__).resolve().parents[1]

@@ -68,7 +68,7 @@ WARM_CHILD_PROBE = """
 import os, sys
 sys.path.insert(0, {root!r})
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rag_platform.settings")
-from rag_platform.privacy import apply_offline_environment
+from rag_platform.process.offline import apply_offline_environment
 apply_offline_environment()
 import django
 django.setup()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pytest_socket import SocketConnectBlockedError, socket_allow_hosts
 
-from rag_platform.privacy import OFFLINE_ENVIRONMENT, offline_environment_status
+from rag_platform.process.offline import OFFLINE_ENVIRONMENT, offline_environment_status
 
 PROJECT = Path(__file__).resolve().parents[1]
 CHECK = "import platform; assert platform.system() and platform.__file__.endswith('/platform.py'), platform.__file__; print('stdlib', platform.system())"

@@ -130,7 +130,7 @@ def denied_paths(extra: tuple[str, ...] = ()) -> list[str]:
 
 def needed_paths() -> list[str]:
     """What the parser must still read inside a denied folder: Python, the code, caches."""
-    from rag_platform.runtime import PROJECT_DIR
+    from rag_platform.process.runtime import PROJECT_DIR
 
     paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, str(PROJECT_DIR)]
     paths += [p for p in sys.path if p and os.path.isdir(p)]

@@ -101,7 +101,7 @@ def _libc():
 
 
 def _drop_environment() -> None:
-    from rag_platform.privacy import OFFLINE_ENVIRONMENT
+    from rag_platform.process.offline import OFFLINE_ENVIRONMENT
 
     kept = {k: v for k, v in os.environ.items() if KEPT_VARIABLES.match(k) and not k.endswith("_FILE")}
     os.environ.clear()

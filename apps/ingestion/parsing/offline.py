@@ -49,7 +49,7 @@ _offline_ready = False
 def _force_offline_environment() -> None:
     """The privacy variables, forced (also re-read by unstructured at every partition call)."""
     try:
-        from rag_platform.privacy import apply_offline_environment
+        from rag_platform.process.offline import apply_offline_environment
     except ImportError:  # used outside the project: at least unstructured's own opt-outs
         os.environ["DO_NOT_TRACK"] = "true"
         os.environ["SCARF_NO_ANALYTICS"] = "true"
@@ -169,7 +169,7 @@ def ensure_offline_nlp() -> None:
             logger.warning(
                 "unstructured was imported before apps.ingestion.parsing forced the offline "
                 "environment: its import-time telemetry ping may have been attempted. Apply "
-                "rag_platform.privacy.apply_offline_environment() at process start."
+                "rag_platform.process.offline.apply_offline_environment() at process start."
             )
         import unstructured  # noqa: F401  (after the environment: its import pings otherwise)
         from unstructured.nlp import tokenize
