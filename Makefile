@@ -16,9 +16,12 @@ evaluate-answers:
 	RAG_VLLM_ENFORCE_EAGER=1 $(PYTHON) bench/answers.py $(QA_DATASET) $(if $(LIMIT),--limit $(LIMIT)) $(if $(DUMP),--dump $(DUMP))
 	$(PYTHON) bench/answer_evidence.py --dataset $(QA_DATASET)
 
-# Search latency at 100,000 chunks and filtered recall under a 10% permission filter.
+# Search at 300,000 and 1,000,000 chunks (SciFact embedded for real + synthetic noise, 100
+# collections; readers of 100%, 10%, 1%): index builds, sizes, memory, p50/p95, recall@10 vs
+# exact, the keyword half alone. A throwaway embedded PostgreSQL, deleted afterwards (KEEP=1).
+SIZES ?= 300000,1000000
 bench-search:
-	$(PYTHON) bench/search.py
+	$(PYTHON) bench/search.py --sizes $(SIZES) --queries 100 --variant RETRIEVAL_EXACT_MAX_CHUNKS=10000 $(if $(KEEP),--keep)
 
 # Platform overhead at 32 concurrent askers vs vLLM direct, and time to first token.
 bench-answer:

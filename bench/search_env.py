@@ -1,5 +1,6 @@
 """A database for the retrieval benchmarks: DATABASE_URL if set, else an embedded PostgreSQL
-(+ pgvector) kept in var/bench/postgres so a loaded corpus survives between runs.
+(+ pgvector) kept in var/bench/postgres (or RAG_BENCH_PGDATA) so a loaded corpus survives
+between runs.
 
     .venv/bin/python bench/search_env.py manage.py evaluate ../shared/eval/scifact-dev
 
@@ -25,7 +26,8 @@ def database_url() -> str:
     apply_offline_environment()
     from rag_platform.embedded import start_postgres
 
-    server = start_postgres(ROOT / "var" / "bench" / "postgres", database="bench")
+    pgdata = Path(os.environ.get("RAG_BENCH_PGDATA") or ROOT / "var" / "bench" / "postgres")
+    server = start_postgres(pgdata, database="bench")
     # The benchmarks load data and migrate in one process: the owner's role (issue 14).
     os.environ["DATABASE_URL"] = server.owner_url
     database_url.server = server  # keep it referenced while the process runs

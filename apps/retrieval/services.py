@@ -248,6 +248,7 @@ def chunks_search(
         cursor.execute(
             "SET LOCAL hnsw.iterative_scan = relaxed_order; "
             f"SET LOCAL hnsw.ef_search = {int(max(candidates, settings.RETRIEVAL_EF_SEARCH))}; "
+            f"SET LOCAL hnsw.max_scan_tuples = {int(settings.RETRIEVAL_HNSW_MAX_SCAN_TUPLES)}; "
             "SET LOCAL jit = off"
         )
         cursor.execute(sql, params)

@@ -65,6 +65,9 @@ RETRIEVAL_EF_SEARCH = env_int("RETRIEVAL_EF_SEARCH", 1000)
 # faster: exact costs ~5 us per chunk here (vectors are TOASTed), 51 ms for 10,000 chunks
 # vs 11 ms through the index; the two cross at 3,000-5,000 chunks (bench, 100,000 chunks).
 RETRIEVAL_EXACT_MAX_CHUNKS = env_int("RETRIEVAL_EXACT_MAX_CHUNKS", 3000)
+# hnsw.max_scan_tuples: how many graph nodes an iterative HNSW scan may visit before it gives
+# up on finding enough rows the permission filter keeps (pgvector's default: 20,000).
+RETRIEVAL_HNSW_MAX_SCAN_TUPLES = env_int("RETRIEVAL_HNSW_MAX_SCAN_TUPLES", 20000)
 # Tuned on SciFact dev (bench/search_tune.py): ts_rank has no IDF, so the keyword list is
 # weaker than BM25 and gets a lower weight; RRF k=20 trusts the top ranks more than k=60.
 RETRIEVAL_RRF_K = env_int("RETRIEVAL_RRF_K", 20)
