@@ -2,7 +2,7 @@
 PYTHON ?= .venv/bin/python
 DATASET ?= ../shared/eval/scifact-dev
 
-.PHONY: bench-audit evaluate evaluate-answers bench-search bench-answer bench-ingest bench-ingest-ratio bench-pdf-equivalence bench-parse bench-embedding bench-scaleout bench-pii
+.PHONY: bench-audit evaluate evaluate-answers bench-search bench-answer bench-ingest bench-ingest-ratio bench-pdf-equivalence bench-parse bench-embedding bench-scaleout bench-pii bench-chaos
 
 # Retrieval quality (nDCG@10, recall@10: keyword, vector, hybrid) on a BEIR dataset,
 # loaded through the product's ingestion into an embedded PostgreSQL under var/bench/.
@@ -67,3 +67,13 @@ bench-audit:
 # the extra latency per question, and ingest chunks/s with detection on and off (in-process).
 bench-pii:
 	$(PYTHON) bench/pii.py --docs 200
+
+# Under load and faults (issue 26): USERS askers over HTTP and a bulk import of CHAOS_DOCS mixed
+# files from a second shell, while a parse worker, the embed worker, the signer, vLLM, Redis and
+# PostgreSQL are SIGKILLed one at a time, then the data directory fills up. Report:
+# var/bench/chaos-report.md (figures in docs/benchmarks.md). DURATION=120 USERS=10 CHAOS_DOCS=60 to iterate.
+USERS ?= 50
+DURATION ?= 600
+CHAOS_DOCS ?= 500
+bench-chaos:
+	RAG_MODEL_DIR=$${RAG_MODEL_DIR:-} $(PYTHON) bench/chaos.py --users $(USERS) --duration $(DURATION) --docs $(CHAOS_DOCS) $(CHAOS_ARGS)

@@ -45,13 +45,14 @@ def percentile(values, q):
 
 def start_llm(tmp: Path):
     from rag_platform import llm_model
+    from rag_platform.process import vllm_server
     from rag_platform.embedded import free_loopback_port
 
     model = llm_model.prepare_model(Path(os.environ.get("RAG_MODEL_DIR") or ROOT / "var" / "models"))
     port = free_loopback_port()
-    process = llm_model.start_vllm_server(model, port=port, log_path=tmp / "vllm.log")
+    process = vllm_server.start_vllm_server(model, port=port, log_path=tmp / "vllm.log")
     base_url = f"http://127.0.0.1:{port}/v1"
-    llm_model.wait_for_llm(base_url, timeout=900, process=process, log_path=tmp / "vllm.log")
+    vllm_server.wait_for_llm(base_url, timeout=900, process=process, log_path=tmp / "vllm.log")
     return model, base_url, process
 
 
@@ -224,10 +225,10 @@ def main() -> None:
             print(f"time to first token through the platform, {users_at_once} concurrent: p50 {percentile(ttfts, 50):.0f} ms, "
                   f"p95 {percentile(ttfts, 95):.0f} ms ({len(ttfts)} answers)")
     finally:
-        from rag_platform import llm_model
+        from rag_platform.process import vllm_server
 
         os.killpg(web_process.pid, 15)
-        llm_model.stop_vllm_server(llm_process)
+        vllm_server.stop_vllm_server(llm_process)
 
 
 if __name__ == "__main__":

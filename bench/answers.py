@@ -26,6 +26,7 @@ def main() -> None:
     from django.core.management import call_command
 
     from rag_platform import llm_model
+    from rag_platform.process import vllm_server
     from rag_platform.embedded import free_loopback_port
 
     process = None
@@ -33,15 +34,15 @@ def main() -> None:
         model = llm_model.prepare_model(Path(os.environ.get("RAG_MODEL_DIR") or ROOT / "var" / "models"))
         port = free_loopback_port()
         log = Path(tempfile.mkdtemp(prefix="answers-vllm-")) / "vllm.log"
-        process = llm_model.start_vllm_server(model, port=port, log_path=log)
+        process = vllm_server.start_vllm_server(model, port=port, log_path=log)
         base_url = f"http://127.0.0.1:{port}/v1"
-        llm_model.wait_for_llm(base_url, timeout=900, process=process, log_path=log)
+        vllm_server.wait_for_llm(base_url, timeout=900, process=process, log_path=log)
         argv += ["--llm-base-url", base_url, "--llm-model", model.served_name]
     try:
         call_command("evaluate_answers", dataset, *argv)
     finally:
         if process is not None:
-            llm_model.stop_vllm_server(process)
+            vllm_server.stop_vllm_server(process)
 
 
 if __name__ == "__main__":

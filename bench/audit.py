@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def setup(root: Path):
-    from rag_platform.privacy import apply_offline_environment
+    from rag_platform.process.offline import apply_offline_environment
 
     apply_offline_environment()
     from cryptography.hazmat.primitives import serialization

@@ -33,7 +33,7 @@ DATASET = ROOT.parent / "shared" / "eval" / "scifact-dev"
 
 
 def offline() -> None:
-    from rag_platform.privacy import apply_offline_environment
+    from rag_platform.process.offline import apply_offline_environment
 
     apply_offline_environment()
 

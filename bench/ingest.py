@@ -447,7 +447,7 @@ def raw_encode_rate(texts: list[str], label: str) -> float:
 
 def setup_environment(base: Path, broker: str | None):
     """Fresh embedded PostgreSQL + data dir under base; broker as given or embedded Redis."""
-    from rag_platform.privacy import apply_offline_environment
+    from rag_platform.process.offline import apply_offline_environment
 
     apply_offline_environment()
     os.environ["RAG_DATA_DIR"] = str(base / "data")

@@ -4,7 +4,7 @@
     .venv/bin/python bench/llm_dtype.py bfloat16
 
 Starts the packaged model with the product's server command (eager mode, loopback only)
-and RAG_LLM_DTYPE set to the given dtype; see platform/llm_model.served_dtype.
+and RAG_LLM_DTYPE set to the given dtype; see rag_platform/vllm_server.served_dtype.
 """
 
 import os
@@ -25,15 +25,16 @@ def main() -> None:
     import openai
 
     from rag_platform import llm_model
+    from rag_platform.process import vllm_server
     from rag_platform.embedded import free_loopback_port
 
     model = llm_model.prepare_model(Path(os.environ.get("RAG_MODEL_DIR") or ROOT / "var" / "models"))
     port = free_loopback_port()
     log = ROOT / "var" / f"bench-llm-{dtype}.log"
-    process = llm_model.start_vllm_server(model, port=port, log_path=log)
+    process = vllm_server.start_vllm_server(model, port=port, log_path=log)
     base = f"http://127.0.0.1:{port}/v1"
     try:
-        llm_model.wait_for_llm(base, timeout=600, process=process, log_path=log)
+        vllm_server.wait_for_llm(base, timeout=600, process=process, log_path=log)
         client = openai.OpenAI(base_url=base, api_key="none", max_retries=0,
                                http_client=httpx.Client(trust_env=False, timeout=600, limits=httpx.Limits(max_connections=64)))
 
@@ -53,7 +54,7 @@ def main() -> None:
                 t.join()
             print(f"{dtype}: {n} concurrent: {sum(results) / (time.perf_counter() - started):.1f} tokens/s", flush=True)
     finally:
-        llm_model.stop_vllm_server(process)
+        vllm_server.stop_vllm_server(process)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 def parse_all(out: Path, docs: int, pdfs: int) -> None:
     """In a child process: parse every file, write [chunks or error per file] and the time."""
-    from rag_platform.privacy import apply_offline_environment
+    from rag_platform.process.offline import apply_offline_environment
 
     apply_offline_environment()
     import ingest

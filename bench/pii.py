@@ -46,7 +46,8 @@ def load_labelled(path: Path = LABELLED) -> list[dict]:
 
 def evaluate(rows: list[dict]) -> dict[str, dict[str, float]]:
     """Per type: gold, predicted, true positives (overlap, same type), precision, recall."""
-    from apps.privacy.detection import ENTITY_TYPES, find
+    from apps.privacy.detection import find
+    from apps.privacy.kinds import ENTITY_TYPES
 
     stats = {t: {"gold": 0, "predicted": 0, "tp_pred": 0, "tp_gold": 0} for t in ENTITY_TYPES}
     misses: list[str] = []
@@ -161,7 +162,7 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=200, help="SciFact abstracts for the ingest cost (0: skip)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    from rag_platform.privacy import apply_offline_environment
+    from rag_platform.process.offline import apply_offline_environment
 
     apply_offline_environment()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rag_platform.settings")

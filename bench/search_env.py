@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 def database_url() -> str:
     if os.environ.get("DATABASE_URL"):
         return os.environ["DATABASE_URL"]
-    from rag_platform.privacy import apply_offline_environment
+    from rag_platform.process.offline import apply_offline_environment
 
     apply_offline_environment()
     from rag_platform.embedded import start_postgres

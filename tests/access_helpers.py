@@ -5,7 +5,6 @@ outsider has the staff role and no grant at all."""
 
 from __future__ import annotations
 
-import io
 import socket
 
 import pytest
@@ -14,18 +13,13 @@ from django.test import Client
 
 from apps.api.services import api_token_create
 from apps.corpus.services import collection_grant
-from apps.ingestion.services import document_ingest, document_upload
 from tests.factories import CollectionFactory, UserFactory
+from tests.uploads import ingest
 
 FINANCE = (b"# Payments\n\nPayments above 10,000 EUR require two approvals from the finance team.\n\n"
            b"# Travel\n\nTrain travel is reimbursed in second class; flights need a manager's approval.\n")
 LEGAL = (b"# Contracts\n\nEvery supplier contract above 50,000 EUR is reviewed by the legal department.\n\n"
          b"# Secrets\n\nThe merger code name is BLUEHERON and must never leave the legal team.\n")
-
-
-def ingest(collection, user, name: str, data: bytes):
-    result = document_upload(collection=collection, uploaded_by=user, name=name, content=io.BytesIO(data), size=len(data))
-    return document_ingest(document_id=result.document.id)
 
 
 def closed_loopback_port() -> int:

@@ -97,18 +97,19 @@ def vllm_base_url(tmp_path_factory):
     from pathlib import Path
 
     from rag_platform import llm_model
+    from rag_platform.process import vllm_server
     from rag_platform.embedded import free_loopback_port
 
     model = llm_model.prepare_model(Path(os.environ["RAG_MODEL_DIR"]))
     port = free_loopback_port()
     log = tmp_path_factory.mktemp("vllm") / "vllm.log"
-    process = llm_model.start_vllm_server(model, port=port, log_path=log)
+    process = vllm_server.start_vllm_server(model, port=port, log_path=log)
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
-        llm_model.wait_for_llm(base_url, timeout=900, process=process, log_path=log)
+        vllm_server.wait_for_llm(base_url, timeout=900, process=process, log_path=log)
         yield base_url, model
     finally:
-        llm_model.stop_vllm_server(process)
+        vllm_server.stop_vllm_server(process)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ def serve() -> None:
 
 threading.Thread(target=serve, daemon=True).start()
 
-from rag_platform.egress import install_egress_guard  # noqa: E402
+from rag_platform.process.egress import install_egress_guard  # noqa: E402
 
 install_egress_guard()
 results = {}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -27,6 +26,7 @@ def start_worker(*, database: str, broker: str, log_path: Path, concurrency: int
     """A Celery worker as the stack starts it: by default with its pool processes (two, taking
     turns on the model: apps.ingestion.turns)."""
     from apps.ingestion.turns import pool_processes
+    from rag_platform.commands import worker_command
     from rag_platform.embedded import child_environment
 
     concurrency = pool_processes() if concurrency is None else concurrency
@@ -36,9 +36,7 @@ def start_worker(*, database: str, broker: str, log_path: Path, concurrency: int
         env.pop("RAG_AUDIT_SIGNER", None)
     handle = log_path.open("ab")
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "rag_platform.celery_app", "worker", "--loglevel", "INFO",
-         "--concurrency", str(concurrency), "--without-gossip", "--without-mingle", "--hostname", hostname or f"test{os.getpid()}@%h",
-         "--queues", queues],
+        worker_command(concurrency=concurrency, queues=queues, hostname=hostname or f"test{os.getpid()}@%h"),
         cwd=PROJECT, env=env, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT,
         start_new_session=True,
     )

@@ -1,7 +1,6 @@
 """Search, permission filter and every non-LLM outcome of asking; all against the real DB
 and the real embedding model. The real LLM is in test_end_to_end.py."""
 
-import io
 import socket
 
 import pytest
@@ -9,17 +8,12 @@ import pytest
 from apps.answering.services import NO_ACCESS_MESSAGE, NOT_FOUND_MESSAGE, ask_question
 from apps.audit.models import AuditEvent, EventType, Outcome
 from apps.audit.selectors import event_content
-from apps.ingestion.services import document_ingest, document_upload
 from apps.retrieval.services import chunks_search
 from tests.factories import CollectionFactory
+from tests.uploads import ingest
 
 FINANCE = b"# Payments\n\nPayments above 10,000 EUR require two approvals from the finance team.\n"
 HR = b"# Leave\n\nEmployees receive 28 days of paid annual leave per year.\n"
-
-
-def ingest(collection, user, name, data):
-    result = document_upload(collection=collection, uploaded_by=user, name=name, content=io.BytesIO(data), size=len(data))
-    return document_ingest(document_id=result.document.id)
 
 
 @pytest.fixture
@@ -93,8 +87,8 @@ import json as _json  # noqa: E402
 
 from django.urls import reverse  # noqa: E402
 
-from apps.answering.models import AskedQuestion  # noqa: E402
 from apps.answering.evidence import Evidence  # noqa: E402
+from apps.answering.models import AskedQuestion  # noqa: E402
 from apps.answering.prompts import build_messages, fit_to_window, select_evidence  # noqa: E402
 from apps.answering.sentences import looks_like_instruction  # noqa: E402
 from apps.answering.services import DISCONNECTED_MESSAGE, answer_stream, standalone_query  # noqa: E402

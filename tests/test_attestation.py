@@ -4,7 +4,7 @@ from django.urls import reverse
 
 from apps.audit.attestation import attestation_passed, attestation_report, self_test
 from apps.audit.models import AuditEvent, EventType
-from rag_platform import egress
+from rag_platform.process import egress_refusals
 
 
 @pytest.fixture(autouse=True)
@@ -14,11 +14,11 @@ def checkpoint_dir(settings, tmp_path):
 
 @pytest.mark.allow_hosts(["127.0.0.1", "127.0.0.2", "::1", "localhost"])
 def test_self_test_refuses_a_forbidden_loopback_destination_and_is_not_counted():
-    before = egress.blocked_count
+    before = egress_refusals.blocked_count
     result = self_test()
     assert result["passed"] and result["refused_before_connect"] and result["nothing_arrived"]
     assert result["destination"].startswith("127.0.0.")
-    assert egress.blocked_count == before
+    assert egress_refusals.blocked_count == before
 
 
 @pytest.mark.django_db

@@ -61,7 +61,7 @@ def test_tampering_with_a_sealed_field_is_an_error_not_garbage():
 def test_the_master_key_file_is_made_once_and_refused_when_missing_or_too_open(tmp_path, settings):
     from django.core.exceptions import ImproperlyConfigured
 
-    from apps.audit.apps import refuse_without_master_key
+    from apps.audit.refusals import refuse_without_master_key
     from apps.audit.checks import check_master_key_permissions, check_master_key_present
     from apps.audit.keys import MasterKeyUnavailable, generate_master_key_file, load_master_key, master_key_problem
 

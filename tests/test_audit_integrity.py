@@ -256,6 +256,7 @@ def test_key_rotation_is_a_signed_audited_event(tmp_path, monkeypatch):
 
 
 @pytest.mark.django_db
+@pytest.mark.slow
 def test_a_signer_without_its_key_stops_at_start_with_the_reason(tmp_path):
     from tests.servers import database_url, start_worker
 

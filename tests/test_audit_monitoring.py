@@ -125,6 +125,7 @@ def test_the_beat_schedule_runs_the_verification_every_ten_minutes():
 
 
 @TRANSACTIONAL
+@pytest.mark.slow
 def test_on_the_real_stack_the_banner_appears_within_the_interval(client, compliance_officer, tmp_path):
     """Real signer worker and real beat (intervals shortened to seconds): events are signed
     and verified on schedule; after the owner-level deletion the banner appears within one
@@ -132,6 +133,7 @@ def test_on_the_real_stack_the_banner_appears_within_the_interval(client, compli
     import time
 
     from rag_platform.embedded import child_environment
+
     from tests.servers import database_url, start_worker, stop_process_group, wait_until
 
     env = {"RAG_AUDIT_WITNESS_FILE": settings.AUDIT_WITNESS_FILE, "RAG_AUDIT_CHECKPOINT_DIR": settings.AUDIT_CHECKPOINT_DIR,

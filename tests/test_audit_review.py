@@ -1,9 +1,9 @@
 """The compliance officer's review UI: request context, sign-in events, filters, search,
 detail with passages, export with a signed manifest that verifies offline; reads audited."""
 
-import os
 import io
 import json
+import os
 import zipfile
 from datetime import timedelta
 
@@ -88,10 +88,13 @@ def test_filters_and_question_search(client, compliance_officer, member, outside
     page = client.get(url, {"date_from": today.isoformat(), "date_to": today.isoformat()}).content.decode()
     assert len(shown(date_from=today.isoformat(), date_to=today.isoformat())) == 3, page
     viewed = AuditEvent.objects.filter(event_type=EventType.AUDIT_VIEWED, actor_username="compliance")
-    from apps.audit.keys import search_term_digest  # the search term is kept as its keyed digest (review M7c)
+    from apps.audit.keys import (
+        search_term_digest,  # the search term is kept as its keyed digest (review M7c)
+    )
 
     assert viewed.count() == 8 and viewed.filter(payload__filters__q__hmac=search_term_digest("budget")).exists()
-    assert old.sequence
+    # the search lists the older matching event too, linked to its own record
+    assert reverse("audit:event_detail", args=[old.sequence]) in client.get(url, {"q": "budget"}).content.decode()
 
 
 @pytest.mark.django_db

@@ -223,21 +223,22 @@ def test_a_replaced_model_file_stops_the_stack(tmp_path, monkeypatch):
     import argparse
 
     from rag_platform import llm_model, stack
+    from rag_platform.process import model_manifest, vllm_server
 
-    folder = tmp_path / "models" / llm_model.SERVED_NAME
+    folder = tmp_path / "models" / model_manifest.SERVED_NAME
     folder.mkdir(parents=True)
     (folder / "model.safetensors").write_bytes(b"A" * 4096)
     (folder / "config.json").write_text("{}")
-    manifest = llm_model.write_manifest(folder, source={"test": True})
+    manifest = model_manifest.write_manifest(folder, source={"test": True})
     (folder / "model.safetensors").write_bytes(b"B" * 4096)  # same size, other weights
-    monkeypatch.setattr(llm_model, "prepare_model", lambda *a, **k: llm_model.PreparedModel(
-        path=folder, served_name=llm_model.SERVED_NAME, sha256=manifest["sha256"]))
+    monkeypatch.setattr(llm_model, "prepare_model", lambda *a, **k: model_manifest.PreparedModel(
+        path=folder, served_name=model_manifest.SERVED_NAME, sha256=manifest["sha256"]))
     started = []
-    monkeypatch.setattr(llm_model, "start_vllm_server", lambda *a, **k: started.append(a))
+    monkeypatch.setattr(vllm_server, "start_vllm_server", lambda *a, **k: started.append(a))
     monkeypatch.delenv("LLM_BASE_URL", raising=False)
     monkeypatch.setenv("RAG_MODEL_DIR", str(tmp_path / "models"))
     supervisor = stack.Stack(argparse.Namespace(llm_port=0, web_port=0, workers=1))
-    with pytest.raises(llm_model.ModelIntegrityError, match="changed model.safetensors"):
+    with pytest.raises(model_manifest.ModelIntegrityError, match="changed model.safetensors"):
         supervisor.start_llm()
     assert started == []
 
@@ -257,24 +258,25 @@ def test_credentials_in_urls_never_enter_the_trail():
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.slow
 def test_the_web_process_has_no_key_and_gets_exports_signed_by_the_signer(client, compliance_officer, settings, tmp_path):
     """Web is not the signer: an export is signed by the real signer worker (queue audit)
     over the broker; with no signer running the export is refused (503) and audited."""
     from django.urls import reverse
 
-    from apps.audit import tasks
+    from apps.audit import signer as asking
     from apps.audit.exports import verify_export
     from tests.servers import database_url, start_worker, stop_process_group
 
     settings.AUDIT_SIGNER = False
     record(1)
     client.force_login(compliance_officer)
-    original = tasks.SIGN_TIMEOUT_SECONDS
-    tasks.SIGN_TIMEOUT_SECONDS = 3
+    original = asking.SIGN_TIMEOUT_SECONDS
+    asking.SIGN_TIMEOUT_SECONDS = 3
     try:
         response = client.get(reverse("audit:event_export"))
     finally:
-        tasks.SIGN_TIMEOUT_SECONDS = original
+        asking.SIGN_TIMEOUT_SECONDS = original
     assert response.status_code == 503
     assert AuditEvent.objects.filter(event_type=EventType.AUDIT_EXPORTED, outcome=Outcome.ERROR).count() == 1
     log = tmp_path / "signer.log"

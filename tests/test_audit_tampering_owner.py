@@ -199,11 +199,13 @@ def test_a_forged_head_naming_an_attacker_key_is_refused_and_does_not_stop_the_s
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.slow
 def test_the_real_signer_runs_only_its_own_tasks(tmp_path, settings):
     """Any broker client may route any task to queue ``audit``; the real signer process
     refuses every task but its own (a parse task never runs next to the key), and the
     old ``audit.sign`` is gone."""
     from rag_platform.celery_app import app
+
     from tests.servers import database_url, start_worker, stop_process_group, wait_until
 
     log = tmp_path / "signer.log"
@@ -231,9 +233,9 @@ def test_the_real_signer_runs_only_its_own_tasks(tmp_path, settings):
 # --- M2: one malformed append ----------------------------------------------------------------
 
 def _content(**changes) -> str:
-    from apps.audit.services import _prepare
+    from apps.audit.services import prepare_events
 
-    _, contents = _prepare([{"event_type": EventType.SIGNED_IN, "outcome": Outcome.SUCCESS, "payload": {}}],
+    _, contents = prepare_events([{"event_type": EventType.SIGNED_IN, "outcome": Outcome.SUCCESS, "payload": {}}],
                            using="default")
     return contents[0] if not changes else json.dumps({**json.loads(contents[0]), **changes}, sort_keys=True,
                                                       separators=(",", ":"), ensure_ascii=False)

@@ -4,8 +4,6 @@ fixed number of queries, not a few per item."""
 
 from __future__ import annotations
 
-import io
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -13,9 +11,11 @@ from django.urls import reverse
 
 from apps.corpus.models import Document
 from apps.ingestion import embed_step, parse_step
-from apps.ingestion.services import document_delete, document_ingest, document_upload
+from apps.ingestion.deletion import document_delete
+from apps.ingestion.services import document_ingest
 from tests.access_helpers import bearer
 from tests.factories import CollectionFactory
+from tests.uploads import upload_document as _upload
 
 pytestmark = pytest.mark.django_db
 
@@ -26,10 +26,6 @@ def _rows(collection, n: int, prefix: str = "doc") -> list[Document]:
                  file_type=".txt", status=Document.Status.INDEXED, file=f"{collection.id}/{i}")
         for i in range(n)
     ])
-
-
-def _upload(collection, user, name: str, data: bytes) -> Document:
-    return document_upload(collection=collection, uploaded_by=user, name=name, content=io.BytesIO(data), size=len(data)).document
 
 
 def test_the_collection_page_shows_one_page_of_documents(client, collection, corpus_admin):

@@ -121,10 +121,12 @@ def test_default_deny_egress_and_only_in_cluster_destinations():
 
 
 def test_every_app_pod_is_covered_by_the_egress_policy():
-    for _, doc in K8S:
-        template = doc.get("spec", {}).get("template")
-        if template and template["spec"]["containers"][0]["image"] == "private-rag":
-            assert template["metadata"]["labels"].get("rag/role") == "app", doc["metadata"]["name"]
+    templates = {doc["metadata"]["name"]: doc["spec"]["template"] for _, doc in K8S
+                 if doc.get("spec", {}).get("template")}
+    app = {name for name, t in templates.items() if t["spec"]["containers"][0]["image"] == "private-rag"}
+    assert {"web", "worker-parse", "worker-embed", "signer", "beat"} <= app, sorted(templates)  # sees the app's pods
+    for name in app:
+        assert templates[name]["metadata"]["labels"].get("rag/role") == "app", name
 
 
 def test_vllm_has_gpus_and_a_tensor_parallel_value():

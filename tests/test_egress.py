@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from rag_platform import egress
+from rag_platform.process import egress, egress_policy, egress_refusals
 
 PROJECT = Path(__file__).resolve().parents[1]
 LOOPBACK_HOSTS = ["127.0.0.1", "127.0.0.2", "::1", "localhost"]
@@ -41,21 +41,21 @@ def nothing_arrived(listener) -> bool:
 def test_guard_is_installed_and_refuses_before_connecting(forbidden_listener):
     listener, port = forbidden_listener
     assert egress.is_installed()
-    before = egress.blocked_count
+    before = egress_refusals.blocked_count
     with egress.forbidden("127.0.0.2", port):
         client = socket.socket()
-        with pytest.raises(egress.EgressBlocked):
+        with pytest.raises(egress_refusals.EgressBlocked):
             client.connect(("127.0.0.2", port))
         client.close()
     assert nothing_arrived(listener)
-    assert egress.blocked_count == before + 1
-    attempt = egress.recent_blocked[-1]
+    assert egress_refusals.blocked_count == before + 1
+    attempt = egress_refusals.recent_blocked[-1]
     assert attempt["destination"] == f"127.0.0.2:{port}"
     assert any("test_egress.py" in frame for frame in attempt["code"])
 
 
 def test_policy_rules():
-    policy = egress.Policy(allow=[egress.parse_rule(r) for r in ["10.0.0.0/8", "db.internal:5432", "[fd00::1]:443"]])
+    policy = egress_policy.Policy(allow=[egress_policy.parse_rule(r) for r in ["10.0.0.0/8", "db.internal:5432", "[fd00::1]:443"]])
     assert policy.connect_allowed("127.0.0.1", 80)[0] and policy.connect_allowed("::1", 80)[0]
     assert policy.connect_allowed("10.2.3.4", 1)[0]
     assert policy.connect_allowed("db.internal", 5432)[0] and not policy.connect_allowed("db.internal", 22)[0]
@@ -66,8 +66,8 @@ def test_policy_rules():
 
 
 def test_endpoint_locality():
-    allow = [egress.parse_rule("203.0.113.7")]
-    where = lambda url: egress.parse_endpoint("DATABASE_URL", url).locality(allow)  # noqa: E731
+    allow = [egress_policy.parse_rule("203.0.113.7")]
+    where = lambda url: egress_policy.parse_endpoint("DATABASE_URL", url).locality(allow)  # noqa: E731
     assert where("postgresql://u@/db?host=/tmp/sock") == "unix socket"
     assert where("redis+socket:///tmp/redis.sock") == "unix socket"
     assert where("http://127.0.0.1:8001/v1") == "loopback"
@@ -92,6 +92,7 @@ def test_blocked_attempt_is_written_to_the_audit_trail(forbidden_listener):
     assert any("test_egress.py" in frame for frame in event.payload["code"])
 
 
+@pytest.mark.slow
 def test_public_endpoint_is_refused_at_start_up_unless_allowed():
     """A public DATABASE_URL fails `manage.py check` (no connection is attempted by it)."""
     env = {"PATH": "/usr/bin:/bin", "RAG_DATA_DIR": str(PROJECT / "var" / "check-test"),
@@ -104,8 +105,9 @@ def test_public_endpoint_is_refused_at_start_up_unless_allowed():
     assert out.returncode == 0, out.stderr
 
 
+@pytest.mark.slow
 def test_guard_runs_in_every_kind_of_process():
-    probe = "from rag_platform import egress; print('GUARD', egress.is_installed())"
+    probe = "from rag_platform.process import egress; print('GUARD', egress.is_installed())"
     manage = subprocess.run([sys.executable, "manage.py", "shell", "-c", probe], cwd=PROJECT, capture_output=True, text=True, timeout=120)
     assert "GUARD True" in manage.stdout, manage.stderr
     for module in ("rag_platform.celery_app", "rag_platform.wsgi"):
@@ -132,7 +134,7 @@ def test_full_session_ingest_ask_export_sends_nothing_off_the_machine(client, co
             seen.append((event, args[1] if event != "socket.getaddrinfo" else args[0]))
 
     sys.addaudithook(observer)  # stays for the process; only appends to a local list
-    blocked_before = egress.blocked_count
+    blocked_before = egress_refusals.blocked_count
     started = time.time()
     client.force_login(corpus_admin)
     upload = SimpleUploadedFile("travel.txt", b"Travel above 500 EUR needs the head of unit's approval.\n")
@@ -148,11 +150,11 @@ def test_full_session_ingest_ask_export_sends_nothing_off_the_machine(client, co
 
     def leaves(destination) -> bool:
         if isinstance(destination, tuple):
-            return not egress.is_loopback(str(destination[0]))
-        return isinstance(destination, str) and destination != "" and not destination.startswith("/") and not egress.is_loopback(destination)
+            return not egress_policy.is_loopback(str(destination[0]))
+        return isinstance(destination, str) and destination != "" and not destination.startswith("/") and not egress_policy.is_loopback(destination)
 
     assert [s for s in seen_during if leaves(s[1])] == []
-    assert egress.blocked_count == blocked_before
+    assert egress_refusals.blocked_count == blocked_before
     assert not AuditEvent.objects.filter(event_type=EventType.EGRESS_BLOCKED).exists()
     assert AuditEvent.objects.filter(event_type=EventType.QUESTION_ASKED).exists()
     assert time.time() - started < 300

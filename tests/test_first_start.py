@@ -22,6 +22,7 @@ from apps.audit.services import audit_record
 PROJECT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_the_stack_creates_its_keys_before_django_is_set_up(tmp_path):
     """The stack process makes the signing and master keys with no Django settings configured."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_AUDIT", "DJANGO_"))}
@@ -39,6 +40,7 @@ def test_the_stack_creates_its_keys_before_django_is_set_up(tmp_path):
     assert f"manage.py audit_verify --public-key {pin}" in result.stdout
 
 
+@pytest.mark.slow
 def test_the_repository_tracks_no_witness_file_and_ignores_it():
     tracked = subprocess.run(["git", "ls-files"], cwd=PROJECT, capture_output=True, text=True).stdout.split()
     if not tracked:

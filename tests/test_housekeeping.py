@@ -4,7 +4,6 @@ the real worker."""
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
@@ -16,14 +15,10 @@ from django.utils import timezone
 
 from apps.corpus.models import Document
 from apps.ingestion import parse_step, queue, tasks
-from apps.ingestion.services import document_upload
 from tests.servers import PROJECT, database_url, stop_process_group, wait_until
+from tests.uploads import upload_document as _upload
 
 S = Document.Status
-
-
-def _upload(collection, user, name: str, data: bytes) -> Document:
-    return document_upload(collection=collection, uploaded_by=user, name=name, content=io.BytesIO(data), size=len(data)).document
 
 
 @pytest.fixture
@@ -74,11 +69,10 @@ def test_a_waiting_recheck_is_a_new_task_not_a_retry(collection, corpus_admin, s
 def test_beat_hands_an_expired_claim_to_the_worker(worker, collection, corpus_admin, tmp_path):
     """A document whose task died with its message (a broker restart, a purged queue) is
     indexed without anyone restarting anything: celery beat runs the housekeeping task."""
-    from rag_platform.embedded import child_environment
-
     import hashlib
 
     from django.core.files.base import ContentFile
+    from rag_platform.embedded import child_environment
 
     # Stored as an upload stores it, but no task is on the broker: it died with its message.
     data = b"Visitors sign the register at reception.\n"

@@ -7,6 +7,7 @@ import pytest
 from apps.audit.models import AuditEvent, EventType
 from apps.corpus.models import Chunk, Document
 from apps.ingestion.services import UploadRejected, document_ingest, document_upload
+from tests.uploads import upload
 
 POLICY = b"""# Payments policy
 
@@ -18,10 +19,6 @@ Payments above 10,000 EUR require two approvals from the finance team.
 
 Invoices are kept for seven years.
 """
-
-
-def upload(collection, user, name, data, size=None):
-    return document_upload(collection=collection, uploaded_by=user, name=name, content=io.BytesIO(data), size=len(data) if size is None else size)
 
 
 @pytest.mark.django_db

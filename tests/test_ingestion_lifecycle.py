@@ -8,14 +8,12 @@ import pytest
 from apps.audit.models import AuditEvent, EventType
 from apps.corpus.models import Chunk, Document
 from apps.ingestion.archives import files_upload
-from apps.ingestion.services import UploadRejected, document_delete, document_ingest, document_upload
+from apps.ingestion.deletion import document_delete
+from apps.ingestion.services import UploadRejected, document_ingest
 from tests import files
+from tests.uploads import upload
 
 pytestmark = pytest.mark.django_db
-
-
-def upload(collection, user, name, data):
-    return document_upload(collection=collection, uploaded_by=user, name=name, content=io.BytesIO(data), size=len(data))
 
 
 def test_duplicate_upload_is_one_document_and_audited(collection, corpus_admin):
@@ -98,7 +96,8 @@ def test_a_bulk_upload_sends_one_task_per_group_and_leaves_no_file_behind(
     other files their own at once. Even when the tasks run out of order (a group's task
     claiming another group's files), every file is parsed: a parse task that leaves small
     files queued sends a successor."""
-    from apps.ingestion import parse_step, queue as task_queue
+    from apps.ingestion import parse_step
+    from apps.ingestion import queue as task_queue
     from apps.ingestion.services import bulk_enqueue
 
     settings.INGEST_PARSE_BATCH_DOCS = 3

@@ -8,9 +8,9 @@ import pytest
 
 from apps.audit.models import AuditEvent, EventType
 from apps.corpus.models import Chunk, Document
-from apps.ingestion.archives import files_upload
-from apps.ingestion.services import UploadRejected, document_ingest
+from apps.ingestion.services import UploadRejected
 from tests.msgfile import build_cfb, build_msg, message_tree
+from tests.uploads import ingest_one, upload_files
 
 SUBJECT = "Evacuation drill moved to Thursday"
 BODY = (
@@ -115,15 +115,8 @@ def test_detected_as_msg_by_content_whatever_its_name(tmp_path):
 
 
 def upload(collection, user, name, data):
-    [result] = files_upload(collection=collection, uploaded_by=user, name=name, content=io.BytesIO(data), size=len(data))
+    [result] = upload_files(collection, user, name, data)
     return result
-
-
-def ingest_one(collection, user, name, data) -> Document | UploadRejected:
-    result = upload(collection, user, name, data)
-    if isinstance(result, UploadRejected):
-        return result
-    return document_ingest(document_id=result.document.id)
 
 
 def assert_still_ingests(collection, user):

@@ -19,12 +19,8 @@ from apps.corpus.models import Collection, Document
 from apps.corpus.services import collection_create
 from apps.ingestion.archives import files_upload
 from apps.ingestion.housekeeping import documents_check
-from apps.ingestion.services import document_upload
 from tests.factories import CollectionFactory
-
-
-def _upload(collection, user, name: str, data: bytes):
-    return document_upload(collection=collection, uploaded_by=user, name=name, content=io.BytesIO(data), size=len(data))
+from tests.uploads import upload as _upload
 
 
 @pytest.mark.django_db

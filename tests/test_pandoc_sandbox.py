@@ -21,7 +21,7 @@ import pytest
 from apps.corpus.models import Chunk, Document
 from apps.ingestion.parsing import OfflineViolation, parse_and_chunk
 from apps.ingestion.services import document_ingest, document_upload
-from rag_platform import egress
+from rag_platform.process import egress
 from tests import files
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -111,6 +111,7 @@ def test_parse_child_refuses_pandoc_without_its_sandbox(tmp_path, monkeypatch, f
     assert forbidden_image_host.requests == []
 
 
+@pytest.mark.slow
 def test_start_up_check_refuses_allow_pandoc_no_sandbox(monkeypatch):
     from django.core.exceptions import ImproperlyConfigured
 

@@ -111,10 +111,12 @@ def test_the_guard_catches_a_connection_attempt(monkeypatch):
         socket.create_connection(("example.com", 443), timeout=1)
     with pytest.raises(NetworkAttempt):
         socket.socket(socket.AF_INET, socket.SOCK_STREAM).connect(("192.0.2.1", 80))
+    import urllib.error
     import urllib.request
 
-    with pytest.raises(Exception):
+    with pytest.raises(urllib.error.URLError) as info:  # urllib wraps the guard's refusal
         urllib.request.urlopen("https://github.com/", timeout=1)
+    assert isinstance(info.value.reason, NetworkAttempt)
     assert [kind for kind, _ in guard.attempts] == ["dns", "connect", "dns"]
 
 
@@ -462,6 +464,7 @@ print(json.dumps({"attempts": attempts, "timings": timings}))
 """
 
 
+@pytest.mark.slow
 def test_fresh_process_makes_no_network_attempt():
     """A new interpreter *without* the privacy variables: importing this module and parsing
     every sample must not try a single DNS lookup or connection (unstructured's import-time

@@ -68,7 +68,7 @@ WARM_CHILD_PROBE = """
 import os, sys
 sys.path.insert(0, {root!r})
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rag_platform.settings")
-from rag_platform.privacy import apply_offline_environment
+from rag_platform.process.offline import apply_offline_environment
 apply_offline_environment()
 import django
 django.setup()
@@ -86,10 +86,11 @@ def parse_and_count(path):
 
 result = sandbox.run_limited(parse_and_count, {pdf!r}, memory_bytes=2 << 30, cpu_seconds=60, wall_seconds=120,
                              readable=[{pdf!r}])
-print(len(compiled), *result.value["value"])
+print(len(compiled), *result.value)
 """
 
 
+@pytest.mark.slow
 def test_forked_parse_children_inherit_the_compiled_reading_order(pdfs, tmp_path):
     """The worker warms up once and forks a child per PDF: unstructured's XY-cut functions
     (numba) must already be compiled in the worker, for the types a real page uses, or every

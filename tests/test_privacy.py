@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from apps.privacy import detection, recognizers
+from apps.privacy import detection, kinds, recognizers
 from apps.privacy.masking import mask_content, mask_text
 from bench.pii import evaluate, load_labelled
 
@@ -77,7 +77,7 @@ def test_counts_by_type_without_values():
     counts = detection.count(text)
     assert counts == {"PERSON": 1, "UK_NHS": 1, "DATE_OF_BIRTH": 1, "IBAN_CODE": 1, "CREDIT_CARD": 1,
                       "EMAIL_ADDRESS": 1, "US_SSN": 1}, counts
-    assert detection.describe({"EMAIL_ADDRESS": 3, "IBAN_CODE": 1}) == "3 e-mail addresses, 1 IBAN"
+    assert kinds.describe({"EMAIL_ADDRESS": 3, "IBAN_CODE": 1}) == "3 e-mail addresses, 1 IBAN"
 
 
 def test_dates_are_births_only_with_birth_context_and_checksums_matter():

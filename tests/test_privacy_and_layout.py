@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pytest_socket import SocketConnectBlockedError, socket_allow_hosts
 
-from rag_platform.privacy import OFFLINE_ENVIRONMENT, offline_environment_status
+from rag_platform.process.offline import OFFLINE_ENVIRONMENT, offline_environment_status
 
 PROJECT = Path(__file__).resolve().parents[1]
 CHECK = "import platform; assert platform.system() and platform.__file__.endswith('/platform.py'), platform.__file__; print('stdlib', platform.system())"
@@ -23,12 +23,14 @@ def test_import_platform_is_the_standard_library_under_pytest():
     assert Path(platform.__file__).parent != PROJECT / "platform"
 
 
+@pytest.mark.slow
 def test_import_platform_is_the_standard_library_under_manage_py():
     out = subprocess.run([sys.executable, "manage.py", "shell", "-c", CHECK], cwd=PROJECT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "stdlib Linux" in out.stdout
 
 
+@pytest.mark.slow
 def test_import_platform_is_the_standard_library_under_celery():
     # `celery report` loads the app (and Django settings) and reports platform.system().
     out = subprocess.run([sys.executable, "-m", "celery", "-A", "rag_platform.celery_app", "report"],
@@ -37,6 +39,7 @@ def test_import_platform_is_the_standard_library_under_celery():
     assert "system:Linux" in out.stdout
 
 
+@pytest.mark.slow
 def test_offline_switches_are_in_force_here_and_in_children():
     assert all(offline_environment_status().values())
     code = "import os, rag_platform.settings; print(os.environ['HF_HUB_OFFLINE'], os.environ['VLLM_NO_USAGE_STATS'], os.environ['SCARF_NO_ANALYTICS'])"

@@ -1,7 +1,6 @@
 """Personal data at ingest, through the parse and embed steps (document_ingest: the sandboxed
 parse and the embed batch the worker runs), per collection policy; and in questions."""
 
-import io
 
 import pytest
 from django.core.management import call_command
@@ -9,7 +8,7 @@ from django.urls import reverse
 
 from apps.audit.models import AuditEvent, EventType
 from apps.corpus.models import Chunk, Collection, Document
-from apps.ingestion.services import document_ingest, document_upload
+from tests import uploads
 from tests.access_helpers import bearer
 
 LETTER = b"""# Account change
@@ -24,9 +23,7 @@ Payments above 10,000 EUR need two approvals.
 
 
 def ingest(collection, user, name="letter.md", data=LETTER):
-    result = document_upload(collection=collection, uploaded_by=user, name=name, content=io.BytesIO(data),
-                             size=len(data))
-    return document_ingest(document_id=result.document.id)
+    return uploads.ingest(collection, user, name, data)
 
 
 def indexed_event(document):

@@ -36,7 +36,7 @@ def _bare_env(**extra: str) -> dict[str, str]:
 @pytest.fixture
 def stack_json():
     """Publish endpoints the way a running stack does (RAG_DATA_DIR/run/stack.json)."""
-    from rag_platform.runtime import clear_stack_endpoints, stack_file, write_stack_endpoints
+    from rag_platform.process.runtime import clear_stack_endpoints, stack_file, write_stack_endpoints
 
     assert not stack_file().exists()
 

@@ -1,7 +1,6 @@
 """Hybrid search: one SQL statement, the permission filter inside it, the three users
 (owner, member, outsider), selective filters that still return k results."""
 
-import io
 import random
 
 import numpy as np
@@ -10,9 +9,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
 
 from apps.corpus.models import Chunk, Document
-from apps.ingestion.services import document_ingest, document_upload
 from apps.retrieval.services import chunks_search
 from tests.factories import CollectionFactory
+from tests.uploads import ingest
 
 DOCUMENTS = {
     "payments.md": b"# Payments\n\nPayments above 10,000 EUR require two approvals from the finance team. "
@@ -29,11 +28,6 @@ WORDS = (
     "payment approval finance invoice supplier blocked leave annual parental salary band March committee "
     "travel train hotel night reimbursed EUR days weeks employees code review team second class"
 ).split()
-
-
-def ingest(collection, user, name, data):
-    upload = document_upload(collection=collection, uploaded_by=user, name=name, content=io.BytesIO(data), size=len(data))
-    return document_ingest(document_id=upload.document.id)
 
 
 @pytest.fixture

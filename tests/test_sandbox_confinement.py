@@ -17,6 +17,7 @@ import pytest
 from django.conf import settings
 
 from apps.ingestion.sandbox import run_limited
+from apps.ingestion.sandbox_wire import ChildRaised
 
 LIMITS = {"memory_bytes": 256 * 1024 * 1024, "cpu_seconds": 10, "wall_seconds": 20}
 
@@ -78,7 +79,7 @@ def test_child_cannot_read_a_secret_in_the_keys_folder():
     secret.write_text("top secret")
     try:
         assert _read(str(secret)) == "read: top secret"  # the worker itself can
-        value = run_limited(_read, str(secret), **LIMITS).value["value"]
+        value = run_limited(_read, str(secret), **LIMITS).value
         assert value.startswith("refused"), value
     finally:
         secret.unlink()
@@ -91,7 +92,7 @@ def test_child_cannot_connect_to_the_embedded_postgresql_socket():
     sockets = [s for s in sockets if not s.endswith(".lock")]
     assert sockets, f"no PostgreSQL socket under {host}"
     assert _connect(sockets[0]) == "connected"  # the worker itself can
-    value = run_limited(_connect, sockets[0], **LIMITS).value["value"]
+    value = run_limited(_connect, sockets[0], **LIMITS).value
     assert value.startswith("refused"), value
 
 
@@ -101,14 +102,14 @@ def test_child_cannot_read_another_collections_stored_file():
     for path, text in ((own, "mine"), (other, "theirs")):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    value = run_limited(_read, str(own), **LIMITS, readable=[str(own)]).value["value"]
+    value = run_limited(_read, str(own), **LIMITS, readable=[str(own)]).value
     assert value == "read: mine"
-    value = run_limited(_read, str(other), **LIMITS, readable=[str(own)]).value["value"]
+    value = run_limited(_read, str(other), **LIMITS, readable=[str(own)]).value
     assert value.startswith("refused"), value
 
 
 def test_double_forked_grandchild_does_not_survive():
-    grandchild = run_limited(_double_fork, **LIMITS).value["value"]
+    grandchild = run_limited(_double_fork, **LIMITS).value
     assert grandchild > 0
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
@@ -128,10 +129,12 @@ def _raise_long_message():
 
 
 def test_child_messages_are_bounded_and_stripped():
-    payload = run_limited(_raise_long_message, **LIMITS).value
-    assert not payload["ok"]
-    assert len(payload["message"]) <= 500 and "\x1b" not in payload["message"] and "\u202e" not in payload["message"]
-    from apps.ingestion.sandbox import bounded
+    with pytest.raises(ChildRaised) as info:
+        run_limited(_raise_long_message, **LIMITS)
+    message = info.value.message
+    assert info.value.type_name == "ValueError"
+    assert len(message) <= 500 and "\x1b" not in message and "\u202e" not in message
+    from apps.ingestion.sandbox_wire import bounded
 
     assert bounded("a\x00b") == "a b"
 

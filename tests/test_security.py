@@ -103,6 +103,7 @@ def test_templates_use_no_inline_script_or_style():
     assert offenders == []
 
 
+@pytest.mark.slow
 def test_deploy_check_is_clean_with_production_settings(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL"))}
     env.update({

@@ -295,13 +295,13 @@ def test_configuration_from_the_environment_is_checked(monkeypatch, tmp_path):
 def test_a_public_provider_endpoint_fails_the_system_check_unless_allowed(monkeypatch):
     """Classified from the address alone: nothing is sent (IP literals, no name lookup)."""
     from apps.audit.checks import check_endpoints_are_local
-    from rag_platform import egress
+    from rag_platform.process import egress_policy
 
     monkeypatch.setenv("OIDC_OP_TOKEN_ENDPOINT", "https://8.8.8.8/token")
     monkeypatch.setenv("OIDC_OP_USER_ENDPOINT", "http://10.20.30.40/userinfo")
     monkeypatch.setenv("OIDC_OP_JWKS_ENDPOINT", "http://127.0.0.1:9/jwks")
     assert [error.id for error in check_endpoints_are_local() if error.is_serious()] == ["rag.E004"]
-    policy = egress.Policy.from_environment()
+    policy = egress_policy.Policy.from_environment()
     assert policy.connect_allowed("10.20.30.40", 80)[0]  # a private provider is a configured endpoint
     assert not policy.connect_allowed("8.8.8.8", 443)[0]
     monkeypatch.setenv("RAG_EGRESS_ALLOW", "8.8.8.8:443")

@@ -1,7 +1,7 @@
 """Sign-in throttling that leaves non-web callers alone.
 
 django-axes keys its counters on user name + client address (the real client behind
-RAG_TRUSTED_PROXIES: rag_platform.client_address). On top of it, a user name that failed
+RAG_TRUSTED_PROXIES: rag_platform.process.client_address). On top of it, a user name that failed
 AUTH_NAME_FAILURE_LIMIT times from any mix of addresses is paused too
 (apps.accounts.failures.name_paused), so rotating source addresses does not get around the
 per-address pause. ``authenticate()`` without a request comes only from code on the server

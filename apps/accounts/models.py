@@ -35,7 +35,7 @@ class AuthFailureWindow(models.Model):
     token or password from anyone appended a permanent event under the trail's global lock."""
 
     method = models.CharField(max_length=16)  # "password", "api_token", "oidc"
-    source = models.CharField(max_length=45)  # the client address (rag_platform.client_address)
+    source = models.CharField(max_length=45)  # the client address (rag_platform.process.client_address)
     name = models.CharField(max_length=150)  # the user name or token prefix tried
     window_start = models.DateTimeField()
     count = models.PositiveIntegerField(default=0)

@@ -1,5 +1,5 @@
 """Single sign-on through OpenID Connect (authorization code flow with PKCE), on only when
-``OIDC_RP_CLIENT_ID`` is configured (platform/conf/sso.py).
+``OIDC_RP_CLIENT_ID`` is configured (rag_platform/conf/sso.py).
 
 mozilla-django-oidc does the protocol: state, nonce and PKCE in the session, the code
 exchange, the id_token's RS256 signature against the provider's JWKS, the nonce. This

@@ -1,5 +1,5 @@
 """Single sign-on callback (the start view is mozilla-django-oidc's own; routes exist only
-when OIDC_RP_CLIENT_ID is configured: platform/urls.py)."""
+when OIDC_RP_CLIENT_ID is configured: rag_platform/urls.py)."""
 
 from __future__ import annotations
 

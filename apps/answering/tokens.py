@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 def tokenizer_path() -> Path:
     if settings.LLM_TOKENIZER_PATH:
         return Path(settings.LLM_TOKENIZER_PATH)
-    from rag_platform.llm_model import SERVED_NAME
+    from rag_platform.process.model_manifest import SERVED_NAME
 
     import os
 
@@ -39,7 +39,7 @@ def _tokenizer(path: str):
 
 
 def _local_tokenizer():
-    from rag_platform.llm_model import SERVED_NAME
+    from rag_platform.process.model_manifest import SERVED_NAME
 
     if settings.LLM_TOKENIZER_PATH or settings.LLM_MODEL == SERVED_NAME:
         return _tokenizer(str(tokenizer_path()))

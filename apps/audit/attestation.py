@@ -35,7 +35,7 @@ def self_test() -> dict[str, Any]:
     even a broken guard would not send anything off the machine; the listener then shows
     nothing arrived.
     """
-    from rag_platform import egress
+    from rag_platform.process import egress, egress_refusals
 
     listener = socket.socket()
     try:
@@ -51,7 +51,7 @@ def self_test() -> dict[str, Any]:
         try:
             with egress.forbidden(host, port, record=False):
                 client.connect((host, port))
-        except egress.EgressBlocked:
+        except egress_refusals.EgressBlocked:
             refused = True
         finally:
             client.close()
@@ -68,8 +68,8 @@ def self_test() -> dict[str, Any]:
 
 @lru_cache(maxsize=4)
 def _tree_sha256(path: str) -> str:
-    """The same checksum as the embedding code's and the LLM manifest's (rag_platform.llm_model.tree_sha256)."""
-    from rag_platform.llm_model import tree_sha256
+    """The same checksum as the embedding code's and the LLM manifest's (rag_platform.process.model_manifest.tree_sha256)."""
+    from rag_platform.process.model_manifest import tree_sha256
 
     return tree_sha256(Path(path)) if Path(path).exists() else ""
 
@@ -91,16 +91,16 @@ def attestation_report(*, run_self_test: bool = True, verify_chain: bool = False
     """The report. The chain part is the *last* verification's result (an ``audit.verified``
     event), not a new one: a page view must not walk the trail. ``verify_chain`` (manage.py
     attest --verify) runs one first, with the pinned key."""
-    from rag_platform import egress
-    from rag_platform.privacy import offline_environment_status
+    from rag_platform.process import egress, egress_policy, egress_refusals
+    from rag_platform.process.offline import offline_environment_status
 
     from apps.audit.selectors import audit_integrity_status
 
-    allow = egress.allowlist_from_env()
+    allow = egress_policy.allowlist_from_env()
     endpoints = [
         {"variable": e.variable, "url": _redact(e.url), "host": e.host or "(unix socket)", "locality": e.locality(allow),
          "local": e.locality(allow) != "PUBLIC"}
-        for e in egress.configured_endpoints()
+        for e in egress_policy.configured_endpoints()
     ]
     embedding_path, embedding_sha = embedding_weights_sha256()
     if verify_chain:
@@ -122,7 +122,7 @@ def attestation_report(*, run_self_test: bool = True, verify_chain: bool = False
         "offline_switches": offline_environment_status(),
         "guard_installed": egress.is_installed(),
         "self_test": self_test() if run_self_test else None,
-        "blocked_in_this_process": egress.blocked_count,
+        "blocked_in_this_process": egress_refusals.blocked_count,
         "blocked_recorded": AuditEvent.objects.filter(event_type=EventType.EGRESS_BLOCKED).count(),
         "chain": _last_verification(status.last_verification),
         "database_role": database_role(),

@@ -75,8 +75,6 @@ def body_of(event: Any) -> dict[str, Any]:
 # role in the clear, so a tombstone (which keeps those and the content's sha256) can be
 # checked against the chain after the event itself expired.
 HASH_VERSION = 2
-CONTENT_FIELDS = ("actor_id", "actor_roles", "actor_username", "created_at", "event_type", "outcome", "payload",
-                  *CONTEXT_FIELDS)
 
 
 def event_content(*, created_at: datetime | str, event_type: str, outcome: str, actor_id: int | None,

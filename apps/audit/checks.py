@@ -1,7 +1,7 @@
 """System checks: configured endpoints on public addresses are refused at start-up.
 
 Runs with every management command (``migrate`` once per release, ``check --deploy``) and
-from the Celery worker/beat and WSGI start-up via apps.audit.apps.
+from the Celery worker/beat and WSGI start-up via apps.audit.refusals.
 """
 
 from django.core.checks import Error, Tags, Warning, register
@@ -11,17 +11,17 @@ EGRESS_TAG = "egress"
 
 @register(Tags.security, EGRESS_TAG)
 def check_endpoints_are_local(app_configs=None, **kwargs):
-    from rag_platform import egress
+    from rag_platform.process import egress, egress_policy
 
     problems = []
-    allow = egress.allowlist_from_env()
-    for endpoint in egress.configured_endpoints():
+    allow = egress_policy.allowlist_from_env()
+    for endpoint in egress_policy.configured_endpoints():
         if endpoint.locality(allow) == "PUBLIC":
             problems.append(Error(
                 f"{endpoint.variable} points at {endpoint.host}, a public address.",
                 hint=("Data would leave the environment. Use a private or loopback address, or, if "
                       f"this really is your own service, add '{endpoint.host}' to RAG_EGRESS_ALLOW."),
-                id=f"rag.E00{egress.ENDPOINT_VARIABLES.index(endpoint.variable) + 1}",
+                id=f"rag.E00{egress_policy.ENDPOINT_VARIABLES.index(endpoint.variable) + 1}",
             ))
     if not egress.is_installed():
         problems.append(Warning("The egress guard is not installed in this process.", id="rag.W001"))

@@ -62,8 +62,8 @@ def hash_session_key(session_key: str | None, secret: str) -> str:
 
 def process_name() -> str:
     """What kind of process writes the event: the role its entry point set (web, celery
-    worker, celery beat, manage.py COMMAND; rag_platform.runtime), else the script name."""
-    from rag_platform.runtime import process_role
+    worker, celery beat, manage.py COMMAND; rag_platform.process.runtime), else the script name."""
+    from rag_platform.process.runtime import process_role
 
     if role := process_role():
         return role

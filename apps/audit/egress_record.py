@@ -2,7 +2,7 @@
 
 The write runs on its own thread (so its own database connection and transaction): the
 caller's transaction may roll back, and the caller may even hold the chain lock. The guard
-waits a few seconds at most; the in-process counter (rag_platform.egress.blocked_count)
+waits a few seconds at most; the in-process counter (rag_platform.process.egress_refusals.blocked_count)
 is kept whatever happens here.
 """
 

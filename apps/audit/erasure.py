@@ -69,7 +69,7 @@ def erase_keys(*, subjects: list[Subject], reason: str, actor: Any, what: dict[s
     """Destroy the data keys of ``subjects`` and append ``audit.erased`` (who, what, why,
     when) in one transaction; ErasureRefused, with nothing destroyed, under a legal hold.
     ``what`` describes the subject for the record (e.g. {"username": ...})."""
-    from apps.audit.services import _attach, _prepare
+    from apps.audit.services import attach_events, prepare_events
 
     reason = (reason or "").strip()
     if not reason:
@@ -82,12 +82,12 @@ def erase_keys(*, subjects: list[Subject], reason: str, actor: Any, what: dict[s
                   .order_by("id").values_list("id", "scope", "subject_id")]
         payload = {**what, "subjects": [[scope, subject] for scope, subject in subjects], "key_ids": key_ids,
                    "keys": owners, "reason": reason[:500]}
-        events, contents = _prepare([{"event_type": EventType.ERASED, "outcome": Outcome.SUCCESS, "actor": actor,
+        events, contents = prepare_events([{"event_type": EventType.ERASED, "outcome": Outcome.SUCCESS, "actor": actor,
                                       "payload": payload}], using=using)
         with connections[using].cursor() as cursor:
             cursor.execute("SELECT * FROM audit_erase(%s::bigint[], %s::text)", [key_ids, contents[0]])
             rows = cursor.fetchall()
-        event = _attach(events, rows, using)[0]
+        event = attach_events(events, rows, using)[0]
         entry = _entry(event, owners)
         if key_ids:
             transaction.on_commit(lambda: keys.ledger_append(entry), using=using)
@@ -141,15 +141,15 @@ def apply_ledger(*, using: str = "default") -> dict[str, Any]:
 
 
 def _reerase(key_ids: list[int], entries: list[dict], *, using: str) -> None:
-    from apps.audit.services import _attach, _prepare
+    from apps.audit.services import attach_events, prepare_events
 
     entries = [e for e in entries if set(e.get("key_ids", [])) & set(key_ids)]
     payload = {"reapplied_from_ledger": True, "key_ids": key_ids, "subjects": [],
                "reason": "re-applied after a restore: " + "; ".join(sorted({e.get("reason", "") for e in entries})),
                "original_erasures": [{"sequence": e.get("sequence"), "hash": e.get("hash")} for e in entries]}
     with transaction.atomic(using=using):
-        events, contents = _prepare([{"event_type": EventType.ERASED, "outcome": Outcome.SUCCESS, "actor": None,
+        events, contents = prepare_events([{"event_type": EventType.ERASED, "outcome": Outcome.SUCCESS, "actor": None,
                                       "payload": payload}], using=using)
         with connections[using].cursor() as cursor:
             cursor.execute("SELECT * FROM audit_erase(%s::bigint[], %s::text)", [key_ids, contents[0]])
-            _attach(events, cursor.fetchall(), using)
+            attach_events(events, cursor.fetchall(), using)

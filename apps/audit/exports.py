@@ -26,7 +26,7 @@ from apps.audit import signing
 from apps.audit.chain import HASH_VERSION, body_of, canonical_json, content_of, line_hash, sha256_hex
 from apps.audit.models import AuditEvent, EventType, Outcome
 from apps.audit.export_signing import FORMAT, digest_add, line_digest
-from apps.audit.tasks import sign_export_by_signer
+from apps.audit.signer import sign_export_by_signer
 from apps.privacy.masking import mask_content
 
 CSV_COLUMNS = ["sequence", "created_at", "event_type", "outcome", "actor_id", "actor_username", "actor_roles",

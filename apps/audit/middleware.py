@@ -41,6 +41,6 @@ def _clean_request_id(value: str | None) -> str:
 
 def _client_ip(request: HttpRequest) -> str:
     # X-Forwarded-For counts only as far as configured proxies vouch for it (RAG_TRUSTED_PROXIES).
-    from rag_platform.client_address import client_address
+    from rag_platform.process.client_address import client_address
 
     return client_address(request)

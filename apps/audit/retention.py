@@ -28,15 +28,15 @@ def retention_days(event_type: str) -> int:
 def legal_hold_place(*, starts_at: datetime, ends_at: datetime, reason: str, placed_by) -> LegalHold:
     """The database function ``audit_legal_hold_place`` (migration 0011) creates the hold and
     appends its event in one transaction; the application role cannot do either alone."""
-    from apps.audit.services import _attach, _prepare
+    from apps.audit.services import attach_events, prepare_events
 
     payload = {"starts_at": starts_at.isoformat(), "ends_at": ends_at.isoformat(), "reason": reason}
-    events, contents = _prepare([{"event_type": EventType.LEGAL_HOLD_PLACED, "outcome": Outcome.SUCCESS,
+    events, contents = prepare_events([{"event_type": EventType.LEGAL_HOLD_PLACED, "outcome": Outcome.SUCCESS,
                                   "actor": placed_by, "payload": payload}], using="default")
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT * FROM audit_legal_hold_place(%s::text)", [contents[0]])
         hold_id, *row = cursor.fetchone()
-    event = _attach(events, [tuple(row)], "default")[0]
+    event = attach_events(events, [tuple(row)], "default")[0]
     event.payload = {**event.payload, "hold_id": hold_id}
     return LegalHold.objects.get(id=hold_id)
 
@@ -44,14 +44,14 @@ def legal_hold_place(*, starts_at: datetime, ends_at: datetime, reason: str, pla
 def legal_hold_release(*, hold: LegalHold, released_by) -> LegalHold:
     """``audit_legal_hold_release`` (migration 0011) ends the hold and appends its event in
     the same transaction: no hold ends without a chained record."""
-    from apps.audit.services import _attach, _prepare
+    from apps.audit.services import attach_events, prepare_events
 
-    events, contents = _prepare([{"event_type": EventType.LEGAL_HOLD_RELEASED, "outcome": Outcome.SUCCESS,
+    events, contents = prepare_events([{"event_type": EventType.LEGAL_HOLD_RELEASED, "outcome": Outcome.SUCCESS,
                                   "actor": released_by, "payload": {"hold_id": hold.id}}], using="default")
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT * FROM audit_legal_hold_release(%s, %s::text)", [hold.id, contents[0]])
         released_at, *row = cursor.fetchone()
-    _attach(events, [tuple(row)], "default")
+    attach_events(events, [tuple(row)], "default")
     hold.released_at = released_at or timezone.now()
     return hold
 
@@ -87,7 +87,7 @@ def audit_expire(*, now: datetime | None = None, actor=None, batch_size: int = 5
     from apps.audit import signing
     from apps.audit.chain import content_of, sha256_hex
     from apps.audit.checkpoints import audit_checkpoint_create
-    from apps.audit.services import _CHAIN_LOCK_KEY, audit_record
+    from apps.audit.services import CHAIN_LOCK_KEY, audit_record
 
     using = owner_alias()
     now = now or timezone.now()
@@ -97,7 +97,7 @@ def audit_expire(*, now: datetime | None = None, actor=None, batch_size: int = 5
     while True:
         with transaction.atomic(using=using):
             with connections[using].cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK_KEY])
             candidates = (AuditEvent.objects.using(using).filter(_past_retention(now), sequence__lte=covered)
                           .exclude(event_type__in=NEVER_EXPIRE))
             for hold in holds:

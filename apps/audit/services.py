@@ -20,7 +20,7 @@ from apps.audit.redaction import redact_payload
 
 # Arbitrary constant key for pg_advisory_xact_lock: one writer at a time extends the chain
 # (taken inside audit_append, migration 0007).
-_CHAIN_LOCK_KEY = 0x52414741  # "RAGA"
+CHAIN_LOCK_KEY = 0x52414741  # "RAGA"
 
 
 def audit_record(
@@ -48,14 +48,14 @@ def audit_record_many(records: list[dict[str, Any]], *, using: str = "default") 
     The client only proposes the content; the database assigns sequence, previous hash and
     role and computes the hash (migration 0007), so the application role cannot choose them.
     """
-    events, contents = _prepare(records, using=using)
+    events, contents = prepare_events(records, using=using)
     with transaction.atomic(using=using), connections[using].cursor() as cursor:
         cursor.execute("SELECT * FROM audit_append(%s::text[])", [contents])
         rows = cursor.fetchall()
-    return _attach(events, rows, using)
+    return attach_events(events, rows, using)
 
 
-def _prepare(records: list[dict[str, Any]], *, using: str) -> tuple[list[AuditEvent], list[str]]:
+def prepare_events(records: list[dict[str, Any]], *, using: str) -> tuple[list[AuditEvent], list[str]]:
     """The unsaved events and the canonical JSON the database hashes, question content
     sealed (apps.audit.content)."""
     from apps.audit.content import seal_question_payload
@@ -85,7 +85,7 @@ def _prepare(records: list[dict[str, Any]], *, using: str) -> tuple[list[AuditEv
     return events, contents
 
 
-def _attach(events: list[AuditEvent], rows: list[tuple], using: str) -> list[AuditEvent]:
+def attach_events(events: list[AuditEvent], rows: list[tuple], using: str) -> list[AuditEvent]:
     """Fill in what the database assigned (audit_append's rows)."""
     for event, (pk, sequence, prev_hash, hash_value, db_role) in zip(events, rows, strict=True):
         event.pk, event.sequence, event.prev_hash, event.hash, event.db_role = pk, sequence, prev_hash, hash_value, db_role

@@ -2,7 +2,7 @@
 
 Only the process started as the signer (``RAG_AUDIT_SIGNER=1``: the stack's signer
 worker, compose's and Kubernetes' ``signer``, systemd's private-rag-signer) loads the private
-key; web, workers and beat ask it (apps.audit.tasks). Source, in order:
+key; web, workers and beat ask it (apps.audit.signer). Source, in order:
 ``RAG_AUDIT_SIGNING_KEY`` (hex or base64 of the 32-byte seed, or PEM), the file named by
 ``RAG_AUDIT_SIGNING_KEY_FILE``, else ``<data dir>/keys/audit-signing.key``. A missing key
 stops the signer with an error: it is created once, on purpose, by ``manage.py
@@ -58,7 +58,7 @@ def is_signer() -> bool:
 def load_private_key() -> Ed25519PrivateKey:
     if not is_signer():
         raise SigningKeyUnavailable("this process is not the audit signer (RAG_AUDIT_SIGNER=1 is set only for the "
-                                    "signer); ask it with apps.audit.tasks")
+                                    "signer); ask it with apps.audit.signer")
     if value := os.environ.get("RAG_AUDIT_SIGNING_KEY"):
         return _parse_private(value.encode())
     path = Path(os.environ.get("RAG_AUDIT_SIGNING_KEY_FILE") or default_key_path())

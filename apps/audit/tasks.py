@@ -5,18 +5,14 @@ AUDIT_VERIFY_MINUTES; web asks ``audit.sign_export`` for an export and waits for
 (CELERY_RESULT_BACKEND). None of them signs text from the caller: a head is built from the
 signer's own chain read (apps.audit.checkpoints), an export statement from the events the
 signer re-reads itself (apps.audit.export_signing). The signer process runs these names only
-(SIGNER_TASKS, enforced by the task class in rag_platform.celery_app).
+(apps.audit.signer.SIGNER_TASKS, enforced by the task class in rag_platform.celery_app).
 """
 
 from typing import Any
 
 from celery import shared_task
 
-from apps.audit import signing
 from apps.audit.checkpoints import audit_checkpoint_create
-
-SIGN_TIMEOUT_SECONDS = 30
-SIGNER_TASKS = frozenset({"audit.checkpoint", "audit.verify", "audit.sign_export"})
 
 
 @shared_task(name="audit.checkpoint", ignore_result=True)
@@ -38,20 +34,3 @@ def audit_sign_export(request: dict[str, Any], ranges: list[list[int]]) -> tuple
 
     return sign_export(request, ranges)
 
-
-def sign_export_by_signer(request: dict[str, Any], ranges: list[list[int]]) -> tuple[str, str, str]:
-    """(statement text, signature hex, public key hex) from the signer: in this process if it
-    is the signer, else over the broker. Raises SigningKeyUnavailable if no signer answers in
-    time (or it refused: its chain check failed, the events are not what was asked)."""
-    if signing.is_signer():
-        from apps.audit.export_signing import sign_export
-
-        return sign_export(request, ranges)
-    from rag_platform.celery_app import app  # the configured app (broker, result backend), in any process
-
-    try:
-        result = app.send_task("audit.sign_export", args=[request, ranges], queue="audit")
-        text, signature, public_hex = result.get(timeout=SIGN_TIMEOUT_SECONDS)
-    except Exception as error:  # timeout, broker down, signer without key, refusal
-        raise signing.SigningKeyUnavailable(f"the audit signer did not sign: {error}") from None
-    return text, signature, public_hex

@@ -39,12 +39,6 @@ def collections_manageable_by(user) -> QuerySet[Collection]:
     return _collections_granted(user, (Level.MANAGE,))
 
 
-def collections_managed_by(user) -> QuerySet[Collection]:
-    """Collections whose documents ``user`` may upload, retry and delete (the ingestion
-    views): those with an ingest or manage grant. Kept for the ingestion app's views."""
-    return collections_ingestable_by(user)
-
-
 def may_add_version(*, user, document: Document) -> bool:
     """Whether an upload by ``user`` may become the next version of ``document`` (which drops
     the old version's passages from search, so it is as strong as deleting): a manager of the

@@ -75,15 +75,20 @@ class ConfinementRefused(Exception):
     """The machine cannot confine the child and the weak mode is not allowed."""
 
 
-def _libc():
+def libc():
+    """The C library, with errno kept (for prctl, mallopt, unshare and syscall)."""
     return ctypes.CDLL(None, use_errno=True)
+
+
+def _layers(files: bool, calls: bool) -> str:
+    return "+".join(name for name, on in (("landlock", files), ("seccomp", calls)) if on) or "none"
 
 
 def _syscall(number: int, *args) -> int:
     """syscall(2) with every integer passed as a full register (varargs would pass an int)."""
-    libc = _libc()
-    libc.syscall.restype = ctypes.c_long
-    return libc.syscall(ctypes.c_long(number), *(ctypes.c_long(a) if isinstance(a, int) else a for a in args))
+    c = libc()
+    c.syscall.restype = ctypes.c_long
+    return c.syscall(ctypes.c_long(number), *(ctypes.c_long(a) if isinstance(a, int) else a for a in args))
 
 
 def landlock_abi() -> int:
@@ -130,7 +135,7 @@ def denied_paths(extra: tuple[str, ...] = ()) -> list[str]:
 
 def needed_paths() -> list[str]:
     """What the parser must still read inside a denied folder: Python, the code, caches."""
-    from rag_platform.runtime import PROJECT_DIR
+    from rag_platform.process.runtime import PROJECT_DIR
 
     paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, str(PROJECT_DIR)]
     paths += [p for p in sys.path if p and os.path.isdir(p)]
@@ -177,8 +182,8 @@ _planned: dict[tuple, tuple[float, list[tuple[str, int]]]] = {}
 
 
 def planned_rules(denied: list[str], needed: list[str]) -> list[tuple[str, int]]:
-    """``_rules``, remembered for a minute: the parent plans before it forks (~30 ms), so each
-    child only opens the paths."""
+    """``_rules``, remembered for a minute: the parent plans before it forks (walking the tree
+    costs tens of milliseconds, docs/benchmarks.md), so each child only opens the paths."""
     import time
 
     key, now = (tuple(denied), tuple(needed)), time.monotonic()
@@ -264,7 +269,7 @@ def apply_seccomp() -> bool:
     buffer = ctypes.create_string_buffer(filters, len(filters))
     fprog = struct.pack("@HP", len(program), ctypes.addressof(buffer))
     fbuffer = ctypes.create_string_buffer(fprog, len(fprog))
-    if _libc().prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, fbuffer, ctypes.c_long(0), ctypes.c_long(0)) != 0:
+    if libc().prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, fbuffer, ctypes.c_long(0), ctypes.c_long(0)) != 0:
         raise OSError(ctypes.get_errno(), "seccomp")
     return True
 
@@ -272,7 +277,7 @@ def apply_seccomp() -> bool:
 def lead_own_group(parent_pid: int) -> None:
     """First thing in the child: its own process group (killed whole), and death with the parent."""
     os.setsid()
-    _libc().prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)
+    libc().prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)
     if os.getppid() != parent_pid:  # the parent died before the line above
         os._exit(5)
 
@@ -280,10 +285,10 @@ def lead_own_group(parent_pid: int) -> None:
 def drop_privileges() -> None:
     """Root: no capabilities (bounding set first, so an executed helper regains none).
     Anyone else: at most 64 more processes than the user runs now."""
-    libc = _libc()
+    c = libc()
     if os.geteuid() == 0:
         for cap in range(64):
-            libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
+            c.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
         header = struct.pack("=Ii", 0x20080522, 0)
         data = bytes(24)
         _syscall(126 if platform.machine() == "x86_64" else 91,  # capset
@@ -309,7 +314,7 @@ def confine(*, parent_pid: int, denied: list[str], needed: list[str], writable: 
     files = apply_landlock(denied=denied, needed=needed, writable=writable, readable=readable)
     drop_privileges()
     calls = apply_seccomp()
-    layers = "+".join(name for name, on in (("landlock", files), ("seccomp", calls)) if on) or "none"
+    layers = _layers(files, calls)
     if not (files and calls) and not allow_weak:
         raise ConfinementRefused(
             f"the parse sandbox cannot confine files and system calls on this machine (only: {layers}); "
@@ -320,5 +325,5 @@ def confine(*, parent_pid: int, denied: list[str], needed: list[str], writable: 
 def isolation() -> str:
     """The layers a child gets here, without forking: "landlock+seccomp", or "weak (...)"."""
     files, calls = landlock_abi() >= 1, seccomp_supported()
-    layers = "+".join(name for name, on in (("landlock", files), ("seccomp", calls)) if on) or "none"
+    layers = _layers(files, calls)
     return layers if files and calls else f"weak ({layers})"

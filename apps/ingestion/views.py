@@ -14,7 +14,8 @@ from django.views.decorators.http import require_POST
 from apps.corpus.models import Collection
 from apps.corpus.selectors import collections_ingestable_by, collections_manageable_by, collections_readable_by
 from apps.ingestion.archives import files_upload
-from apps.ingestion.services import UploadRejected, bulk_enqueue, document_delete, document_retry
+from apps.ingestion.deletion import document_delete
+from apps.ingestion.services import UploadRejected, bulk_enqueue, document_retry
 
 
 def _collection(request: HttpRequest, collection_id: int, allowed, needed: str) -> Collection:

@@ -24,7 +24,7 @@ def warm_parent() -> None:
 def warm_pool_process(*, parsers: bool = True, model: bool = True) -> None:
     """When a worker's pool process starts (the worker_process_init signal): load the parsers
     and the embedding model now, so the first documents after a start do not wait for them
-    (4-7 s on 2 cores) and a process that never encoded does not stall the pipeline the first
+    (seconds: docs/benchmarks.md) and a process that never encoded does not stall the pipeline the first
     time it takes a batch. A failure is only logged: the task that needs the model reports it."""
     started = time.monotonic()
     loaded = []
@@ -40,9 +40,9 @@ def warm_pool_process(*, parsers: bool = True, model: bool = True) -> None:
                 analyzer()
                 loaded.append("personal-data detector")
         if model:
-            from apps.ingestion.embedding import _model
+            from apps.ingestion.embedding import loaded_encoder
 
-            _model()
+            loaded_encoder()
             loaded.append("embedding model")
     except Exception:
         logger.exception("pool process %s: warming the parsers and the embedding model failed", os.getpid())

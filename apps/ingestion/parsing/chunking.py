@@ -16,6 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# The production chunking (the worker passes its settings, CHUNK_* in rag_platform.conf.ingestion,
+# whose defaults are these): a chunk ends after 900 characters at the next element, never
+# exceeds 1,200, and a split long section repeats 400 characters of its previous chunk.
+CHUNK_MAX_CHARACTERS = 1200
+CHUNK_NEW_AFTER_CHARACTERS = 900
+CHUNK_OVERLAP_CHARACTERS = 400
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ so the declared name decides between text flavours and the content decides every
 
 from __future__ import annotations
 
-import codecs
 import io
 import logging
 import re
@@ -20,38 +19,11 @@ from functools import lru_cache
 from pathlib import Path
 
 from apps.ingestion.parsing import messages
+from apps.ingestion.parsing.encoding import decode_text
 from apps.ingestion.parsing.errors import ParseError
+from apps.ingestion.parsing.formats import BINARY_EXTENSIONS, SUPPORTED_EXTENSIONS
 
 logger = logging.getLogger(__name__)
-
-SUPPORTED_EXTENSIONS: dict[str, str] = {
-    ".txt": "text/plain",
-    ".md": "text/markdown",
-    ".markdown": "text/markdown",
-    ".html": "text/html",
-    ".htm": "text/html",
-    ".pdf": "application/pdf",
-    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    ".csv": "text/csv",
-    ".eml": "message/rfc822",
-    ".msg": "application/vnd.ms-outlook",
-    ".odt": "application/vnd.oasis.opendocument.text",
-    ".rtf": "application/rtf",
-    ".png": "image/png",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".tif": "image/tiff",
-    ".tiff": "image/tiff",
-}
-# Archives are unpacked at upload (apps.ingestion.archives); each member is one document.
-ARCHIVE_EXTENSIONS = {".zip"}
-# Legacy binary Office formats need LibreOffice, which this platform does not install.
-LEGACY_OFFICE_EXTENSIONS = {".doc", ".xls", ".ppt"}
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
-OFFICE_ZIP_EXTENSIONS = {".docx", ".pptx", ".xlsx", ".odt"}
-TEXT_READ_LIMIT = 64 * 1024 * 1024  # text files larger than this are refused
 
 # MIME types (libmagic's and filetype's spellings) -> what to do next.
 _BY_MIME = {
@@ -70,12 +42,10 @@ _OLE_MIMES = {"application/x-ole-storage", "application/cdfv2", "application/vnd
 _HTML_DOCUMENT_RE = re.compile(r"^\s*(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*<(!doctype\s+html|html[\s>])", re.I | re.S)
 _HTML_TAG_RE = re.compile(r"<(p|div|h[1-6]|body|table|ul|ol|li|br|span|a|section|article|b|i|em|strong)[\s>/]", re.I)
 _MARKDOWN_HEADING_RE = re.compile(r"^#{1,6}[ \t]+\S", re.M)
-_CONTROL_CHARS_RE = re.compile(r"[\x00-\x08\x0e-\x1f]")  # C0 controls except \t \n \v \f \r
 _EMAIL_HEADERS_RE = re.compile(
     r"^(?:(?:Return-Path|Received|From|To|Subject|Date|Message-ID|MIME-Version|Delivered-To|"
     r"X-[\w-]+):[^\n]*\n(?:[ \t][^\n]*\n)*){3,}", re.I
 )
-_BINARY_EXTENSIONS = {".pdf", ".docx", ".pptx", ".xlsx", ".odt", ".msg", ".zip", *IMAGE_EXTENSIONS}
 
 
 @lru_cache(maxsize=1)
@@ -142,7 +112,7 @@ def _binary_refusal(path: Path, declared_name: str, declared_ext: str) -> ParseE
 def _text_flavour(path: Path, text: str, declared_name: str, declared_ext: str) -> str:
     # A text file named like a binary format is refused rather than guessed: it is a failed
     # export or a mislabelled upload, and the admin should know.
-    if declared_ext in _BINARY_EXTENSIONS:
+    if declared_ext in BINARY_EXTENSIONS:
         label = "a PDF" if declared_ext == ".pdf" else f"a {declared_ext} document"
         raise messages.unsupported(
             declared_name, f"is named like {label} but its content is plain text",
@@ -210,37 +180,6 @@ def _compound_file_kind(path: Path, declared_name: str) -> str:
         "is a legacy Microsoft Office file (.doc/.xls/.ppt); these need LibreOffice, which this platform does not install",
         "Save it as .docx, .xlsx, .pptx or PDF and upload that.",
     )
-
-
-def decode_text(path: Path) -> tuple[str, str] | None:
-    """(text, encoding) if the file is reasonably text, else None.
-
-    UTF-8 (with or without BOM) first, UTF-16 only with a BOM, then Windows-1252 for legacy
-    Western files; NUL bytes or more than 0.5 % control characters mean binary.
-    """
-    if path.stat().st_size > TEXT_READ_LIMIT:
-        return None
-    data = path.read_bytes()
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        candidates = ["utf-16"]
-    elif b"\x00" in data:
-        return None
-    else:
-        candidates = ["utf-8-sig", "cp1252"]
-    for encoding in candidates:
-        try:
-            text = data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-        if len(_CONTROL_CHARS_RE.findall(text)) > max(2, len(text) // 200):
-            return None
-        return text, encoding
-    return None
-
-
-def text_encoding(path: Path) -> str:
-    decoded = decode_text(path)
-    return decoded[1] if decoded else "utf-8"
 
 
 def _unstructured_filetype(path: Path) -> str:

@@ -13,24 +13,7 @@ SUPPORTED_HINT = (
     "Supported: PDF (scans through OCR), docx, pptx, xlsx, csv, odt, rtf, eml, msg, md, html, "
     "txt, png/jpg/tiff (OCR), and zip archives of these."
 )
-_SAVE_AGAIN = "Open it, save it again, and re-upload."
-_EXPORT_IMAGE = "Export the image again and re-upload."
-# What a damaged file of each type is called, and what the admin can do about it.
-_DAMAGED = {
-    ".pdf": ("a PDF", "Open it in a PDF viewer, save or export it again, and re-upload."),
-    ".docx": ("a Word .docx document", "Open it in Word, save it again as .docx, and re-upload."),
-    ".msg": ("an Outlook e-mail", "Save the message again from Outlook (File > Save As, .msg) and re-upload."),
-    ".eml": ("an e-mail", "Save the message again from the mail program (.eml) and re-upload."),
-    ".pptx": ("a PowerPoint .pptx presentation", _SAVE_AGAIN),
-    ".xlsx": ("an Excel .xlsx workbook", _SAVE_AGAIN),
-    ".odt": ("an OpenDocument .odt text", _SAVE_AGAIN),
-    ".rtf": ("an RTF document", _SAVE_AGAIN),
-    ".png": ("a PNG image", _EXPORT_IMAGE),
-    ".jpg": ("a JPEG image", _EXPORT_IMAGE),
-    ".jpeg": ("a JPEG image", _EXPORT_IMAGE),
-    ".tif": ("a TIFF image", _EXPORT_IMAGE),
-    ".tiff": ("a TIFF image", _EXPORT_IMAGE),
-}
+PDF_ADVICE = "Open it in a PDF viewer, save or export it again, and re-upload."
 
 
 def unsupported(declared_name: str, what: str, todo: str = "") -> ParseError:
@@ -50,14 +33,12 @@ def unreadable_upload(declared_name: str, reason: str | None) -> ParseError:
     return ParseError(f"the stored file for {declared_name!r} cannot be read ({reason}); upload it again.", code="corrupt")
 
 
-def damaged(ext: str, declared_name: str) -> ParseError:
-    """The parser for the file's type could not read it (its content is damaged)."""
-    if ext == ".pdf":
-        return damaged_pdf(declared_name)
-    if ext in _DAMAGED:
-        kind, advice = _DAMAGED[ext]
+def damaged(declared_name: str, label: str = "", advice: str = "") -> ParseError:
+    """The parser could not read the file: its content is damaged. ``label`` and ``advice``
+    come from the file's format (apps.ingestion.parsing.formats); "" for text."""
+    if label:
         return ParseError(
-            f"{declared_name!r} could not be read as {kind}: its content is damaged or incomplete. {advice}",
+            f"{declared_name!r} could not be read as {label}: its content is damaged or incomplete. {advice}",
             code="corrupt",
         )
     return ParseError(
@@ -70,14 +51,14 @@ def damaged(ext: str, declared_name: str) -> ParseError:
 def damaged_pdf(declared_name: str) -> ParseError:
     return ParseError(
         f"{declared_name!r} could not be read as a PDF: its internal structure is damaged. "
-        f"{_DAMAGED['.pdf'][1]}",
+        f"{PDF_ADVICE}",
         code="corrupt",
     )
 
 
 def pdf_without_pages(declared_name: str) -> ParseError:
     return ParseError(
-        f"{declared_name!r} is a damaged PDF: no readable page was found. {_DAMAGED['.pdf'][1]}", code="corrupt"
+        f"{declared_name!r} is a damaged PDF: no readable page was found. {PDF_ADVICE}", code="corrupt"
     )
 
 

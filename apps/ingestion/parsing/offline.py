@@ -49,7 +49,7 @@ _offline_ready = False
 def _force_offline_environment() -> None:
     """The privacy variables, forced (also re-read by unstructured at every partition call)."""
     try:
-        from rag_platform.privacy import apply_offline_environment
+        from rag_platform.process.offline import apply_offline_environment
     except ImportError:  # used outside the project: at least unstructured's own opt-outs
         os.environ["DO_NOT_TRACK"] = "true"
         os.environ["SCARF_NO_ANALYTICS"] = "true"
@@ -100,10 +100,9 @@ def _fast_sentences() -> bool:
 # fewer than two sentences (``contains_verb``). The same model ships a small statistical
 # sentence recogniser ("senter", with its own embedding layer, disabled by default): it
 # gives the sentences and tokens, and tok2vec + tagger run only when tags are asked for.
-# 600 SciFact abstracts (.txt/.md), four 5-page text PDFs and the samples parsed in 4.1 s
-# instead of 16.5 s, with identical elements and chunks for all 609 files (docs/benchmarks.md;
-# tests/test_parsing.py checks the decisions). ``SPACY_SENTENCES=parser`` restores
-# unstructured's own pipeline.
+# Contract: the same elements and chunks as unstructured's own pipeline (tests/test_parsing.py
+# checks the decisions; the speed-up is in docs/benchmarks.md). ``SPACY_SENTENCES=parser``
+# restores unstructured's own pipeline.
 
 
 def _run_pipes(text: str, names: tuple[str, ...]) -> Any:
@@ -169,7 +168,7 @@ def ensure_offline_nlp() -> None:
             logger.warning(
                 "unstructured was imported before apps.ingestion.parsing forced the offline "
                 "environment: its import-time telemetry ping may have been attempted. Apply "
-                "rag_platform.privacy.apply_offline_environment() at process start."
+                "rag_platform.process.offline.apply_offline_environment() at process start."
             )
         import unstructured  # noqa: F401  (after the environment: its import pings otherwise)
         from unstructured.nlp import tokenize
@@ -198,7 +197,7 @@ def ensure_offline_nlp() -> None:
 
 
 def warm_up() -> None:
-    """Pay the first-document costs now (about 3-5 s on 2 cores): importing the partitioners
+    """Pay the first-document costs now (seconds, docs/benchmarks.md): importing the partitioners
     (spaCy pulls in torch through thinc; the PDF path imports unstructured_inference, cv2,
     onnxruntime), loading the spaCy model and langdetect's profiles. Call it in a worker
     process before forking per-document children, so each child starts warm."""
@@ -211,9 +210,6 @@ def warm_up() -> None:
     import unstructured.partition.utils.sorting  # noqa: F401
     from unstructured.nlp.tokenize import _get_nlp
 
-    from apps.ingestion.parsing import registry
-
-    registry.parser_for(".pdf")  # imports pypdfium2
     warm_reading_order()
 
     _get_nlp()
@@ -227,7 +223,7 @@ def warm_up() -> None:
 
 def warm_reading_order() -> None:
     """Sort two boxes as a page's are sorted. unstructured's XY-cut compiles its projection
-    functions with numba on first use (~0.2 s); done once in the worker, every forked parse
+    functions with numba on first use; done once in the worker, every forked parse
     child inherits the compiled code instead of compiling it again for each PDF."""
     from unstructured.documents.coordinates import PixelSpace
     from unstructured.documents.elements import CoordinatesMetadata, ElementMetadata

@@ -1,9 +1,8 @@
 """PDF -> elements: the text layer through pdfium, OCR for pages that have none.
 
-unstructured's ``fast`` strategy reads the text layer with pdfminer.six, which costs about
-86 ms of one core per page, more than embedding the page's chunks (docs/benchmarks.md).
-pdfium (pypdfium2, the engine that also renders pages for OCR) reads the same text layer
-~60x faster. This module builds from it what ``partition_pdf(strategy="fast")`` builds:
+unstructured's ``fast`` strategy reads the text layer with pdfminer.six, which costs more
+per page than embedding the page's chunks; pdfium (pypdfium2, the engine that also renders
+pages for OCR) reads the same text layer much faster (both in docs/benchmarks.md). This module builds from it what ``partition_pdf(strategy="fast")`` builds:
 lines grouped into text boxes as pdfminer's layout analysis groups them (a box ends where
 the gap to the next line exceeds half a line's height, as pdfminer's ``line_margin``), each
 box classified by unstructured's ``element_from_text`` (title, narrative text, list item),
@@ -28,7 +27,7 @@ from typing import Any
 
 from apps.ingestion.parsing import messages
 from apps.ingestion.parsing.errors import ConfigurationError, ParseError
-from apps.ingestion.parsing.registry import NO_DETECTION, parser
+from apps.ingestion.parsing.parsers import NO_DETECTION
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +43,6 @@ def text_engine() -> str:
     return engine
 
 
-@parser(".pdf")
 def parse_pdf(path: Path, declared_name: str) -> list[Any]:
     import pypdfium2 as pdfium
 

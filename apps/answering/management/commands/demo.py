@@ -34,7 +34,7 @@ class Command(BaseCommand):
 
         self.stdout.write(self.style.MIGRATE_HEADING("3. Questions, answered on premises"))
         if wait_for_llm:
-            from rag_platform.llm_model import wait_for_llm as wait
+            from rag_platform.process.vllm_server import wait_for_llm as wait
 
             self.stdout.write(f"  waiting for the LLM server at {settings.LLM_BASE_URL} …")
             wait(settings.LLM_BASE_URL, timeout=wait_for_llm)

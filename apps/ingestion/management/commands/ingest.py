@@ -2,6 +2,7 @@ import time
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import InterfaceError, OperationalError, close_old_connections
 
 from apps.corpus.models import Collection, Document
 from apps.ingestion.archives import files_upload
@@ -53,7 +54,15 @@ class Command(BaseCommand):
         done_states = {Document.Status.INDEXED, Document.Status.FAILED, Document.Status.SUPERSEDED}
         last = None
         while True:
-            rows = list(Document.objects.filter(id__in=document_ids).values("title", "status", "failure_reason", "chunk_count"))
+            try:
+                rows = list(Document.objects.filter(id__in=document_ids).values("title", "status", "failure_reason", "chunk_count"))
+            except (OperationalError, InterfaceError) as error:  # a database restart: the files are queued, keep waiting
+                if time.monotonic() > deadline:
+                    raise CommandError(f"Timed out waiting for the database ({error}); the files are queued.") from None
+                self.stderr.write(f"  database unavailable ({str(error).splitlines()[0][:120]}); still waiting…")
+                close_old_connections()
+                time.sleep(2)
+                continue
             finished = [r for r in rows if r["status"] in done_states]
             if len(finished) != last:
                 last = len(finished)

@@ -1,0 +1,32 @@
+"""The bottom layer of rag_platform: what every process applies before anything else.
+
+The offline switches (``offline``), the egress guard (``egress``, ``egress_policy``,
+``egress_refusals``), the process role and data directory (``runtime``), the client's
+address behind proxies, the model folder's manifest and checksums, the vLLM server process.
+It imports no app, so apps may import it; the wiring on top (settings, URLs, entry points,
+Celery, the stack) they may not (import-linter, pyproject.toml).
+"""
+
+
+def start(role: str = "") -> None:
+    """The first call of every entry point (manage.py, WSGI, ASGI, the Celery app, the settings,
+    the stack, backup), before Django or any library that could phone home is imported.
+
+    Forces the offline switches, installs the egress guard, names the process (``role``; ""
+    keeps the current one: the Celery app names its worker and beat when they start) and points
+    Django at rag_platform.settings unless DJANGO_SETTINGS_MODULE says otherwise. Idempotent.
+    The refusals that need Django (public endpoints, the master key, the signer's key) run once
+    it is set up, for the role named here: apps.audit.refusals.refuse_unsafe_start.
+    """
+    import os
+
+    from rag_platform.process.offline import apply_offline_environment
+
+    apply_offline_environment()
+    from rag_platform.process.egress import install_egress_guard
+    from rag_platform.process.runtime import set_process_role
+
+    install_egress_guard()
+    if role:
+        set_process_role(role)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rag_platform.settings")
