@@ -8,6 +8,8 @@ with a connection pool and are batched by vLLM: nothing here serialises them.
 from __future__ import annotations
 
 import re
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -63,12 +65,18 @@ def _unavailable(error: Exception) -> LLMUnavailable:
     return LLMUnavailable(f"The language model failed: {error}")
 
 
+def _past_deadline(deadline: float) -> LLMUnavailable:
+    return LLMUnavailable(f"The language model did not finish its answer within {deadline:.0f} seconds.")
+
+
 def chat_stream(messages: list[dict[str, str]], *, max_tokens: int | None = None, result: Completion | None = None) -> Iterator[str]:
     """Yield the answer's text as it is generated; fill ``result`` (text, usage, timings).
 
     Raises LLMUnavailable. A failed connection or a 5xx before the first token is retried
     ``LLM_RETRIES`` times with a short backoff; after the first token nothing is retried
-    (the user already sees the answer)."""
+    (the user already sees the answer). The whole answer must end within
+    ``LLM_ANSWER_DEADLINE_SECONDS``: a watchdog closes the stream, so a server that stalls
+    mid-read or trickles tokens costs the asker a clear error, never a hung page."""
     import openai
 
     client = _client(settings.LLM_BASE_URL, settings.LLM_TIMEOUT_SECONDS)
@@ -95,9 +103,26 @@ def chat_stream(messages: list[dict[str, str]], *, max_tokens: int | None = None
         except openai.OpenAIError as error:
             raise _unavailable(error) from None
     parts: list[str] = []
+    deadline = settings.LLM_ANSWER_DEADLINE_SECONDS
+    expired = threading.Event()
+
+    def _expire() -> None:
+        # Closing the response does not wake a read blocked in another thread; shutting the
+        # socket down does, and the loop below then raises.
+        expired.set()
+        try:
+            stream.response.extensions["network_stream"].get_extra_info("socket").shutdown(socket.SHUT_RDWR)
+        except (KeyError, AttributeError, OSError):
+            stream.close()
+
+    watchdog = threading.Timer(max(0.0, deadline - (time.monotonic() - started)), _expire)
+    watchdog.daemon = True
+    watchdog.start()
     try:
         with stream:
             for chunk in stream:
+                if expired.is_set():
+                    break
                 if chunk.model:
                     result.model = chunk.model
                 if chunk.usage:
@@ -113,15 +138,22 @@ def chat_stream(messages: list[dict[str, str]], *, max_tokens: int | None = None
                     result.text = "".join(parts)
                     yield text
     except openai.OpenAIError as error:
+        if expired.is_set():
+            raise _past_deadline(deadline) from None
         raise _unavailable(error) from None
     except Exception as error:  # httpx errors mid-stream (server died)
         import httpx
 
+        if expired.is_set():
+            raise _past_deadline(deadline) from None
         if isinstance(error, httpx.HTTPError):
             raise LLMUnavailable(f"The language model stopped answering mid-way ({type(error).__name__}).") from None
         raise
     finally:
+        watchdog.cancel()
         result.latency_ms = int((time.monotonic() - started) * 1000)
+    if expired.is_set():
+        raise _past_deadline(deadline)
     result.text = "".join(parts).strip()
 
 

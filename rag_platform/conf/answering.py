@@ -19,6 +19,9 @@ LLM_MODEL_SHA256_SOURCE = (os.environ.get("LLM_MODEL_SHA256_SOURCE") or endpoint
                            or ("operator-supplied" if LLM_MODEL_SHA256 else ""))
 LLM_API_KEY = secret_from_env_or_file("LLM_API_KEY") or "not-needed-on-premises"
 LLM_TIMEOUT_SECONDS = env_float("LLM_TIMEOUT_SECONDS", 120.0)
+# The whole streamed answer, first byte to last: a model server that trickles or stalls ends
+# the question with a labelled error (and its audit event) before the web server's own 300 s.
+LLM_ANSWER_DEADLINE_SECONDS = env_float("LLM_ANSWER_DEADLINE_SECONDS", 240.0)
 LLM_MAX_TOKENS = env_int("LLM_MAX_TOKENS", 160)
 # vLLM sampling extension; stops small models from looping on a sentence.
 LLM_REPETITION_PENALTY = env_float("LLM_REPETITION_PENALTY", 1.1)
