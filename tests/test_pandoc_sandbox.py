@@ -122,7 +122,10 @@ def test_start_up_check_refuses_allow_pandoc_no_sandbox(monkeypatch):
     assert check_pandoc_sandbox() == []
     monkeypatch.setenv("ALLOW_PANDOC_NO_SANDBOX", "true")
     assert [e.id for e in check_pandoc_sandbox()] == ["rag.E020"]
-    monkeypatch.setattr(sys, "argv", ["celery", "-A", "rag_platform.celery_app", "worker"])
+    from rag_platform.process import runtime
+
+    # The role a Celery worker's start names (not whatever an earlier test left in this process).
+    monkeypatch.setattr(runtime, "_process_role", "celery worker")
     with pytest.raises(ImproperlyConfigured, match="rag.E020"):
         refuse_unsandboxed_pandoc_in_servers()
 

@@ -5,11 +5,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from rag_platform.process.offline import OFFLINE_ENVIRONMENT
 
 PROJECT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_start_forces_offline_installs_the_guard_and_names_the_process_before_django():
     code = ("import sys; from rag_platform.process import start, egress, runtime; start('probe'); start(); "
             "import os; print(egress.is_installed(), runtime.process_role(), os.environ['HF_HUB_OFFLINE'], "
