@@ -69,6 +69,32 @@ def _past_deadline(deadline: float) -> LLMUnavailable:
     return LLMUnavailable(f"The language model did not finish its answer within {deadline:.0f} seconds.")
 
 
+def _open_stream(messages: list[dict[str, str]], max_tokens: int | None):
+    """The streamed request; a failed connection or a 5xx is retried ``LLM_RETRIES`` times."""
+    import openai
+
+    client = _client(settings.LLM_BASE_URL, settings.LLM_TIMEOUT_SECONDS)
+    attempt = 0
+    while True:
+        try:
+            return client.chat.completions.create(
+                model=settings.LLM_MODEL,
+                messages=messages,
+                max_tokens=max_tokens or settings.LLM_MAX_TOKENS,
+                temperature=0.0,
+                stream=True,
+                stream_options={"include_usage": True},
+                extra_body={"repetition_penalty": settings.LLM_REPETITION_PENALTY},
+            )
+        except (openai.APIConnectionError, openai.InternalServerError) as error:
+            if attempt >= settings.LLM_RETRIES:
+                raise _unavailable(error) from None
+            attempt += 1
+            time.sleep(0.5 * attempt)
+        except openai.OpenAIError as error:
+            raise _unavailable(error) from None
+
+
 def chat_stream(messages: list[dict[str, str]], *, max_tokens: int | None = None, result: Completion | None = None) -> Iterator[str]:
     """Yield the answer's text as it is generated; fill ``result`` (text, usage, timings).
 
@@ -79,29 +105,9 @@ def chat_stream(messages: list[dict[str, str]], *, max_tokens: int | None = None
     mid-read or trickles tokens costs the asker a clear error, never a hung page."""
     import openai
 
-    client = _client(settings.LLM_BASE_URL, settings.LLM_TIMEOUT_SECONDS)
     result = result if result is not None else Completion("", settings.LLM_MODEL, None, None, 0)
     started = time.monotonic()
-    attempt = 0
-    while True:
-        try:
-            stream = client.chat.completions.create(
-                model=settings.LLM_MODEL,
-                messages=messages,
-                max_tokens=max_tokens or settings.LLM_MAX_TOKENS,
-                temperature=0.0,
-                stream=True,
-                stream_options={"include_usage": True},
-                extra_body={"repetition_penalty": settings.LLM_REPETITION_PENALTY},
-            )
-            break
-        except (openai.APIConnectionError, openai.InternalServerError) as error:
-            if attempt >= settings.LLM_RETRIES:
-                raise _unavailable(error) from None
-            attempt += 1
-            time.sleep(0.5 * attempt)
-        except openai.OpenAIError as error:
-            raise _unavailable(error) from None
+    stream = _open_stream(messages, max_tokens)
     parts: list[str] = []
     deadline = settings.LLM_ANSWER_DEADLINE_SECONDS
     expired = threading.Event()
