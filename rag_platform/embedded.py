@@ -254,14 +254,15 @@ def start_redis(data_dir: Path, *, persistent: bool = True, timeout: float = 15)
         if process.poll() is not None:
             log = (data_dir / "redis.log").read_text() if (data_dir / "redis.log").exists() else ""
             raise RuntimeError(f"redis-server exited with code {process.returncode}:\n{log[-2000:]}")
-        if socket_path.exists() and _redis_ping(socket_path):
+        if socket_path.exists() and redis_ping(socket_path):
             return EmbeddedRedis(process=process, socket_path=socket_path)
         time.sleep(0.05)
     process.kill()
     raise RuntimeError(f"redis-server did not start within {timeout:.0f} s")
 
 
-def _redis_ping(socket_path: Path) -> bool:
+def redis_ping(socket_path: Path) -> bool:
+    """Whether a Redis server answers PING on its Unix socket (start-up, the supervisor, tests)."""
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(1)

@@ -5,6 +5,8 @@ import socket
 import pytest
 from django.urls import reverse
 
+from rag_platform.embedded import free_loopback_port
+
 
 def test_liveness_touches_nothing(client):
     response = client.get(reverse("healthz"))
@@ -14,9 +16,7 @@ def test_liveness_touches_nothing(client):
 @pytest.mark.django_db
 def test_ready_when_database_broker_and_guard_answer(client, settings):
     # A dead loopback port, not the default 8001: a running stack's vLLM listens there.
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        settings.LLM_BASE_URL = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    settings.LLM_BASE_URL = f"http://127.0.0.1:{free_loopback_port()}/v1"
     body = client.get(reverse("readyz")).json()
     assert body["status"] == "ready", body
     assert body["checks"]["database"]["detail"].startswith("pgvector ")

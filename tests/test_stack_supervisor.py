@@ -11,7 +11,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from rag_platform.embedded import free_loopback_port
+from rag_platform.embedded import free_loopback_port, redis_ping
 from rag_platform.supervise import RestartBudget
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -51,17 +50,6 @@ def _cmdline(pid: int) -> str:
 
 def _child(supervisor: int, pattern: str) -> int | None:
     return next((c for c in _children(supervisor) if re.search(pattern, _cmdline(c))), None)
-
-
-def _redis_ping(path: Path) -> bool:
-    try:
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.settimeout(2)
-            sock.connect(str(path))
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
 
 
 def _wait(check, timeout: float, what: str):
@@ -108,7 +96,7 @@ def test_every_component_killed_comes_back_and_the_stack_keeps_running(stack):
     os.kill(redis_pid, signal.SIGKILL)
     _wait(lambda: not Path(f"/proc/{redis_pid}").exists() or "Z" in Path(f"/proc/{redis_pid}/stat").read_text().split()[2],
           30, "redis exit")
-    _wait(lambda: _redis_ping(data / "redis" / "redis.sock"), 60, "Redis")
+    _wait(lambda: redis_ping(data / "redis" / "redis.sock"), 60, "Redis")
 
     # PostgreSQL: the postmaster again, crash recovery, connections work; an import waiting on
     # its files (README: ingest --wait from a second shell) keeps waiting and ends them all
