@@ -11,6 +11,7 @@ import json
 import os
 import re
 import signal
+import shutil
 import subprocess
 import sys
 import time
@@ -33,7 +34,9 @@ class Stack:
 
     # -- the data directory -------------------------------------------------------------
     def prepare(self, tmpfs_mb: int) -> str:
-        """A fresh data directory; a tmpfs of ``tmpfs_mb`` MiB if mounting works. Returns how."""
+        """A fresh data directory; a tmpfs of ``tmpfs_mb`` MiB if mounting works. Returns how.
+        The witness file of an earlier run goes too: it holds another installation's heads."""
+        shutil.rmtree(self.data.parent / f"{self.data.name}-witness", ignore_errors=True)
         self.data.mkdir(parents=True, exist_ok=True)
         self.home.mkdir(parents=True, exist_ok=True)
         if tmpfs_mb and subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={tmpfs_mb}m,mode=0755", "tmpfs",

@@ -55,14 +55,16 @@ class EmbeddedPostgres:
         import psutil
 
         server = self.server
-        lock = Path(server.pgdata) / "postmaster.pid"  # type: ignore[attr-defined]
+        # The socket's lock file names the same pid, and PostgreSQL refuses it the same way.
+        locks = (Path(server.pgdata) / "postmaster.pid", Path(self.socket_dir) / ".s.PGSQL.5432.lock")  # type: ignore[attr-defined]
         with server._lock:  # type: ignore[attr-defined]
-            try:
-                stale = not _running(psutil.Process(int(lock.read_text().split()[0])))
-            except (OSError, ValueError, IndexError, psutil.NoSuchProcess):
-                stale = lock.exists()
-            if stale:
-                lock.unlink(missing_ok=True)
+            for lock in locks:
+                try:
+                    stale = not _running(psutil.Process(int(lock.read_text().split()[0])))
+                except (OSError, ValueError, IndexError, psutil.NoSuchProcess):
+                    stale = lock.exists()
+                if stale:
+                    lock.unlink(missing_ok=True)
             server.ensure_postgres_running()  # type: ignore[attr-defined]
         if not self.alive():
             raise RuntimeError("the postmaster is not running")

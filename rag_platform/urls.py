@@ -29,3 +29,5 @@ if settings.OIDC_ENABLED:  # single sign-on: only when configured (OIDC_RP_CLIEN
         path("oidc/authenticate/", OIDCAuthenticationRequestView.as_view(), name="oidc_authentication_init"),
         path("oidc/callback/", SingleSignOnCallbackView.as_view(), name="oidc_authentication_callback"),
     ]
+
+handler500 = "rag_platform.errors.server_error"  # a database that is away: 503 with a clear message

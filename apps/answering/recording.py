@@ -18,6 +18,10 @@ from apps.audit.models import EventType
 from apps.audit.services import audit_record
 from apps.corpus.models import Document
 
+UNRECORDED_MESSAGE = ("The service's database is unavailable (restarting, or out of disk space), so this question "
+                      "could not be answered or recorded. Nothing was shown. Try again in a minute; if it persists, "
+                      "tell your operator.")
+
 
 def answer_record(*, user, outcome: str, answer_kind: str, answer: str, error: str, question: str,
                   search_query: str, previous: AskedQuestion | None, picked: Sequence[int], citations: Sequence,
@@ -62,6 +66,17 @@ def answer_record(*, user, outcome: str, answer_kind: str, answer: str, error: s
                 audit_sequence=event.sequence,
             ).id
     return event.sequence, history_id
+
+
+def hold_unreached_question(question: str, user, error: BaseException) -> None:
+    """The question's event when the database failed before the answering service could start
+    (rag_platform.errors): held until the database is back (apps.audit.held)."""
+    from apps.audit import held
+    from apps.audit.models import Outcome
+
+    held.hold({"event_type": EventType.QUESTION_ASKED, "outcome": Outcome.ERROR, "actor": user,
+               "payload": {"question": question[:2000], "answer": "", "error": UNRECORDED_MESSAGE,
+                           "reason": "the database failed before the question reached the answering service"}}, error)
 
 
 def question_personal_data(question: str) -> dict[str, int] | None:

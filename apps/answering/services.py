@@ -43,6 +43,7 @@ from apps.answering.steps import (  # noqa: F401 (the messages are part of this 
     standalone_query,
     trace_start,
 )
+from apps.audit import held
 from apps.answering.trace import AnswerEvent, AnswerResult, Citation, Decision, record  # noqa: F401
 
 
@@ -85,6 +86,9 @@ def answer_stream(
         raise
     except Exception as error:
         if trace.recorded is None:
-            record(trace, failed(error))
+            result = record(trace, failed(error))
+            if held.unavailable(error):  # the database went away: a clear message, not a broken stream
+                yield AnswerEvent("done", result)
+                return
         raise
 

@@ -21,9 +21,10 @@ from apps.answering.evidence import rank_evidence, stored_sentence_vectors
 from apps.answering.models import AnswerKind, AskedQuestion
 from apps.answering.profiles import profile_for
 from apps.answering.quotation import quotation_from
-from apps.answering.recording import question_personal_data
+from apps.answering.recording import UNRECORDED_MESSAGE, question_personal_data
 from apps.answering.textnorm import clean_text, content_words
 from apps.answering.trace import CONTINUE, AnswerTrace, Citation, Decision
+from apps.audit import held
 from apps.audit.models import Outcome
 from apps.corpus.selectors import ReadAccessWatch
 from apps.ingestion.embedding import embed_query
@@ -149,4 +150,6 @@ def disconnected(trace: AnswerTrace) -> Decision:
 
 
 def failed(error: Exception) -> Decision:
+    if held.unavailable(error):
+        return Decision(Outcome.ERROR, AnswerKind.NONE, "", error=UNRECORDED_MESSAGE)
     return Decision(Outcome.ERROR, AnswerKind.NONE, "", error=f"Internal error: {type(error).__name__}")

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.db import DatabaseError
 
 from apps.answering.answerability import Answerability
 from apps.answering.evidence import Evidence
@@ -23,7 +24,9 @@ from apps.answering.models import AnswerKind, AskedQuestion
 from apps.answering.profiles import Profile
 from apps.answering.prompts import PROMPT_VERSION
 from apps.answering.quotation import Quotation
-from apps.answering.recording import answer_record
+from apps.answering.recording import UNRECORDED_MESSAGE, answer_record
+from apps.audit import held
+from apps.audit.models import EventType, Outcome
 from apps.retrieval.services import RetrievedChunk
 
 
@@ -165,13 +168,35 @@ def record(trace: AnswerTrace, decision: Decision) -> AnswerResult:
     assert trace.recorded is None, "a question is recorded once"
     if decision.cite is not None:
         trace.citations = [Citation(c.number, c.source, c.number in decision.cite) for c in trace.citations]
-    sequence, history_id = answer_record(
-        user=trace.user, outcome=decision.outcome, answer_kind=decision.kind, answer=decision.answer,
-        error=decision.error, question=trace.question, search_query=trace.search_query, previous=trace.previous,
-        picked=trace.picked, citations=trace.citations, payload=trace.as_audit(reason=decision.reason),
-    )
+    try:
+        held.flush()  # events this process could not write earlier go first
+        sequence, history_id = answer_record(
+            user=trace.user, outcome=decision.outcome, answer_kind=decision.kind, answer=decision.answer,
+            error=decision.error, question=trace.question, search_query=trace.search_query, previous=trace.previous,
+            picked=trace.picked, citations=trace.citations, payload=trace.as_audit(reason=decision.reason),
+        )
+    except DatabaseError as error:
+        if not held.unavailable(error):
+            raise
+        return _withheld(trace, decision, error)
     trace.recorded = AnswerResult(
         decision.outcome, decision.answer, list(trace.citations), sequence, decision.error, history_id,
         decision.kind, trace.question, decision.reason, trace.completion.text.strip(), decision.grounding_ms,
     )
+    return trace.recorded
+
+
+def _withheld(trace: AnswerTrace, decision: Decision, error: DatabaseError) -> AnswerResult:
+    """The database could not record the question: its event is held (apps.audit.held) and the
+    person is shown no answer, only why: nothing is shown that the trail does not hold."""
+    payload = trace.as_audit(reason=decision.reason)
+    payload.update(answer="", answer_kind=AnswerKind.NONE, error=UNRECORDED_MESSAGE,
+                   withheld={"outcome": decision.outcome, "answer_kind": decision.kind},
+                   retrieved=[{"n": c.number, "chunk_id": c.source.chunk_id, "document_id": c.source.document_id,
+                               "collection_id": c.source.collection_id, "page": c.source.page_number,
+                               "score": c.source.score, "cited": False} for c in trace.citations])
+    held.hold({"event_type": EventType.QUESTION_ASKED, "outcome": Outcome.ERROR, "actor": trace.user,
+               "payload": payload}, error)
+    trace.recorded = AnswerResult(Outcome.ERROR, "", [], None, UNRECORDED_MESSAGE, None, AnswerKind.NONE,
+                                  trace.question, decision.reason, "", decision.grounding_ms)
     return trace.recorded

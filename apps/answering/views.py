@@ -1,4 +1,5 @@
 import json
+import logging
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
@@ -13,7 +14,11 @@ from apps.answering.services import AnswerEvent, AnswerResult, Citation, answer_
 from apps.audit.context import audit_context, current_context
 from apps.corpus.selectors import collections_readable_by
 
+log = logging.getLogger(__name__)
+
 HISTORY_ON_PAGE = 10
+STREAM_FAILED_MESSAGE = ("Something went wrong while answering, so no answer is shown. The question is in the audit "
+                         "trail; try again, and tell your operator if it happens again.")
 # What each kind of answer is called on the page (and in the streamed "done" event).
 ANSWER_LABELS = {
     AnswerKind.VERIFIED: "Verified answer: every sentence is supported by the passage it cites.",
@@ -79,6 +84,18 @@ def _sse(kind: str, data) -> bytes:
 
 
 def _event_stream(events) -> bytes:
+    """The SSE bytes of ``events``; a step that raises still ends the stream with a ``done``
+    event that says so (the service has recorded it), never with a dropped connection."""
+    try:
+        yield from _encoded(events)
+    except Exception:
+        log.exception("the answer stream failed")
+        yield _sse("done", {"outcome": "error", "answer_kind": AnswerKind.NONE, "label": "", "reason": "",
+                            "answer": "", "error": STREAM_FAILED_MESSAGE, "audit_sequence": None,
+                            "history_id": None, "sources": [], "follow_up_url": ""})
+
+
+def _encoded(events) -> bytes:
     for event in events:
         if event.kind == "token":
             yield _sse("token", {"text": event.data})

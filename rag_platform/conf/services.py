@@ -14,7 +14,9 @@ from rag_platform.process.runtime import endpoint, secret_from_env_or_file
 # --- Database: DATABASE_URL, else the embedded PostgreSQL of the running stack ----------
 _database_url = endpoint("DATABASE_URL")
 if _database_url:
-    DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
+    # A kept connection is checked before a request reuses it: after a PostgreSQL restart every
+    # thread's old connection is dead, and without the check its next request was a 500.
+    DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60, conn_health_checks=True)}
 else:
     # No stack running and nothing configured: keep Django importable (collectstatic,
     # check); any query fails with a message that says what to do.
@@ -44,7 +46,7 @@ if _owner_url:
 # server. Tests mirror it onto the test database.
 _replica_url = secret_from_env_or_file("DATABASE_REPLICA_URL")
 if _replica_url:
-    DATABASES["replica"] = dj_database_url.parse(_replica_url, conn_max_age=60)
+    DATABASES["replica"] = dj_database_url.parse(_replica_url, conn_max_age=60, conn_health_checks=True)
     DATABASES["replica"].setdefault("OPTIONS", {})["connect_timeout"] = 10
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
 DATABASE_ROUTERS = ["apps.retrieval.routers.SearchReplicaRouter"]

@@ -1,0 +1,106 @@
+"""PostgreSQL away (restarting, its disk full) while people ask: a clear message, never a 500
+or a dropped stream, no answer shown that the trail does not hold, and each question's one
+audit event written once the database is back (bench-chaos found 500s and dropped streams).
+
+The database goes away for real: the connection is closed and pointed at a socket directory
+where no server listens, so every query fails in psycopg as during a restart.
+"""
+
+import json
+from contextlib import contextmanager
+
+import pytest
+from django.db import connections
+from django.test import Client
+
+from apps.answering import services
+from apps.answering.recording import UNRECORDED_MESSAGE
+from apps.audit import held
+from apps.audit.models import AuditEvent, EventType, Outcome
+from apps.audit.selectors import event_content
+from tests.access_helpers import bearer
+from tests.uploads import ingest
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FINANCE = b"# Payments\n\nPayments above 10,000 EUR require two approvals from the finance team.\n"
+QUESTION = "How many approvals does a payment above 10,000 EUR need?"
+
+
+@contextmanager
+def database_away(where):
+    connection = connections["default"]
+    connection.close()
+    saved = connection.settings_dict["HOST"]
+    connection.settings_dict["HOST"] = str(where)
+    try:
+        yield
+    finally:
+        connection.close()
+        connection.settings_dict["HOST"] = saved
+
+
+def events_of(agent):
+    held.flush()  # the database is back: what was held is written (the retry thread may have done it)
+    return list(AuditEvent.objects.filter(event_type=EventType.QUESTION_ASKED, user_agent=agent))
+
+
+def test_a_question_whose_database_goes_away_ends_clearly_and_its_event_comes_later(
+        collection, corpus_admin, member, monkeypatch, tmp_path):
+    ingest(collection, corpus_admin, "payments.md", FINANCE)
+    away = database_away(tmp_path)
+    real_retrieve = services.retrieve
+
+    def retrieve_as_the_database_goes(trace):
+        away.__enter__()
+        return real_retrieve(trace)
+
+    monkeypatch.setattr(services, "retrieve", retrieve_as_the_database_goes)
+    client = Client(HTTP_USER_AGENT="db-away/stream")
+    client.force_login(member)
+    try:
+        response = client.post("/ask/stream/", {"question": QUESTION})
+        body = b"".join(response.streaming_content).decode()
+    finally:
+        away.__exit__(None, None, None)
+    assert response.status_code == 200
+    kind, data = body.strip().split("\n\n")[-1].split("\n")
+    done = json.loads(data.removeprefix("data: "))
+    assert kind == "event: done" and done["outcome"] == Outcome.ERROR
+    assert done["error"] == UNRECORDED_MESSAGE and done["answer"] == "" and done["sources"] == []
+    [event] = events_of("db-away/stream")
+    content = event_content(event)
+    assert event.outcome == Outcome.ERROR and event.actor_id == member.id
+    assert content["question"] == QUESTION and content["error"] == UNRECORDED_MESSAGE
+    assert content["recorded_late"]["why"].startswith("OperationalError")
+    assert held.held_count() == 0
+
+
+def test_a_question_asked_while_the_database_is_away_gets_a_503_that_says_so(member, tmp_path):
+    api = bearer(member, scopes=["ask"])
+    api.raise_request_exception = False
+    web = Client(HTTP_USER_AGENT="db-away/web", raise_request_exception=False)
+    web.force_login(member)
+    with database_away(tmp_path):
+        answer = api.post("/api/v1/ask", {"question": QUESTION}, content_type="application/json",
+                          HTTP_USER_AGENT="db-away/api")
+        page = web.post("/ask/stream/", {"question": QUESTION})
+    assert answer.status_code == 503 and answer["Retry-After"] == "30"
+    assert answer.json() == {"detail": UNRECORDED_MESSAGE}
+    assert page.status_code == 503 and "Temporarily unavailable" in page.content.decode()
+    assert "could not be answered or recorded" in page.content.decode()
+    for agent in ("db-away/api", "db-away/web"):
+        [event] = events_of(agent)
+        assert event.outcome == Outcome.ERROR and event_content(event)["question"] == QUESTION
+
+
+def test_another_error_keeps_the_500_page(member, monkeypatch):
+    def broken(**kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("apps.corpus.selectors.collections_readable_by", broken)
+    monkeypatch.setattr("apps.answering.views.collections_readable_by", broken)
+    web = Client(raise_request_exception=False)
+    web.force_login(member)
+    assert web.post("/ask/stream/", {"question": QUESTION}).status_code == 500
+    assert held.held_count() == 0
