@@ -107,8 +107,8 @@ class Stack:
         say(f"Model {model.served_name} ready, every file verified against its manifest, sha256 {model.sha256[:16]}…")
         port = self.args.llm_port or embedded.free_loopback_port()
         log = self.logs / "vllm.log"
-        self.restarters["vLLM server"] = lambda: vllm_server.start_vllm_server(model, port=port, log_path=log)
-        self.vllm = self.restarters["vLLM server"]()
+        self.vllm = vllm_server.start_vllm_server(model, port=port, log_path=log)
+        self.restarters["vLLM server"] = lambda: self.restart_vllm(model, port, log)
         self.children.append(("vLLM server", self.vllm, log))
         self.endpoints.update(
             LLM_BASE_URL=f"http://127.0.0.1:{port}/v1",
@@ -117,6 +117,14 @@ class Stack:
             LLM_MODEL_SHA256_SOURCE="verified at start (every served file re-hashed)",
         )
         say(f"vLLM starting on 127.0.0.1:{port} (cold start takes a minute or two; log: {log})")
+
+    def restart_vllm(self, model, port: int, log: Path) -> subprocess.Popen:
+        """After a crash, answers come back first: eager mode unless RAG_VLLM_RESTART_EAGER=0."""
+        eager = vllm_server.restart_eager() or None  # None: as the first start (RAG_VLLM_ENFORCE_EAGER)
+        if eager:
+            say("vLLM restarts in eager mode (no torch.compile): serving again in under a minute, somewhat "
+                "slower until the stack's next start")
+        return vllm_server.start_vllm_server(model, port=port, log_path=log, enforce_eager=eager)
 
     def start_database(self) -> None:
         if os.environ.get("DATABASE_URL"):

@@ -137,6 +137,10 @@ def test_every_component_killed_comes_back_and_the_stack_keeps_running(stack):
     web = endpoints["WEB_URL"].rstrip("/")
     _wait(lambda: httpx.get(web + "/login/", timeout=5, trust_env=False).status_code == 200, 120, "the web server")
     _wait(lambda: _llm_models(endpoints["LLM_BASE_URL"]), 900, "vLLM")
+    # answers first: the restarted server skips torch.compile (RAG_VLLM_RESTART_EAGER; this test
+    # starts it eager anyway, so the stack's own line is what shows the restart chose it)
+    assert "--enforce-eager" in _cmdline(_child(supervisor, r"vllm\.entrypoints"))
+    assert "vLLM restarts in eager mode" in log.read_text()
     assert process.poll() is None, log.read_text()[-3000:]
     text = log.read_text()
     for name in ("Redis", "PostgreSQL", "audit signer", "Celery worker", "web server", "vLLM server"):

@@ -23,6 +23,16 @@ from rag_platform.process.offline import OFFLINE_ENVIRONMENT
 DEFAULT_KVCACHE_GIB = 1
 KVCACHE_ENV = "RAG_VLLM_KVCACHE_GIB"
 EAGER_ENV = "RAG_VLLM_ENFORCE_EAGER"
+RESTART_EAGER_ENV = "RAG_VLLM_RESTART_EAGER"
+
+
+def restart_eager(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether a server that died is started again in eager mode (env ``RAG_VLLM_RESTART_EAGER``,
+    default on): without torch.compile it serves again in under a minute instead of two or more
+    (vLLM 0.32 on CPU recompiles at every start), at some throughput until the next planned
+    start (docs/benchmarks.md, "Under load and faults")."""
+    environ = os.environ if environ is None else environ
+    return environ.get(RESTART_EAGER_ENV, "1").strip().lower() not in ("0", "false", "no")
 
 
 def kvcache_gib(environ: Mapping[str, str] | None = None) -> int:
