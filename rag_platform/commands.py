@@ -26,9 +26,11 @@ def beat_command(*, schedule_file: Path, loglevel: str = "INFO") -> list[str]:
 
 
 def web_command(*, port: int) -> list[str]:
-    """gunicorn on 127.0.0.1:``port``, threads (answers stream for minutes)."""
+    """gunicorn on 127.0.0.1:``port``, threads (answers stream for minutes). An idle connection
+    is kept 75 s, not gunicorn's 2 s: a client that asks again after a few seconds otherwise
+    races the server closing its connection and sees a reset before its request is read."""
     return [
         sys.executable, "-m", "gunicorn", "rag_platform.wsgi:application",
         "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread", "--workers", "1",
-        "--threads", "64", "--timeout", "300", "--access-logfile", "-",
+        "--threads", "64", "--timeout", "300", "--keep-alive", "75", "--access-logfile", "-",
     ]

@@ -30,6 +30,19 @@ def server_error(request: HttpRequest) -> HttpResponse:
         return defaults.server_error(request)
     if request.method == "POST" and request.path in ASK_PATHS:
         hold_unreached_question(_question(request), getattr(request, "_cached_user", None), error)
+    return unavailable_response(request)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """``handler400``: a session that could not be saved because the database went away while
+    the request ran is that outage (503), not the asker's mistake (the question, if any, was
+    recorded or held by the answering service already)."""
+    if held.unavailable(exception):
+        return unavailable_response(request)
+    return defaults.bad_request(request, exception)
+
+
+def unavailable_response(request: HttpRequest) -> HttpResponse:
     if request.path.startswith("/api/"):
         response: HttpResponse = JsonResponse({"detail": UNRECORDED_MESSAGE}, status=503)
     else:  # no request context: its processors would need the database

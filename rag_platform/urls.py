@@ -31,3 +31,4 @@ if settings.OIDC_ENABLED:  # single sign-on: only when configured (OIDC_RP_CLIEN
     ]
 
 handler500 = "rag_platform.errors.server_error"  # a database that is away: 503 with a clear message
+handler400 = "rag_platform.errors.bad_request"  # the same, when it surfaces as a session that could not be saved

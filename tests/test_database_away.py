@@ -104,3 +104,29 @@ def test_another_error_keeps_the_500_page(member, monkeypatch):
     web.force_login(member)
     assert web.post("/ask/stream/", {"question": QUESTION}).status_code == 500
     assert held.held_count() == 0
+
+
+def test_an_api_answer_whose_session_cannot_be_saved_is_a_503_not_a_400(collection, corpus_admin, member, monkeypatch,
+                                                                          tmp_path):
+    """A client with both a session and a token (bench-chaos's API users): the database went
+    away during the answer, so the session cannot be saved either; Django calls that a 400."""
+    ingest(collection, corpus_admin, "payments.md", FINANCE)
+    away = database_away(tmp_path)
+    real_retrieve = services.retrieve
+
+    def retrieve_as_the_database_goes(trace):
+        away.__enter__()
+        return real_retrieve(trace)
+
+    monkeypatch.setattr(services, "retrieve", retrieve_as_the_database_goes)
+    api = bearer(member, scopes=["ask"])
+    api.raise_request_exception = False
+    api.force_login(member)
+    try:
+        answer = api.post("/api/v1/ask", {"question": QUESTION}, content_type="application/json",
+                          HTTP_USER_AGENT="db-away/session")
+    finally:
+        away.__exit__(None, None, None)
+    assert answer.status_code == 503 and answer.json() == {"detail": UNRECORDED_MESSAGE}
+    [event] = events_of("db-away/session")
+    assert event.outcome == Outcome.ERROR

@@ -46,11 +46,14 @@ _retrying = threading.Event()
 
 def unavailable(error: BaseException) -> bool:
     """The database could not be reached or could not write (a restart, a closed connection, a
-    full disk), as opposed to a bug or a refused statement."""
-    while error is not None:
+    full disk), as opposed to a bug or a refused statement; also when such an error is why
+    ``error`` was raised (Django turns a session that cannot be saved into SessionInterrupted)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
         if isinstance(error, (OperationalError, InterfaceError)):
             return True
-        error = error.__cause__
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
     return False
 
 
