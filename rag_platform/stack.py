@@ -37,6 +37,7 @@ from rag_platform.process.runtime import (  # noqa: E402
 )
 
 STARTED = time.monotonic()
+INGEST_NICE = 10  # people asking come before a bulk import: web and vLLM (a restart too) get the CPU first
 
 
 def say(message: str) -> None:
@@ -108,7 +109,7 @@ class Stack:
         port = self.args.llm_port or embedded.free_loopback_port()
         log = self.logs / "vllm.log"
         self.vllm = vllm_server.start_vllm_server(model, port=port, log_path=log)
-        self.restarters["vLLM server"] = lambda: self.restart_vllm(model, port, log)
+        self.restarters["vLLM server"] = lambda: vllm_server.restart_vllm_server(model, port=port, log_path=log, say=say)
         self.children.append(("vLLM server", self.vllm, log))
         self.endpoints.update(
             LLM_BASE_URL=f"http://127.0.0.1:{port}/v1",
@@ -117,14 +118,6 @@ class Stack:
             LLM_MODEL_SHA256_SOURCE="verified at start (every served file re-hashed)",
         )
         say(f"vLLM starting on 127.0.0.1:{port} (cold start takes a minute or two; log: {log})")
-
-    def restart_vllm(self, model, port: int, log: Path) -> subprocess.Popen:
-        """After a crash, answers come back first: eager mode unless RAG_VLLM_RESTART_EAGER=0."""
-        eager = vllm_server.restart_eager() or None  # None: as the first start (RAG_VLLM_ENFORCE_EAGER)
-        if eager:
-            say("vLLM restarts in eager mode (no torch.compile): serving again in under a minute, somewhat "
-                "slower until the stack's next start")
-        return vllm_server.start_vllm_server(model, port=port, log_path=log, enforce_eager=eager)
 
     def start_database(self) -> None:
         if os.environ.get("DATABASE_URL"):
@@ -154,8 +147,8 @@ class Stack:
         env = self.child_env()
         if self.postgres:  # the workers' own role: no django_session (apps.audit.grants)
             env["DATABASE_URL"] = self.postgres.worker_url
-        self.spawn("Celery worker", command, log, env)
-        say(f"Celery worker started ({self.args.workers} process(es); log: {log})")
+        self.spawn("Celery worker", ["nice", "-n", str(INGEST_NICE), *command], log, env)
+        say(f"Celery worker started ({self.args.workers} process(es), nice {INGEST_NICE}; log: {log})")
         self.start_signer()
         self.start_beat()
 

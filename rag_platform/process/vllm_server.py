@@ -186,6 +186,16 @@ def start_vllm_server(
         )
 
 
+def restart_vllm_server(model: PreparedModel, *, port: int, log_path: Path | str, say) -> subprocess.Popen:
+    """A server that died, started again: answers come back first, in eager mode unless
+    RAG_VLLM_RESTART_EAGER=0 (then as the first start, RAG_VLLM_ENFORCE_EAGER)."""
+    eager = restart_eager() or None
+    if eager:
+        say("vLLM restarts in eager mode (no torch.compile): serving again in under a minute, somewhat "
+            "slower until the stack's next start")
+    return start_vllm_server(model, port=port, log_path=log_path, enforce_eager=eager)
+
+
 def stop_vllm_server(process: subprocess.Popen, *, timeout: float = 30.0) -> int | None:
     """SIGTERM the server's process group, wait, then SIGKILL whatever is left."""
     if process.poll() is None:
