@@ -53,9 +53,11 @@ def setup(stack: Stack, args, made_dir: Path, run_id: str) -> dict[str, str]:
 
 
 def one_user(load: chaos_load.Load, count: int) -> None:
-    load.phase = "1 user, no fault"
+    """``count`` questions by one user alone, after one warm-up question (the first after a start
+    loads the query encoder and each passage's sentence vectors) in a phase of its own."""
     web = chaos_load.sign_in(load.base, "chaos000", load.timeout)
-    for i in range(count):
+    for i in range(count + 1):
+        load.phase = "1 user, no fault" if i else "warm-up: first question after start"
         result = chaos_load.Result(user="chaos000", channel="web", phase=load.phase, started=time.monotonic(),
                                    agent=f"chaos-bench/{load.run_id} q={uuid.uuid4().hex}")
         chaos_load.ask_once(load, web, result, load.questions[i % len(load.questions)], None, True)
@@ -240,7 +242,7 @@ def main() -> int:
     parser.add_argument("--docs", type=int, default=500)
     parser.add_argument("--think", type=float, default=4.0, help="mean seconds between a user's questions")
     parser.add_argument("--timeout", type=float, default=150.0, help="a question with no answer by then hung")
-    parser.add_argument("--baseline", type=int, default=6, help="questions asked by one user alone first")
+    parser.add_argument("--baseline", type=int, default=12, help="questions asked by one user alone first")
     parser.add_argument("--faults", default=",".join(FAULTS))
     parser.add_argument("--disk-hold", type=float, default=40.0)
     parser.add_argument("--import-timeout", type=float, default=1800.0)

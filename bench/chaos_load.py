@@ -107,7 +107,9 @@ def ask_once(load: Load, http: httpx.Client, result: Result, question: str, toke
                 body = response.read().decode(errors="replace")
                 done = json.loads(body) if response.status_code == 200 else None
                 if done is None:
-                    result.outcome = "http_500" if response.status_code >= 500 else "error"
+                    # A 503 that says what happened (the database is away) is a clear error, not a 500.
+                    clear = response.status_code == 503 and bool(_message(body))
+                    result.outcome = "http_500" if response.status_code >= 500 and not clear else "error"
                     result.detail = _message(body)
                     return
                 result.ttft = time.monotonic() - started
