@@ -494,7 +494,7 @@ def main() -> None:
     parser.add_argument("--pdf-pages", type=int, default=5)
     parser.add_argument("--scans", type=int, default=6, help="scanned one-page PDFs (OCR)")
     parser.add_argument("--workers", default="1,2", help="worker process counts to compare")
-    from apps.ingestion.turns import pool_processes
+    from rag_platform.process.runtime import pool_processes
 
     parser.add_argument("--concurrency", default=str(pool_processes()),
                         help="pool processes per worker (default: the stack's, RAG_WORKERS); with --alternate, "

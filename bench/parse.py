@@ -1,6 +1,7 @@
 """Parsing speed and output of unstructured's spaCy pipeline vs the one the product uses.
 
-Parses the same files twice, each in a fresh process: with ``SPACY_SENTENCES=parser``
+Parses the same files twice, each in a fresh process: with ``spacy_sentences="parser"`` (the
+SPACY_SENTENCES setting)
 (unstructured's own pipeline: tok2vec, tagger and the dependency parser on every paragraph)
 and with the product's default (the sentence recogniser, tags only when asked for), then
 checks that every file gave the same chunks (text, page, section, metadata) and prints both
@@ -27,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 
-def parse_all(out: Path, docs: int, pdfs: int) -> None:
+def parse_all(out: Path, docs: int, pdfs: int, sentences: str) -> None:
     """In a child process: parse every file, write [chunks or error per file] and the time."""
     from rag_platform.process.offline import apply_offline_environment
 
@@ -36,7 +37,7 @@ def parse_all(out: Path, docs: int, pdfs: int) -> None:
 
     from apps.ingestion import parsing
 
-    parsing.warm_up()
+    parsing.warm_up(parsing.ParseTuning(spacy_sentences=sentences))  # the process's pipeline
     files = ingest.build_corpus(ingest.DATASET, docs, pdfs, 5, 0)
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
@@ -66,17 +67,17 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=600)
     parser.add_argument("--pdfs", type=int, default=4)
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--sentences", default="senter", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        parse_all(args.child, args.docs, args.pdfs)
+        parse_all(args.child, args.docs, args.pdfs, args.sentences)
         return
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
         for mode in ("parser", "senter"):
             out = Path(tmp) / f"{mode}.json"
-            env = {**os.environ, "SPACY_SENTENCES": mode, "DJANGO_SETTINGS_MODULE": "rag_platform.settings"}
-            subprocess.run([sys.executable, __file__, "--docs", str(args.docs), "--pdfs", str(args.pdfs), "--child", str(out)],
-                           env=env, check=True, stderr=subprocess.DEVNULL)
+            subprocess.run([sys.executable, __file__, "--docs", str(args.docs), "--pdfs", str(args.pdfs), "--child", str(out),
+                            "--sentences", mode], check=True, stderr=subprocess.DEVNULL)
             runs[mode] = json.loads(out.read_text())
             print(f"{mode:6s} {runs[mode]['pipeline']}: {runs[mode]['files']} files in {runs[mode]['seconds']:.1f} s", flush=True)
     same = sum(a == b for a, b in zip(runs["parser"]["results"], runs["senter"]["results"], strict=True))

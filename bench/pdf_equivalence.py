@@ -1,7 +1,7 @@
 """Do PDFs retrieve as well as text, whichever engine reads them? SciFact dev abstracts
 loaded three times through the product (upload + ingest, sandboxed parse, chunking,
 embedding, storage) into an embedded PostgreSQL: as .txt files, as PDFs read by pdfium (the
-default), and as the same PDFs read by pdfminer (``PDF_TEXT_ENGINE=pdfminer``). Each
+default), and as the same PDFs read by pdfminer (the ``PDF_TEXT_ENGINE`` setting). Each
 collection is then searched with ``chunks_search`` exactly as ``manage.py evaluate`` does.
 Prints nDCG@10 / recall@10 per mode and collection, chunk counts, how many PDFs gave
 identical chunks under both engines, and a sample diff.
@@ -98,6 +98,8 @@ def main() -> None:
     import search_env
 
     search_env.django_setup()
+    from django.conf import settings
+
     from apps.corpus.models import Chunk
     from apps.retrieval.evaluation import MODES, as_text_file, dataset_evaluate, dataset_ingest, dataset_load
 
@@ -107,7 +109,7 @@ def main() -> None:
           f"(load average {os.getloadavg()[0]:.1f})", flush=True)
     variants = [("text files", "txt", None, as_text_file), ("PDFs, pdfium", "pdf-pdfium", "pdfium", render_pdf),
                 ("PDFs, pdfminer", "pdf-pdfminer", "pdfminer", render_pdf)]
-    results, chunks = {}, {}
+    results, chunks, default_engine = {}, {}, settings.PDF_TEXT_ENGINE
     store = ROOT / "var" / "bench"
     for label, tag, engine, render in variants:
         saved = store / f"pdf-equivalence-{tag}{suffix}.json"
@@ -117,7 +119,7 @@ def main() -> None:
                 results[label], chunks[tag] = kept["scores"], kept["chunks"]
             continue
         if engine:
-            os.environ["PDF_TEXT_ENGINE"] = engine  # inherited by the sandboxed parse children
+            settings.PDF_TEXT_ENGINE = engine  # passed to the sandboxed parse children with each job
         started = time.monotonic()
         collection = dataset_ingest(data, collection_name=f"pdf-equivalence-{tag}{suffix}", render=render,
                                     progress=lambda m: print(m, flush=True))
@@ -130,7 +132,7 @@ def main() -> None:
         print(f"{label}: {sum(len(v) for v in chunks[tag].values())} chunks from {len(chunks[tag])} documents, "
               f"loaded in {seconds:.0f} s", flush=True)
         saved.write_text(json.dumps({"scores": results[label], "chunks": chunks[tag]}))
-    os.environ.pop("PDF_TEXT_ENGINE", None)
+    settings.PDF_TEXT_ENGINE = default_engine
 
     print(f"\n{'collection':<16}" + "".join(f"{m + ' nDCG@' + str(args.k):>18}{'recall':>8}" for m in MODES))
     for label, scores in results.items():

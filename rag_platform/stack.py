@@ -24,7 +24,6 @@ import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from apps.ingestion.turns import pool_processes  # noqa: E402
 from rag_platform import embedded, llm_model, stack_keys, supervise  # noqa: E402
 from rag_platform.commands import beat_command, web_command, worker_command  # noqa: E402
 from rag_platform.process import model_manifest, vllm_server  # noqa: E402
@@ -32,6 +31,7 @@ from rag_platform.process.runtime import (  # noqa: E402
     PROJECT_DIR,
     clear_stack_endpoints,
     data_dir,
+    pool_processes,
     read_stack_endpoints,
     write_stack_endpoints,
 )

@@ -25,7 +25,7 @@ def start_worker(*, database: str, broker: str, log_path: Path, concurrency: int
                  queues: str = "parse,embed,celery", hostname: str = "", **extra_env: str) -> subprocess.Popen:
     """A Celery worker as the stack starts it: by default with its pool processes (two, taking
     turns on the model: apps.ingestion.turns)."""
-    from apps.ingestion.turns import pool_processes
+    from rag_platform.process.runtime import pool_processes
     from rag_platform.commands import worker_command
     from rag_platform.embedded import child_environment
 

@@ -10,7 +10,7 @@ from django.core.management import call_command
 
 from apps.answering.models import AnswerKind
 from apps.answering.sentences import readable
-from apps.answering.services import NOT_STATED_MESSAGE, answer_stream, ask_question
+from apps.answering.services import MAX_QUESTION_CHARACTERS, NOT_STATED_MESSAGE, answer_stream, ask_question
 from apps.audit.models import AuditEvent, Outcome
 from apps.audit.selectors import event_content
 from tests.uploads import ingest
@@ -85,10 +85,15 @@ def test_a_question_the_documents_do_not_answer_is_not_stated_without_asking_the
 
 
 def test_an_injected_instruction_never_reaches_the_reader(llm, collection, corpus_admin, member):
+    """The reader is shown the passage's fact, verified or quoted, and nothing of the planted
+    instruction: not its claims, not its words (a quotation must not carry it along)."""
     ingest(collection, corpus_admin, "payments.md", PLANTED)
     result = ask_question(user=member, question="How many approvals does a payment above 10,000 EUR need?")
-    assert "banana" not in result.answer.lower() and "no approval" not in result.answer.lower(), result
-    assert "two approvals" in result.answer.lower() or result.answer_kind == AnswerKind.VERIFIED
+    shown = readable(result.answer).lower()  # as read: the zero-width space gone
+    assert [w for w in ("banana", "no approval", "code word", "whoever summarises") if w in shown] == [], result
+    assert result.outcome == Outcome.ANSWERED and result.answer_kind in (AnswerKind.VERIFIED, AnswerKind.QUOTATION)
+    assert "two approvals" in shown, result  # the verified sentence or the quotation holds the fact
+    assert [c.source.document_title for c in result.cited] == ["payments.md"]
     assert_shown_answer_is_grounded(result)
 
 
@@ -134,14 +139,23 @@ def test_questions_without_words_get_a_clear_audited_message(llm, collection, co
     assert event_of(result).outcome == outcome
 
 
-def test_long_and_foreign_questions_are_answered_quoted_or_not_stated(llm, collection, corpus_admin, member):
+def test_a_long_question_is_cut_and_answered_and_a_foreign_one_is_not_stated(llm, collection, corpus_admin, member):
+    """A question over 2,000 characters is cut there and answered like the short one (verified
+    or quoted, with the fact). The documents and the evidence checks are English: a question in
+    another language matches no passage word for word, so it is "not stated" without asking the
+    model (never a guess), the closest passages listed uncited."""
     ingest(collection, corpus_admin, "payments.md", FINANCE)
-    for question in ["How many approvals does a payment above 10,000 EUR need? " * 60,
-                     "Combien d'approbations faut-il pour un paiement de plus de 10 000 EUR ?"]:
-        result = ask_question(user=member, question=question)
-        assert result.answer_kind in (AnswerKind.VERIFIED, AnswerKind.QUOTATION, AnswerKind.NOT_STATED)
-        assert len(content_of(result)["question"]) <= 2000
-        assert_shown_answer_is_grounded(result)
+    long_question = "How many approvals does a payment above 10,000 EUR need? " * 60
+    result = ask_question(user=member, question=long_question)
+    assert content_of(result)["question"] == long_question.strip()[:MAX_QUESTION_CHARACTERS]
+    assert result.outcome == Outcome.ANSWERED and result.answer_kind in (AnswerKind.VERIFIED, AnswerKind.QUOTATION)
+    assert "two approvals" in result.answer and [c.source.document_title for c in result.cited] == ["payments.md"]
+    assert_shown_answer_is_grounded(result)
+
+    result = ask_question(user=member, question="Combien d'approbations faut-il pour un paiement de plus de 10 000 EUR ?")
+    assert result.outcome == Outcome.REFUSED and result.answer_kind == AnswerKind.NOT_STATED, result
+    assert result.citations and not result.cited and content_of(result)["draft"] == ""  # the model was not asked
+    assert_shown_answer_is_grounded(result)
 
 
 def test_the_stream_marks_the_draft_and_ends_with_the_kind(llm, collection, corpus_admin, member):

@@ -212,7 +212,7 @@ def test_verification_can_continue_from_the_last_signed_head():
 
 
 @pytest.mark.django_db
-def test_the_signer_signs_only_when_the_head_moved_and_never_invents_a_key(settings, tmp_path, monkeypatch):
+def test_the_signer_signs_only_when_the_head_moved_and_never_invents_a_key(settings, tmp_path):
     from apps.audit.signing import SigningKeyUnavailable
     from apps.audit.witness import witness_read
 
@@ -224,7 +224,7 @@ def test_the_signer_signs_only_when_the_head_moved_and_never_invents_a_key(setti
     heads = witness_read()
     assert [h["statement"]["last_sequence"] for h in heads] == [2, 3]
     assert heads[0]["statement"]["retention"]["default_days"] == settings.AUDIT_RETENTION_DEFAULT_DAYS
-    monkeypatch.setenv("RAG_AUDIT_SIGNING_KEY_FILE", str(tmp_path / "missing.key"))
+    settings.AUDIT_SIGNING_KEY_FILE = str(tmp_path / "missing.key")
     with pytest.raises(SigningKeyUnavailable, match="missing"):
         audit_checkpoint_create(force=True)
     assert not (tmp_path / "missing.key").exists()
@@ -234,14 +234,14 @@ def test_the_signer_signs_only_when_the_head_moved_and_never_invents_a_key(setti
 
 
 @pytest.mark.django_db
-def test_key_rotation_is_a_signed_audited_event(tmp_path, monkeypatch):
+def test_key_rotation_is_a_signed_audited_event(tmp_path, settings):
     import shutil
 
     from apps.audit.signing import generate_key_file
 
     key_file = tmp_path / "current.key"
-    shutil.copy(os.environ["RAG_AUDIT_SIGNING_KEY_FILE"], key_file)
-    monkeypatch.setenv("RAG_AUDIT_SIGNING_KEY_FILE", str(key_file))
+    shutil.copy(settings.AUDIT_SIGNING_KEY_FILE, key_file)
+    settings.AUDIT_SIGNING_KEY_FILE = str(key_file)
     record(2)
     audit_checkpoint_create()
     new_public = generate_key_file(tmp_path / "new.key")

@@ -1,7 +1,8 @@
 """PDFs that open in every viewer but trip naive readers, each with its expected outcome,
 through both text engines (pdfium, the default, and pdfminer, its fallback).
 
-Plain functions, no database: apps.ingestion.parsing is pure Python. Builders in tests/files.py.
+Plain functions, no database: apps.ingestion.parsing is pure Python, given the tuning the
+settings make (as the worker passes it: apps.ingestion.parse_settings). Builders in tests/files.py.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from apps.ingestion import parsing
+from apps.ingestion.parse_settings import parse_tuning
 from apps.ingestion.parsing import ParseError, ocr, parse_and_chunk
 from tests import files
 
@@ -17,8 +19,8 @@ needs_tesseract = pytest.mark.skipif(not parsing.ocr_available(), reason="tesser
 
 
 @pytest.fixture(params=ENGINES)
-def engine(request, monkeypatch):
-    monkeypatch.setenv("PDF_TEXT_ENGINE", request.param)
+def engine(request, settings):
+    settings.PDF_TEXT_ENGINE = request.param
     return request.param
 
 
@@ -39,7 +41,7 @@ def ocr_calls(monkeypatch):
 def parse(tmp_path, data: bytes, name: str = "upload.pdf"):
     path = tmp_path / "stored"
     path.write_bytes(data)
-    return parse_and_chunk(path, name)
+    return parse_and_chunk(path, name, tuning=parse_tuning())
 
 
 def text_of(chunks) -> str:
@@ -87,8 +89,8 @@ def test_blank_pages_are_not_sent_to_ocr(tmp_path, engine, ocr_calls):
     assert info.value.code == "no_text" and ocr_calls == []
 
 
-def test_scan_without_tesseract_says_ocr_is_missing(tmp_path, monkeypatch):
-    monkeypatch.setenv("TESSERACT_CMD", "tesseract-not-installed-here")
+def test_scan_without_tesseract_says_ocr_is_missing(tmp_path, settings):
+    settings.TESSERACT_CMD = "tesseract-not-installed-here"
     with pytest.raises(ParseError, match="OCR is not installed") as info:
         parse(tmp_path, files.fax_scan_pdf())
     assert info.value.code == "no_ocr"
@@ -112,15 +114,15 @@ def test_filled_form_field_values_are_indexed(tmp_path, engine):
     assert "Patient records are retained for 10 years" in text_of(chunks)
 
 
-def test_right_to_left_text_comes_out_in_reading_order(tmp_path, monkeypatch):
+def test_right_to_left_text_comes_out_in_reading_order(tmp_path, settings):
     """pdfium reorders right-to-left lines into logical order (what a reader types into the
     search box); pdfminer returns the glyphs left to right, so the words come out reversed:
     one reason pdfium is the default."""
-    monkeypatch.setenv("PDF_TEXT_ENGINE", "pdfium")
+    settings.PDF_TEXT_ENGINE = "pdfium"
     chunks = parse(tmp_path, files.right_to_left_pdf())
     for line in files.RIGHT_TO_LEFT_LINES:
         assert line in text_of(chunks)
-    monkeypatch.setenv("PDF_TEXT_ENGINE", "pdfminer")
+    settings.PDF_TEXT_ENGINE = "pdfminer"
     mined = text_of(parse(tmp_path, files.right_to_left_pdf()))
     assert files.RIGHT_TO_LEFT_LINES[0][::-1] in mined  # the known limitation of the fallback
 
@@ -142,7 +144,7 @@ def test_a_page_pdfium_cannot_load_is_read_by_pdfminer(tmp_path, monkeypatch):
     assert "Backup tapes are overwritten after 35 days" in text_of([c for c in chunks if c.page_number == 2])
 
 
-def test_unknown_engine_is_a_configuration_error(tmp_path, monkeypatch):
-    monkeypatch.setenv("PDF_TEXT_ENGINE", "pymupdf")
+def test_unknown_engine_is_a_configuration_error(tmp_path, settings):
+    settings.PDF_TEXT_ENGINE = "pymupdf"
     with pytest.raises(parsing.ConfigurationError, match="PDF_TEXT_ENGINE"):
         parse(tmp_path, files.text_pdf())

@@ -95,6 +95,17 @@ def _spin():
         pass
 
 
+def test_the_parsers_limits_are_the_settings_in_the_child_and_at_upload(collection, corpus_admin, settings):
+    """The limits come from the settings: to the sandboxed child with its job (its environment
+    is cleared, so no variable could carry them), and to the zip upload's own check."""
+    settings.INGEST_IMAGE_MAX_PIXELS = 1000  # the scan is 1,000s of pixels wide
+    outcome = ingest_one(collection, corpus_admin, "badge.png", files.png_scan())
+    assert outcome.status == Document.Status.FAILED and "over the limit of 1,000 pixels" in outcome.failure_reason
+    settings.INGEST_ZIP_MAX_MEMBERS = 2
+    [refused] = upload(collection, corpus_admin, "policies.zip", files.zip_of_documents())
+    assert isinstance(refused, UploadRejected) and "more than the limit of 2" in str(refused)
+
+
 def test_sandbox_stops_a_parser_that_eats_memory_or_time():
     with pytest.raises(SandboxError) as info:
         run_limited(_hog_memory, memory_bytes=256 * 1024 * 1024, cpu_seconds=30, wall_seconds=30)

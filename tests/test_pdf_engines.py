@@ -15,11 +15,13 @@ from pathlib import Path
 import pytest
 
 from apps.ingestion import parsing
+from apps.ingestion.parse_settings import parse_tuning
 from apps.ingestion.parsing import parse_and_chunk
 
 PROJECT = Path(__file__).resolve().parents[1]
 DATASET = PROJECT.parent / "shared" / "eval" / "scifact-dev"
-OPTIONS = {"max_characters": 1200, "new_after_n_chars": 900, "overlap": 400}
+OPTIONS = {"max_characters": parsing.CHUNK_MAX_CHARACTERS, "new_after_n_chars": parsing.CHUNK_NEW_AFTER_CHARACTERS,
+           "overlap": parsing.CHUNK_OVERLAP_CHARACTERS}
 
 
 @pytest.fixture(scope="module")
@@ -43,18 +45,18 @@ def pdfs(tmp_path_factory):
     return paths
 
 
-def _parse_all(paths, engine: str, monkeypatch) -> tuple[list, float]:
-    monkeypatch.setenv("PDF_TEXT_ENGINE", engine)
+def _parse_all(paths, engine: str, settings) -> tuple[list, float]:
+    settings.PDF_TEXT_ENGINE = engine
     started = time.process_time()
-    out = [parse_and_chunk(p, p.name, **OPTIONS) for p in paths]
+    out = [parse_and_chunk(p, p.name, **OPTIONS, tuning=parse_tuning()) for p in paths]
     return out, time.process_time() - started
 
 
-def test_both_engines_give_identical_chunks_and_pdfium_is_faster(pdfs, monkeypatch):
+def test_both_engines_give_identical_chunks_and_pdfium_is_faster(pdfs, settings):
     parsing.warm_up()
     parse_and_chunk(pdfs[0], pdfs[0].name)  # first-call costs outside the timing
-    mined, mined_cpu = _parse_all(pdfs, "pdfminer", monkeypatch)
-    read, read_cpu = _parse_all(pdfs, "pdfium", monkeypatch)
+    mined, mined_cpu = _parse_all(pdfs, "pdfminer", settings)
+    read, read_cpu = _parse_all(pdfs, "pdfium", settings)
     assert sum(len(c) for c in read) > len(pdfs)
     for path, a, b in zip(pdfs, mined, read, strict=True):
         assert a == b, path.name
@@ -108,7 +110,7 @@ def test_forked_parse_children_inherit_the_compiled_reading_order(pdfs, tmp_path
     assert before == after  # the child compiled nothing new: the page's types were warmed
 
 
-def test_a_benchmark_pdf_keeps_every_character_of_its_abstract(tmp_path, monkeypatch):
+def test_a_benchmark_pdf_keeps_every_character_of_its_abstract(tmp_path, settings):
     """bench/pdf_equivalence.py embeds a Unicode font: characters outside cp1252 (Greek,
     math, super/subscripts) reach the text layer, so the PDFs and the .txt files hold the
     same words (with standard Helvetica they became "?")."""
@@ -123,6 +125,6 @@ def test_a_benchmark_pdf_keeps_every_character_of_its_abstract(tmp_path, monkeyp
     path = tmp_path / name
     path.write_bytes(data)
     for engine in ("pdfium", "pdfminer"):
-        monkeypatch.setenv("PDF_TEXT_ENGINE", engine)
-        text = " ".join(" ".join(c.text.split()) for c in parse_and_chunk(path, name, **OPTIONS))
+        settings.PDF_TEXT_ENGINE = engine
+        text = " ".join(" ".join(c.text.split()) for c in parse_and_chunk(path, name, **OPTIONS, tuning=parse_tuning()))
         assert "Signalling in T cells" in text and abstract in text, (engine, text)

@@ -21,10 +21,7 @@ def tokenizer_path() -> Path:
         return Path(settings.LLM_TOKENIZER_PATH)
     from rag_platform.process.model_manifest import SERVED_NAME
 
-    import os
-
-    model_dir = os.environ.get("RAG_MODEL_DIR") or settings.LLM_MODEL_DIR  # as the stack does
-    return Path(model_dir) / SERVED_NAME / "tokenizer.json"
+    return Path(settings.LLM_MODEL_DIR) / SERVED_NAME / "tokenizer.json"
 
 
 @lru_cache(maxsize=2)

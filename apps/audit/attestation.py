@@ -115,7 +115,7 @@ def attestation_report(*, run_self_test: bool = True, verify_chain: bool = False
         "generated_at": timezone.now().isoformat(timespec="seconds"),
         "host": socket.gethostname(),
         "endpoints": endpoints,
-        "allowlist": [item.strip() for item in os.environ.get("RAG_EGRESS_ALLOW", "").split(",") if item.strip()],
+        "allowlist": egress_policy.allowlist_entries(),
         "model": {"name": settings.LLM_MODEL, "sha256": settings.LLM_MODEL_SHA256 or "(not set: LLM_MODEL_SHA256)",
                   "sha256_source": settings.LLM_MODEL_SHA256_SOURCE},
         "embedding": {"path": embedding_path, "sha256": embedding_sha},

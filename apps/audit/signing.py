@@ -2,9 +2,11 @@
 
 Only the process started as the signer (``RAG_AUDIT_SIGNER=1``: the stack's signer
 worker, compose's and Kubernetes' ``signer``, systemd's private-rag-signer) loads the private
-key; web, workers and beat ask it (apps.audit.signer). Source, in order:
-``RAG_AUDIT_SIGNING_KEY`` (hex or base64 of the 32-byte seed, or PEM), the file named by
-``RAG_AUDIT_SIGNING_KEY_FILE``, else ``<data dir>/keys/audit-signing.key``. A missing key
+key; web, workers and beat ask it (apps.audit.signer). Source, in order: the environment
+variable ``RAG_AUDIT_SIGNING_KEY`` (hex or base64 of the 32-byte seed, or PEM; read here and
+nowhere else, never a setting: rag_platform/conf/__init__.py says why), the file of the
+``AUDIT_SIGNING_KEY_FILE`` setting (``RAG_AUDIT_SIGNING_KEY_FILE``), else
+``<data dir>/keys/audit-signing.key``. A missing key
 stops the signer with an error: it is created once, on purpose, by ``manage.py
 audit_keygen``, which prints the public key and fingerprint to pin (never silently anew).
 
@@ -26,8 +28,22 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from django.conf import settings
 
 
+KEY_VARIABLE = "RAG_AUDIT_SIGNING_KEY"
+
+
 def default_key_path() -> Path:
     return Path(settings.DATA_DIR) / "keys" / "audit-signing.key"
+
+
+def key_file_path() -> Path:
+    """The signing key's file: the AUDIT_SIGNING_KEY_FILE setting, else the default path."""
+    return Path(settings.AUDIT_SIGNING_KEY_FILE or default_key_path())
+
+
+def key_from_environment() -> str:
+    """``RAG_AUDIT_SIGNING_KEY``, the key itself, or "": the one tunable apps read from the
+    environment (a secret only the signer is given; rag_platform/conf/__init__.py)."""
+    return os.environ.get(KEY_VARIABLE, "")
 
 
 def _parse_private(raw: bytes) -> Ed25519PrivateKey:
@@ -59,9 +75,9 @@ def load_private_key() -> Ed25519PrivateKey:
     if not is_signer():
         raise SigningKeyUnavailable("this process is not the audit signer (RAG_AUDIT_SIGNER=1 is set only for the "
                                     "signer); ask it with apps.audit.signer")
-    if value := os.environ.get("RAG_AUDIT_SIGNING_KEY"):
+    if value := key_from_environment():
         return _parse_private(value.encode())
-    path = Path(os.environ.get("RAG_AUDIT_SIGNING_KEY_FILE") or default_key_path())
+    path = key_file_path()
     if not path.exists():
         raise SigningKeyUnavailable(
             f"audit signing key {path} is missing: restore it from your key store, or create a first key with "

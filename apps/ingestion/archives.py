@@ -9,6 +9,7 @@ from typing import IO
 
 from django.conf import settings
 
+from apps.ingestion.parse_settings import parse_tuning
 from apps.ingestion.parsing import ParseError, check_zip_safe
 from apps.ingestion.services import UploadRejected, UploadResult, bulk_enqueue, document_upload
 
@@ -33,7 +34,7 @@ def files_upload(*, collection, uploaded_by, name: str, content: IO[bytes], size
         tmp.seek(0)
         try:
             with zipfile.ZipFile(tmp) as archive:
-                check_zip_safe(archive, name, archive=True)
+                check_zip_safe(archive, name, archive=True, limits=parse_tuning())
                 results: list[UploadResult | UploadRejected] = []
                 with bulk_enqueue():
                     for info in archive.infolist():

@@ -8,7 +8,7 @@ apps.ingestion.sandbox before the parser, after the environment and descriptors 
   uploads, keys, witness, run/ with the embedded PostgreSQL's and Redis's sockets), the
   folders of every ``*_FILE`` secret, of the audit keys, the database's socket folder,
   ``/run``, ``/var/run``, ``/secrets``, ``/etc/private-rag``, ``/tmp``, ``/dev/shm``, home
-  folders, and ``INGEST_SANDBOX_DENY`` (comma-separated). The Python installation and the
+  folders, and the ``INGEST_SANDBOX_DENY`` setting (a list). The Python installation and the
   code stay readable even inside a denied folder. Writable: one private temporary folder
   (``TMPDIR``), made for this child and removed by the parent, and ``/dev/null``. The input
   files are granted one by one (``readable``). Landlock allows a whole tree per rule, so a
@@ -106,11 +106,11 @@ def denied_paths(extra: tuple[str, ...] = ()) -> list[str]:
     for name, value in os.environ.items():
         if name.endswith("_FILE") and value.startswith("/"):
             candidates.append(str(Path(value).parent))
-    candidates += [p for p in os.environ.get("INGEST_SANDBOX_DENY", "").split(",") if p.strip()]
     try:
         from django.conf import settings
 
         if settings.configured:
+            candidates += list(getattr(settings, "INGEST_SANDBOX_DENY", []))
             for name in ("DATA_DIR", "MEDIA_ROOT", "AUDIT_CHECKPOINT_DIR"):
                 if getattr(settings, name, None):
                     candidates.append(str(getattr(settings, name)))

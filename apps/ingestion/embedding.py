@@ -5,7 +5,7 @@ Default model: all-MiniLM-L6-v2 as shipped inside the PyPI package ``gt-all-mini
 (384 dimensions). ``EMBEDDING_MODEL_PATH`` points at another local folder. Nothing is ever
 fetched from a hub: HF_HUB_OFFLINE is forced by rag_platform.process.offline, and we pass a path.
 
-``EMBEDDING_BACKEND`` (environment or Django setting): ``onnx`` (default) or ``torch``.
+The ``EMBEDDING_BACKEND`` setting (rag_platform.conf.answering): ``onnx`` (default) or ``torch``.
 bench/embedding_backends.py measured ONNX Runtime fp32 against PyTorch on 2 CPU cores (see
 docs/benchmarks.md): same nDCG@10 on SciFact, vectors equal to cosine >= 0.999, faster.
 The ONNX graph is exported once from the local model (torch.onnx, no download) into
@@ -43,7 +43,7 @@ def embedding_model_path() -> Path:
 
 
 def embedding_backend() -> str:
-    name = (getattr(settings, "EMBEDDING_BACKEND", "") or os.environ.get("EMBEDDING_BACKEND") or DEFAULT_BACKEND).strip().lower()
+    name = (settings.EMBEDDING_BACKEND or DEFAULT_BACKEND).strip().lower()
     if name not in BACKENDS:
         raise ImproperlyConfigured(f"EMBEDDING_BACKEND must be one of {', '.join(BACKENDS)}, not {name!r}")
     return name

@@ -26,6 +26,7 @@ from apps.ingestion.claims import (
     document_quarantine,
     transient_failure,
 )
+from apps.ingestion.parse_settings import parse_options
 from apps.ingestion.personal_data import INDEX, screen_drafts
 from apps.ingestion.sandbox import run_limited
 from apps.ingestion.sandbox_wire import ChildRaised, SandboxError, capture, unwrap
@@ -143,11 +144,7 @@ def document_parse(*, document_id: int, task_id: str) -> str:
         _send_successor(primary)
         return DONE
     warm_parent()
-    options = {
-        "max_characters": settings.CHUNK_MAX_CHARACTERS,
-        "new_after_n_chars": settings.CHUNK_NEW_AFTER_CHARACTERS,
-        "overlap": settings.CHUNK_OVERLAP_CHARACTERS,
-    }
+    options = parse_options()
     limits = {
         "memory_bytes": settings.INGEST_PARSE_MEMORY_MB * 1024 * 1024,
         "cpu_seconds": settings.INGEST_PARSE_CPU_SECONDS,

@@ -19,9 +19,10 @@ thread held at the fork, the wall-clock deadline kills it and the upload is refu
 Before the parser runs, the child also drops what a compromised parser (a memory-safety bug
 in pdfium, Pillow, libxml2, tesseract or pandoc) could use (security review, finding 5):
 
-- a clean environment: only locale, PATH, the privacy switches and the parsers' own tuning
-  variables stay; no database or broker URL, no ``*_FILE`` secret paths, no keys. The
-  in-memory settings' secrets (secret key, database and client passwords) are blanked too;
+- a clean environment: only locale, PATH, the privacy switches and the few variables the
+  libraries read themselves stay (the parsers' tuning comes with the job); no database or
+  broker URL, no ``*_FILE`` secret paths, no keys. The in-memory settings' secrets (secret
+  key, database and client passwords) are blanked too;
 - every file descriptor but 0-2 and the result pipe is closed (the database and broker
   sockets, the model's and the logs' files);
 - no network: a new, empty network namespace (``unshare(CLONE_NEWNET)``; as root, or in a
@@ -32,7 +33,8 @@ in pdfium, Pillow, libxml2, tesseract or pandoc) could use (security review, fin
   Landlock, seccomp and ``setsid`` (apps.ingestion.confinement, security review M1). The
   parent kills the child's whole process group when the call ends, so a double-forked
   grandchild does not outlive it. Where Landlock or seccomp is missing the child refuses
-  to parse unless ``INGEST_SANDBOX_ALLOW_WEAK`` is set (``isolation()``, check rag.E021).
+  to parse unless the ``INGEST_SANDBOX_ALLOW_WEAK`` setting is true (``isolation()``, check
+  rag.E021); the parent reads it into the child's plan.
 
 Both children (this module's one-call child and apps.ingestion.sandbox_session's serving
 one) enter the sandbox through :func:`enter_sandbox` and answer through one codec
@@ -78,11 +80,12 @@ CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
 PR_SET_NO_NEW_PRIVS = 38
 M_MMAP_THRESHOLD = -3  # mallopt(3)
-# Environment variables the parsers may need; everything else is dropped in the child.
+# Environment variables the libraries in the child read themselves (locale, tesseract's data,
+# numba's cache, thread counts); everything else is dropped. The project's own tunables come
+# with the job (apps.ingestion.parse_settings) or in the plan, never from here.
 KEPT_VARIABLES = re.compile(
-    r"^(PATH|LANG|LANGUAGE|TZ|LC_[A-Z]+|TMPDIR|HOME|TERM|TESSDATA_PREFIX|TESSERACT_CMD|SPACY_SENTENCES|"
-    r"PDF_TEXT_ENGINE|NUMBA_CACHE_DIR|OMP_NUM_THREADS|MKL_NUM_THREADS|OPENBLAS_NUM_THREADS|INGEST_[A-Z0-9_]+|"
-    r"PYTHONHASHSEED|PYTHONIOENCODING)$")
+    r"^(PATH|LANG|LANGUAGE|TZ|LC_[A-Z]+|TMPDIR|HOME|TERM|TESSDATA_PREFIX|NUMBA_CACHE_DIR|OMP_NUM_THREADS|"
+    r"MKL_NUM_THREADS|OPENBLAS_NUM_THREADS|PYTHONHASHSEED|PYTHONIOENCODING)$")
 SECRET_SETTINGS = ("SECRET_KEY", "SECRET_KEY_FALLBACKS", "OIDC_RP_CLIENT_SECRET", "LLM_API_KEY", "CELERY_BROKER_URL",
                    "AUDIT_SIGNING_KEY")
 _isolation: dict[str, str] = {}
@@ -141,14 +144,10 @@ def network_isolation() -> str:
 
 
 def allow_weak() -> bool:
-    try:
-        from django.conf import settings
+    """The INGEST_SANDBOX_ALLOW_WEAK setting (false outside a Django process: refuse)."""
+    from django.conf import settings
 
-        if settings.configured:
-            return bool(getattr(settings, "INGEST_SANDBOX_ALLOW_WEAK", False))
-    except Exception:  # noqa: BLE001 - not a Django process
-        pass
-    return os.environ.get("INGEST_SANDBOX_ALLOW_WEAK", "").lower() in {"1", "true", "yes", "on"}
+    return bool(settings.configured and getattr(settings, "INGEST_SANDBOX_ALLOW_WEAK", False))
 
 
 def isolation() -> str:
@@ -160,18 +159,22 @@ def isolation() -> str:
 @dataclass(frozen=True)
 class ChildPlan:
     """What the parent settles before it forks: its pid (the child dies with it), the child's
-    private writable folder, the input files it may read, the planned Landlock rules."""
+    private writable folder, the input files it may read, the planned Landlock rules, and
+    whether a weak sandbox is allowed (the setting, read here: the child's environment is
+    cleared before it confines itself)."""
 
     parent_pid: int
     writable: str
     readable: tuple[str, ...]
     planned: tuple[list[str], list[str]]
+    allow_weak: bool = False
 
 
 def plan_child(readable: tuple[str, ...] | list[str] = ()) -> ChildPlan:
     """A plan for a child of this process; its writable folder exists until the caller removes it."""
     return ChildPlan(parent_pid=os.getpid(), writable=tempfile.mkdtemp(prefix="rag-sandbox-"),
-                     readable=tuple(os.path.realpath(p) for p in readable), planned=confinement.plan())
+                     readable=tuple(os.path.realpath(p) for p in readable), planned=confinement.plan(),
+                     allow_weak=allow_weak())
 
 
 def enter_sandbox(plan: ChildPlan, keep_fds: tuple[int, ...], memory_bytes: int, cpu_seconds: int | None = None,
@@ -195,11 +198,11 @@ def enter_sandbox(plan: ChildPlan, keep_fds: tuple[int, ...], memory_bytes: int,
         os.closerange(low, fd)
         low = fd + 1
     os.closerange(low, os.sysconf("SC_OPEN_MAX") if os.sysconf("SC_OPEN_MAX") > 0 else 65536)
-    (denied, needed), weak_ok = plan.planned, allow_weak()
+    denied, needed = plan.planned
     _drop_environment()
     _leave_the_network()
     confinement.confine(parent_pid=plan.parent_pid, denied=denied, needed=needed, writable=plan.writable,
-                        readable=plan.readable, allow_weak=weak_ok)
+                        readable=plan.readable, allow_weak=plan.allow_weak)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     if nice:

@@ -4,7 +4,8 @@ The encoder already keeps every core busy (ONNX Runtime runs one thread per core
 processes encoding at once only slow each other down, while one process encoding as another
 parses the next batch (one core, in a sandboxed child) or stores the last one (mostly
 PostgreSQL) puts the cores that work would leave idle to use. So the worker runs two pool
-processes (``RAG_WORKERS``, rag_platform/stack.py) and they take the model in turns.
+processes (``RAG_WORKERS``: rag_platform.process.runtime.pool_processes, the stack's default)
+and they take the model in turns.
 
 The turn is an ``flock`` on one file per host under ``<data dir>/run/`` that the worker's main
 process makes at start-up (``worker_started``, from the ``worker_init`` signal) and its forked
@@ -20,20 +21,10 @@ no file and a turn is free.
 from __future__ import annotations
 
 import fcntl
-import os
 import socket
 import time
 from contextlib import contextmanager
 from pathlib import Path
-
-# Pool processes of the stack's Celery worker (``RAG_WORKERS`` overrides): one encodes while
-# the other parses or stores. Measured in docs/benchmarks.md (bench/ingest.py --concurrency 1,2).
-POOL_PROCESSES = 2
-
-
-def pool_processes() -> int:
-    """The stack's pool process count: ``RAG_WORKERS``, else POOL_PROCESSES."""
-    return int(os.environ.get("RAG_WORKERS", POOL_PROCESSES))
 
 _lock_path: Path | None = None
 

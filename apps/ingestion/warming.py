@@ -7,6 +7,7 @@ import os
 import time
 
 from apps.ingestion import parsing
+from apps.ingestion.parse_settings import parse_tuning
 
 logger = logging.getLogger(__name__)
 
@@ -14,10 +15,11 @@ _warm = False
 
 
 def warm_parent() -> None:
-    """Import the parsers once in the worker so every forked child starts warm."""
+    """Import the parsers once in the worker so every forked child starts warm (the spaCy
+    pipeline as the settings say: SPACY_SENTENCES)."""
     global _warm
     if not _warm:
-        parsing.warm_up()
+        parsing.warm_up(parse_tuning())
         _warm = True
 
 

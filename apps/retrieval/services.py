@@ -216,12 +216,7 @@ def chunks_search(
         raise ValueError(f"unknown search mode {mode!r}")
     vector = _vector_literal(query_vector if query_vector is not None else embed_query(query))
     alias = search_database()
-    if alias == "default":  # one server: the permission rule is compiled into the statement
-        readable_sql, readable_params = collections_readable_by(user).values("id").query.sql_with_params()
-        allowed_ids = None
-    else:  # a replica: who may read what is decided on the primary, never on a lagging copy
-        allowed_ids = list(collections_readable_by(user).values_list("id", flat=True))
-        readable_sql, readable_params = "SELECT unnest(%s::bigint[]) AS id", [allowed_ids]
+    readable_sql, readable_params, allowed_ids = _readable(user, alias)
     picked = list(collection_ids) if collection_ids else None
     docs = list(document_ids) if document_ids else None
     rrf_k = float(settings.RETRIEVAL_RRF_K)
@@ -239,7 +234,25 @@ def chunks_search(
         max_distance, vector, max_distance,
         k,
     ]
-    sql = _SQL.format(readable=readable_sql, tsquery=_TSQUERY)
+    rows = _fetch(alias, _SQL.format(readable=readable_sql, tsquery=_TSQUERY), params, candidates=candidates)
+    if allowed_ids is not None:
+        rows = _still_readable(rows, allowed_ids)
+    return [_retrieved(row) for row in rows]
+
+
+def _readable(user, alias: str) -> tuple[str, list, list[int] | None]:
+    """The permission filter as SQL and its parameters, and, on a replica, the readable ids
+    (then the rows found are confirmed on the primary: ``_still_readable``)."""
+    if alias == "default":  # one server: the permission rule is compiled into the statement
+        readable_sql, readable_params = collections_readable_by(user).values("id").query.sql_with_params()
+        return readable_sql, list(readable_params), None
+    # a replica: who may read what is decided on the primary, never on a lagging copy
+    allowed_ids = list(collections_readable_by(user).values_list("id", flat=True))
+    return "SELECT unnest(%s::bigint[]) AS id", [allowed_ids], allowed_ids
+
+
+def _fetch(alias: str, sql: str, params: list, *, candidates: int) -> list[tuple]:
+    """The statement's rows, run on ``alias`` with the index scan's settings for this query."""
     with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
         # pgvector >= 0.8: keep walking the HNSW graph until enough rows pass the filter
         # (relaxed order: the statement re-ranks the candidates by exact distance anyway).
@@ -252,25 +265,15 @@ def chunks_search(
             "SET LOCAL jit = off"
         )
         cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    if allowed_ids is not None:
-        rows = _still_readable(rows, allowed_ids)
-    return [
-        RetrievedChunk(
-            chunk_id=row[0],
-            document_id=row[1],
-            document_title=row[2],
-            collection_id=row[3],
-            page_number=row[4],
-            section_title=row[5],
-            text=row[6],
-            distance=float(row[7]),
-            fused_score=float(row[8]),
-            vector_rank=row[9],
-            keyword_rank=row[10],
-        )
-        for row in rows
-    ]
+        return cursor.fetchall()
+
+
+def _retrieved(row: tuple) -> RetrievedChunk:
+    return RetrievedChunk(
+        chunk_id=row[0], document_id=row[1], document_title=row[2], collection_id=row[3], page_number=row[4],
+        section_title=row[5], text=row[6], distance=float(row[7]), fused_score=float(row[8]),
+        vector_rank=row[9], keyword_rank=row[10],
+    )
 
 
 def _still_readable(rows: list[tuple], allowed_ids: list[int]) -> list[tuple]:

@@ -4,6 +4,7 @@ answerability and grounding thresholds."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from rag_platform.conf.core import DATA_DIR
 from rag_platform.conf.env import env_float, env_int
@@ -25,12 +26,15 @@ LLM_ANSWER_DEADLINE_SECONDS = env_float("LLM_ANSWER_DEADLINE_SECONDS", 240.0)
 LLM_MAX_TOKENS = env_int("LLM_MAX_TOKENS", 160)
 # vLLM sampling extension; stops small models from looping on a sentence.
 LLM_REPETITION_PENALTY = env_float("LLM_REPETITION_PENALTY", 1.1)
-# Where the embedded stack keeps the converted model.
-LLM_MODEL_DIR = DATA_DIR / "models"
+# Where the converted model is kept (the stack and the tests' vLLM read RAG_MODEL_DIR too);
+# the packaged model's tokenizer is read from here (apps.answering.tokens).
+LLM_MODEL_DIR = Path(os.environ.get("RAG_MODEL_DIR") or DATA_DIR / "models")
 
 EMBEDDING_MODEL_PATH = os.environ.get("EMBEDDING_MODEL_PATH") or ""  # "" = packaged MiniLM
 EMBEDDING_DIMENSIONS = 384
 EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 32)
+# "onnx" or "torch"; "" = apps.ingestion.embedding.DEFAULT_BACKEND (onnx).
+EMBEDDING_BACKEND = os.environ.get("EMBEDDING_BACKEND", "")
 
 RETRIEVAL_TOP_K = env_int("RETRIEVAL_TOP_K", 4)
 # Cosine distance above which a passage is not considered relevant at all.

@@ -16,8 +16,12 @@ from rag_platform.conf.env import env_bool, env_float, env_int, env_list
 AUDIT_CHECKPOINT_DIR = os.environ.get("RAG_AUDIT_CHECKPOINT_DIR") or str(DATA_DIR / "audit-checkpoints")
 # The signer signs the chain head this often (only when it moved) and on demand.
 AUDIT_CHECKPOINT_MINUTES = env_float("RAG_AUDIT_CHECKPOINT_MINUTES", 1.0)
-# Only the signer process sets RAG_AUDIT_SIGNER=1 and can read the key (apps.audit.signing).
+# Only the signer process sets RAG_AUDIT_SIGNER=1 and can read the key (apps.audit.signing):
+# from the file named here ("" = <data dir>/keys/audit-signing.key; the stack and the
+# manifests give the variable to the signer only), or from RAG_AUDIT_SIGNING_KEY, which
+# apps.audit.signing reads itself and is never a setting (rag_platform/conf/__init__.py).
 AUDIT_SIGNER = env_bool("RAG_AUDIT_SIGNER", False)
+AUDIT_SIGNING_KEY_FILE = os.environ.get("RAG_AUDIT_SIGNING_KEY_FILE", "")
 # The operator's pin: the public key (hex) or "sha256:<fingerprint>", printed by audit_keygen.
 AUDIT_PUBLIC_KEY = os.environ.get("RAG_AUDIT_PIN", "")
 # Every signed head is appended here, outside the data directory (apps.audit.witness);

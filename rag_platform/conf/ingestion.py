@@ -3,7 +3,11 @@ sandbox's limits, batching and housekeeping (with their Celery routes and time l
 
 from __future__ import annotations
 
-from rag_platform.conf.env import env_bool, env_float, env_int
+import os
+
+from apps.ingestion.parsing import chunking
+from apps.ingestion.parsing.tuning import DEFAULTS as PARSE_DEFAULTS
+from rag_platform.conf.env import env_bool, env_float, env_int, env_list
 from rag_platform.conf.services import CELERY_TASK_SOFT_TIME_LIMIT, CELERY_TASK_TIME_LIMIT
 
 # --- Uploads, request bodies, chunking, personal data ------------------------------------
@@ -20,9 +24,23 @@ FILE_UPLOAD_HANDLERS = [
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
-CHUNK_MAX_CHARACTERS = env_int("CHUNK_MAX_CHARACTERS", 1200)
-CHUNK_NEW_AFTER_CHARACTERS = env_int("CHUNK_NEW_AFTER_CHARACTERS", 900)
-CHUNK_OVERLAP_CHARACTERS = env_int("CHUNK_OVERLAP_CHARACTERS", 400)  # tuned on SciFact dev (docs/benchmarks.md)
+# Chunking: the defaults are apps.ingestion.parsing.chunking's (overlap tuned on SciFact dev,
+# docs/benchmarks.md); the worker passes these to every parse (apps.ingestion.parse_settings).
+CHUNK_MAX_CHARACTERS = env_int("CHUNK_MAX_CHARACTERS", chunking.CHUNK_MAX_CHARACTERS)
+CHUNK_NEW_AFTER_CHARACTERS = env_int("CHUNK_NEW_AFTER_CHARACTERS", chunking.CHUNK_NEW_AFTER_CHARACTERS)
+CHUNK_OVERLAP_CHARACTERS = env_int("CHUNK_OVERLAP_CHARACTERS", chunking.CHUNK_OVERLAP_CHARACTERS)
+# The parsers' limits and switches (apps.ingestion.parsing.tuning holds the defaults and what
+# each means), handed to the sandboxed parse child with its job, to the type check and to the
+# zip upload's check (apps.ingestion.parse_settings): container expansion (zip bombs), image
+# size (pixel bombs), the PDF text engine ("pdfium" or "pdfminer"), the tesseract binary and
+# spaCy's sentence pipeline ("senter", or unstructured's own: "parser").
+INGEST_ZIP_MAX_TOTAL_BYTES = env_int("INGEST_ZIP_MAX_TOTAL_BYTES", PARSE_DEFAULTS.zip_max_total_bytes)
+INGEST_ZIP_MAX_RATIO = env_int("INGEST_ZIP_MAX_RATIO", PARSE_DEFAULTS.zip_max_ratio)
+INGEST_ZIP_MAX_MEMBERS = env_int("INGEST_ZIP_MAX_MEMBERS", PARSE_DEFAULTS.zip_max_members)
+INGEST_IMAGE_MAX_PIXELS = env_int("INGEST_IMAGE_MAX_PIXELS", PARSE_DEFAULTS.image_max_pixels)
+PDF_TEXT_ENGINE = os.environ.get("PDF_TEXT_ENGINE", PARSE_DEFAULTS.pdf_text_engine)
+TESSERACT_CMD = os.environ.get("TESSERACT_CMD", PARSE_DEFAULTS.tesseract_cmd)
+SPACY_SENTENCES = os.environ.get("SPACY_SENTENCES", PARSE_DEFAULTS.spacy_sentences)
 # Personal-data detection (apps.privacy) on every parsed chunk and every question. Off (0)
 # skips it for collections whose policy is "index"; "mask" and "refuse" collections are
 # always screened (apps.ingestion.personal_data).
@@ -40,6 +58,9 @@ INGEST_PARSE_NICE = env_int("INGEST_PARSE_NICE", 10)
 # Where Landlock or seccomp is missing, sandbox children refuse to parse unless this is true
 # (apps.ingestion.confinement; system check rag.E021, a warning rag.W021 when allowed).
 INGEST_SANDBOX_ALLOW_WEAK = env_bool("INGEST_SANDBOX_ALLOW_WEAK", False)
+# More folders the sandbox children may not read (comma-separated), besides the data
+# directory, the secrets' folders and the fixed list (apps.ingestion.confinement.denied_paths).
+INGEST_SANDBOX_DENY = env_list("INGEST_SANDBOX_DENY", [])
 INGEST_PARSE_LEASE_SECONDS = env_int("INGEST_PARSE_LEASE_SECONDS", INGEST_PARSE_WALL_SECONDS + 60)
 # An upload's type is decided in the same kind of child, in the process that received it
 # (apps.ingestion.sniffing): memory on top of that process's, CPU seconds (wall clock: twice).

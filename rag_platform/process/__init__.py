@@ -5,6 +5,21 @@ The offline switches (``offline``), the egress guard (``egress``, ``egress_polic
 address behind proxies, the model folder's manifest and checksums, the vLLM server process.
 It imports no app, so apps may import it; the wiring on top (settings, URLs, entry points,
 Celery, the stack) they may not (import-linter, pyproject.toml).
+
+Environment variables read before Django is configured, so not settings (everything else is
+a setting, rag_platform/conf/__init__.py):
+
+- this layer: ``RAG_DATA_DIR`` (runtime.data_dir), ``RAG_WORKERS`` (runtime.pool_processes: the
+  stack's worker pool size, default 2), the endpoints ``DATABASE_URL``, ``CELERY_BROKER_URL``,
+  ``LLM_BASE_URL`` and their ``*_FILE`` forms (runtime.endpoint, which the settings use too),
+  ``RAG_EGRESS_ALLOW`` (egress_policy), and the vLLM server's ``RAG_VLLM_KVCACHE_GIB``,
+  ``RAG_VLLM_ENFORCE_EAGER`` and ``RAG_LLM_DTYPE`` (vllm_server);
+- the stack that starts the processes (rag_platform.stack, stack_keys, embedded, supervise,
+  backup): ``RAG_MODEL_DIR``, ``LLM_MODEL_SHA256``, ``RAG_WEB_PORT``, ``RAG_LLM_PORT``,
+  ``RAG_AUDIT_SIGNING_KEY(_FILE)``, ``RAG_AUDIT_PIN``, ``RAG_AUDIT_MASTER_KEY_FILE``,
+  ``RAG_AUDIT_WITNESS_FILE`` (to make the keys before the first start and hand them to the
+  right process), ``RAG_PG_SHARED_BUFFERS_MB``, ``RAG_RESTART_LIMIT``, ``RAG_RESTART_WINDOW``
+  and ``PG_BIN_DIR``.
 """
 
 

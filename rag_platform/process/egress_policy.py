@@ -134,9 +134,14 @@ def configured_endpoints() -> list[Endpoint]:
     return found
 
 
+def allowlist_entries() -> list[str]:
+    """``RAG_EGRESS_ALLOW`` as the operator wrote it, entry by entry (read before Django: the
+    guard is installed first)."""
+    return [item.strip() for item in os.environ.get("RAG_EGRESS_ALLOW", "").split(",") if item.strip()]
+
+
 def allowlist_from_env() -> list[Rule]:
-    raw = os.environ.get("RAG_EGRESS_ALLOW", "")
-    return [parse_rule(item) for item in raw.split(",") if item.strip()]
+    return [parse_rule(item) for item in allowlist_entries()]
 
 
 def _resolves_privately(host: str) -> bool:

@@ -18,6 +18,16 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
+# Pool processes of the stack's Celery worker: one encodes while the other parses or stores
+# (apps.ingestion.turns). Measured in docs/benchmarks.md (bench/ingest.py --concurrency 1,2).
+POOL_PROCESSES = 2
+
+
+def pool_processes() -> int:
+    """``RAG_WORKERS``, else POOL_PROCESSES: the stack's --workers default, read before Django."""
+    return int(os.environ.get("RAG_WORKERS", POOL_PROCESSES))
+
+
 def data_dir() -> Path:
     path = Path(os.environ.get("RAG_DATA_DIR") or PROJECT_DIR / "var").resolve()
     path.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@
 Pure Python (no Django), so it can run in a worker's child process with its own limits.
 
     detect_file_type(path, declared_name) -> ".pdf" | ".docx" | ".md" | ".txt" | ".html" ...
-    parse_and_chunk(path, declared_name) -> [ChunkDraft(text, page_number, section_title, ordinal)]
+    parse_and_chunk(path, declared_name, tuning=ParseTuning(...)) -> [ChunkDraft(text, page_number, ...)]
 
 Every problem with the *file* is a :class:`ParseError` whose message is written for a corpus
 admin (what is wrong, what to do). Anything else (a bug, a broken installation, an attempted
@@ -14,7 +14,7 @@ One module per job: ``offline`` (unstructured kept offline, its spaCy pipeline c
 ``messages`` (what an admin reads), ``formats`` (the table of formats: MIME type, parser,
 checks, labels), ``parsers`` (office, mail, image and text formats), ``pdf`` (text layer
 through pdfium, pdfminer as fallback), ``ocr`` (tesseract), ``encoding`` (text or binary),
-``chunking`` (title-based chunks).
+``chunking`` (title-based chunks), ``tuning`` (the limits and switches a caller passes in).
 """
 
 from __future__ import annotations
@@ -43,20 +43,14 @@ from apps.ingestion.parsing.formats import (
 )
 from apps.ingestion.parsing.ocr import OCR_DPI, ocr_available
 from apps.ingestion.parsing.offline import SPACY_MODEL_PACKAGE, ensure_offline_nlp, warm_up
-from apps.ingestion.parsing.safety import (
-    IMAGE_MAX_PIXELS,
-    ZIP_MAX_MEMBERS,
-    ZIP_MAX_RATIO,
-    ZIP_MAX_TOTAL_BYTES,
-    check_zip_safe,
-)
+from apps.ingestion.parsing.safety import check_zip_safe
+from apps.ingestion.parsing.tuning import ParseTuning, applied
 
 __all__ = [
     "ARCHIVE_EXTENSIONS", "CHUNK_MAX_CHARACTERS", "CHUNK_NEW_AFTER_CHARACTERS", "CHUNK_OVERLAP_CHARACTERS",
-    "ConfigurationError", "IMAGE_MAX_PIXELS", "LEGACY_OFFICE_EXTENSIONS", "OCR_DPI", "SPACY_MODEL_PACKAGE",
-    "SUPPORTED_EXTENSIONS", "ZIP_MAX_MEMBERS", "ZIP_MAX_RATIO", "ZIP_MAX_TOTAL_BYTES", "ChunkDraft",
-    "OfflineViolation", "ParseError", "check_zip_safe", "detect_file_type", "ensure_offline_nlp",
-    "ocr_available", "parse_and_chunk", "warm_up",
+    "ConfigurationError", "LEGACY_OFFICE_EXTENSIONS", "OCR_DPI", "SPACY_MODEL_PACKAGE",
+    "SUPPORTED_EXTENSIONS", "ChunkDraft", "OfflineViolation", "ParseError", "ParseTuning", "check_zip_safe",
+    "detect_file_type", "ensure_offline_nlp", "ocr_available", "parse_and_chunk", "warm_up",
 ]
 
 logger = logging.getLogger(__name__)
@@ -71,11 +65,19 @@ def parse_and_chunk(
     overlap: int = CHUNK_OVERLAP_CHARACTERS,
     combine_text_under_n_chars: int = 0,
     multipage_sections: bool = False,
+    tuning: ParseTuning | None = None,
 ) -> list[ChunkDraft]:
     """Detect the type by content, run the safety checks, partition with the type's parser
-    and chunk by title (see apps.ingestion.parsing.chunking for the chunking choices)."""
+    and chunk by title (see apps.ingestion.parsing.chunking for the chunking choices), with
+    ``tuning``'s limits and switches (default: the current ones, apps.ingestion.parsing.tuning)."""
+    with applied(tuning):
+        return _parse_and_chunk(Path(path), declared_name, dict(
+            max_characters=max_characters, new_after_n_chars=new_after_n_chars, overlap=overlap,
+            combine_text_under_n_chars=combine_text_under_n_chars, multipage_sections=multipage_sections))
+
+
+def _parse_and_chunk(path: Path, declared_name: str, chunking: dict) -> list[ChunkDraft]:
     ensure_offline_nlp()
-    path = Path(path)
     ext = detect_file_type(path, declared_name)
     if ext in ARCHIVE_EXTENSIONS:
         raise messages.unsupported(declared_name, "is a zip archive",
@@ -96,10 +98,7 @@ def parse_and_chunk(
     elements = [el for el in elements if (el.text or "").strip()]
     if not elements:
         raise messages.no_text(ext, declared_name)
-    return chunk_elements(
-        elements, max_characters=max_characters, new_after_n_chars=new_after_n_chars, overlap=overlap,
-        combine_text_under_n_chars=combine_text_under_n_chars, multipage_sections=multipage_sections,
-    )
+    return chunk_elements(elements, **chunking)
 
 
 def _damaged(fmt: Format, declared_name: str) -> ParseError:

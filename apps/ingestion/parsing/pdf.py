@@ -10,7 +10,7 @@ sorted per page the same way, filled form-field values added, page numbers kept.
 strategy finds no tables in PDFs, so neither does this.
 
 * A page pdfium cannot read is read by pdfminer (unstructured's own pass, for those pages);
-  ``PDF_TEXT_ENGINE=pdfminer`` forces pdfminer for every page.
+  the tuning's ``pdf_text_engine="pdfminer"`` (setting PDF_TEXT_ENGINE) forces it for every page.
 * Whether a PDF is readable is decided by the engine that reads it: a file pdfium opens (as
   every viewer does, e.g. with a dangling document-information reference) is not "damaged".
 * A page without text that shows an image (a scan, whatever its compression: CCITT fax,
@@ -21,25 +21,26 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 from apps.ingestion.parsing import messages
 from apps.ingestion.parsing.errors import ConfigurationError, ParseError
 from apps.ingestion.parsing.parsers import NO_DETECTION
+from apps.ingestion.parsing.tuning import current
 
 logger = logging.getLogger(__name__)
 
-ENGINE_VARIABLE = "PDF_TEXT_ENGINE"
+ENGINE_SETTING = "PDF_TEXT_ENGINE"  # the tuning's pdf_text_engine, as an operator sets it
 ENGINES = ("pdfium", "pdfminer")
 LINE_MARGIN = 0.5  # pdfminer's LAParams.line_margin: a gap over this x line height ends a box
 
 
 def text_engine() -> str:
-    engine = os.environ.get(ENGINE_VARIABLE, "pdfium").strip().lower() or "pdfium"
+    """The current tuning's text engine; an unknown one is a ConfigurationError."""
+    engine = current().pdf_text_engine.strip().lower() or "pdfium"
     if engine not in ENGINES:
-        raise ConfigurationError(f"{ENGINE_VARIABLE}={engine!r}: expected one of {', '.join(ENGINES)}")
+        raise ConfigurationError(f"{ENGINE_SETTING}={engine!r}: expected one of {', '.join(ENGINES)}")
     return engine
 
 

@@ -7,40 +7,37 @@ CPU limits (apps.ingestion.sandbox) are the backstop for whatever a check cannot
 
 from __future__ import annotations
 
-import os
 import re
 import zipfile
 from pathlib import Path
 
 from apps.ingestion.parsing import messages
+from apps.ingestion.parsing.tuning import ParseTuning, current
 
-# Limits on what a container may expand to (zip bombs) and on image size (pixel bombs).
-ZIP_MAX_TOTAL_BYTES = int(os.environ.get("INGEST_ZIP_MAX_TOTAL_BYTES", 512 * 1024 * 1024))
-ZIP_MAX_RATIO = int(os.environ.get("INGEST_ZIP_MAX_RATIO", 200))
-ZIP_MAX_MEMBERS = int(os.environ.get("INGEST_ZIP_MAX_MEMBERS", 10000))
-IMAGE_MAX_PIXELS = int(os.environ.get("INGEST_IMAGE_MAX_PIXELS", 60_000_000))
 _XML_FEED_BYTES = 256 * 1024
 
 
-def check_zip_safe(zf: zipfile.ZipFile, declared_name: str, *, archive: bool) -> None:
-    """Refuse zip bombs (by declared sizes and ratio; the child's memory limit is the
-    backstop for lying headers), path traversal names, and, inside office documents, XML
-    with a DOCTYPE or entity declarations (external entities, billion laughs): no genuine
-    OOXML/ODF part has one."""
+def check_zip_safe(zf: zipfile.ZipFile, declared_name: str, *, archive: bool,
+                   limits: ParseTuning | None = None) -> None:
+    """Refuse zip bombs (by declared sizes and ratio, within ``limits``, default the current
+    tuning; the child's memory limit is the backstop for lying headers), path traversal names,
+    and, inside office documents, XML with a DOCTYPE or entity declarations (external entities,
+    billion laughs): no genuine OOXML/ODF part has one."""
+    limits = limits or current()
     infos = zf.infolist()
-    if len(infos) > ZIP_MAX_MEMBERS:
-        raise messages.too_many_members(declared_name, len(infos), ZIP_MAX_MEMBERS)
+    if len(infos) > limits.zip_max_members:
+        raise messages.too_many_members(declared_name, len(infos), limits.zip_max_members)
     total = 0
     for info in infos:
         name = info.filename.replace("\\", "/")
         if archive and (name.startswith("/") or ".." in name.split("/") or re.match(r"^[A-Za-z]:", name)):
             raise messages.unsafe_member_path(declared_name, info.filename)
         total += info.file_size
-        if info.compress_size and info.file_size / info.compress_size > ZIP_MAX_RATIO and info.file_size > 10 * 1024 * 1024:
+        if info.compress_size and info.file_size / info.compress_size > limits.zip_max_ratio and info.file_size > 10 * 1024 * 1024:
             raise messages.zip_bomb_member(declared_name, info.filename, info.file_size // max(info.compress_size, 1),
                                            info.file_size)
-    if total > ZIP_MAX_TOTAL_BYTES:
-        raise messages.zip_bomb_total(declared_name, total, ZIP_MAX_TOTAL_BYTES)
+    if total > limits.zip_max_total_bytes:
+        raise messages.zip_bomb_total(declared_name, total, limits.zip_max_total_bytes)
     if archive:
         return
     for info in infos:
@@ -97,5 +94,6 @@ def check_image_size(path: Path, declared_name: str) -> None:
         raise messages.pixel_bomb(declared_name, str(exc)) from exc
     except Exception as exc:  # noqa: BLE001
         raise messages.image_unreadable(declared_name) from exc
-    if width * height > IMAGE_MAX_PIXELS:
-        raise messages.image_too_large(declared_name, width, height, IMAGE_MAX_PIXELS)
+    max_pixels = current().image_max_pixels
+    if width * height > max_pixels:
+        raise messages.image_too_large(declared_name, width, height, max_pixels)

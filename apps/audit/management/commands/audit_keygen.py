@@ -19,9 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("--show", action="store_true", help="print the existing key's public half")
 
     def handle(self, *args, **options):
-        import os
-
-        path = Path(options["key_file"] or os.environ.get("RAG_AUDIT_SIGNING_KEY_FILE") or signing.default_key_path())
+        path = Path(options["key_file"] or signing.key_file_path())
         if options["show"]:
             if not path.exists():
                 raise CommandError(f"{path} does not exist")

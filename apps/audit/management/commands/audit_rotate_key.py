@@ -7,7 +7,6 @@ new public key (``next_public_key``), so a verifier who pinned the old key trust
 one from that head on; then the new key replaces the old one (kept as ``*.retired``).
 """
 
-import os
 import shutil
 from pathlib import Path
 
@@ -39,8 +38,8 @@ class Command(BaseCommand):
         audit_record(event_type=EventType.KEY_ROTATED, outcome=Outcome.SUCCESS,
                      payload={"from": signing.fingerprint(old_public), "to": signing.fingerprint(new_public)})
         head = audit_checkpoint_create(force=True, extra={"next_public_key": new_public})
-        key_path = Path(os.environ.get("RAG_AUDIT_SIGNING_KEY_FILE") or signing.default_key_path())
-        if os.environ.get("RAG_AUDIT_SIGNING_KEY"):
+        key_path = signing.key_file_path()
+        if signing.key_from_environment():
             self.stdout.write("RAG_AUDIT_SIGNING_KEY is set: replace its value with the new key yourself")
         else:
             shutil.copy2(key_path, key_path.with_name(f"{key_path.name}.retired-{timezone.now():%Y%m%dT%H%M%S}"))
