@@ -112,6 +112,22 @@ def test_a_heading_line_right_above_its_paragraph_is_its_own_title(tmp_path, no_
     assert kinds == [("Title", "Opening hours"), ("NarrativeText", "The archive opens at nine and closes at five on weekdays.")]
 
 
+def test_bold_words_or_a_bold_line_inside_a_paragraph_make_no_title(tmp_path, no_spacy):
+    """Only a line set (nearly) wholly in a heading style is a heading line, and a bold line
+    at the body size stays in its paragraph's box (it may be a bold sentence of it)."""
+    content = (b"BT /F2 13 Tf 72 700 Td (Leave) Tj ET\n"
+               b"BT /F2 11 Tf 72 670 Td (For bereavement) Tj /F1 11 Tf (, you can use the sick leave you have.) Tj ET\n"
+               b"BT /F2 11 Tf 72 640 Td (Lock your computer before you leave it.) Tj /F1 11 Tf 0 -14 Td "
+               b"(Press the control, shift and power keys together to lock it.) Tj ET\n")
+    path = _write(tmp_path, _one_page_pdf(content))
+    kinds = [(el.category, el.text) for el in parse_pdf(path, path.name)]
+    assert kinds == [
+        ("Title", "Leave"),
+        ("NarrativeText", "For bereavement , you can use the sick leave you have."),
+        ("NarrativeText", "Lock your computer before you leave it. Press the control, shift and power keys together to lock it."),
+    ]
+
+
 @pytest.mark.skipif(not parsing.ocr_available(), reason="tesseract-ocr is not installed")
 def test_a_scanned_page_is_still_ocrd_beside_a_text_page_typed_by_fonts(tmp_path, no_spacy):
     path = _write(tmp_path, files.mixed_pdf(), "mixed.pdf")

@@ -8,15 +8,17 @@ style and never guesses one for a body paragraph. So, for a document whose fonts
 headings:
 
 * the body style is the (size, bold) most of the document's characters are set in;
-* a heading line is set at least HEADING_SIZE_RATIO x the body size, or bold where the body
-  is not, or (as unstructured's cap-ratio rule) in capitals; heading and body lines never
-  share a box (apps.ingestion.parsing.pdf_text.page_boxes);
+* a heading line is set (HEADING_SHARE of its characters) at least HEADING_SIZE_RATIO x the
+  body size (LARGER), or bold where the body is not, or (as unstructured's cap-ratio rule)
+  in capitals (EMPHASIS); a LARGER line never shares a box with another kind of line
+  (apps.ingestion.parsing.pdf_text.page_boxes), and a box is a heading when all its lines
+  are heading lines;
 * each box gets element_from_text's cheap rules in its order (header and footer by
   position, bullets, e-mail address, US address), then a heading box of at most
   MAX_HEADING_LINES lines that is title-shaped (is_possible_title's checks without its word
-  limit and spaCy sentence count) is a Title, a numbered line a ListItem, any other box
-  NarrativeText (Text when it is mostly not letters), all constructed with unstructured's
-  element classes. No spaCy runs.
+  limit and spaCy sentence count; a bold sentence ending in a full stop is none) is a
+  Title, a numbered line a ListItem, any other box NarrativeText (Text when it is mostly
+  not letters), all constructed with unstructured's element classes. No spaCy runs.
 
 A document whose fonts mark nothing (no line larger or bolder than the body) gets
 unstructured's own guess for every box (``element_from_text``), as before.
@@ -28,10 +30,11 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from apps.ingestion.parsing.pdf_text import Box, Line, Style, page_boxes
+from apps.ingestion.parsing.pdf_text import BODY, EMPHASIS, LARGER, Box, Line, Style, page_boxes
 
 HEADING_SIZE_RATIO = 1.08  # 12 pt over an 11 pt body is a heading size; 11.5 over 11 is not
 MAX_HEADING_LINES = 3
+HEADING_SHARE = 0.95  # of a heading line's characters set in a heading style
 HEADER_SHARE, FOOTER_SHARE = 0.07, 0.93  # element_from_text's header / footer positions
 
 
@@ -44,11 +47,23 @@ class Fonts:
     marked: bool
     heading_styles: tuple[Style, ...] = ()  # larger first, bold before regular: depth 0, 1, ...
 
-    def heading_line(self, line: Line) -> bool:
-        style = line.style
-        if not self.marked or style is None:
-            return False
-        return self._marks(style) or (style[0] >= self.body[0] * 0.95 and _in_capitals(line.text))
+    def line_kind(self, line: Line) -> int:
+        """LARGER, EMPHASIS (bold, or in capitals) or BODY, by the style (nearly) all of the
+        line is set in: a line that only starts with bold words ("For **bereavement**, you
+        can use:") is body text."""
+        if not self.marked or line.style is None:
+            return BODY
+        total = sum(line.styles.values())
+        larger = sum(n for (size, _), n in line.styles.items() if size >= self.body[0] * HEADING_SIZE_RATIO)
+        if larger >= HEADING_SHARE * total:
+            return LARGER
+        if self._set_as_heading(line) or (line.style[0] >= self.body[0] * 0.95 and _in_capitals(line.text)):
+            return EMPHASIS
+        return BODY
+
+    def _set_as_heading(self, line: Line) -> bool:
+        total = sum(line.styles.values())
+        return total > 0 and sum(n for s, n in line.styles.items() if self._marks(s)) >= HEADING_SHARE * total
 
     def depth(self, style: Style | None) -> int | None:
         """A heading's level, as unstructured's docx partitioner gives Heading N (0: the largest)."""
@@ -67,15 +82,14 @@ def document_fonts(lines_per_page: list[list[Line]]) -> Fonts:
     """The body style (most characters) and the heading styles: those lines are set in
     (a bold word inside a body line marks nothing) that are larger or bolder than the body."""
     chars: Counter = Counter()
-    line_styles = set()
     for lines in lines_per_page:
         for line in lines:
             chars.update(line.styles)
-            line_styles.add(line.style)
     if not chars:
         return Fonts(None, False)
     probe = Fonts(chars.most_common(1)[0][0], True)
-    headings = sorted((s for s in line_styles if s is not None and probe._marks(s)), key=lambda s: (-s[0], not s[1]))
+    found = {line.style for lines in lines_per_page for line in lines if probe._set_as_heading(line)}
+    headings = sorted(found, key=lambda s: (-s[0], not s[1]))
     return Fonts(probe.body, bool(headings), tuple(headings))
 
 
@@ -89,7 +103,7 @@ def page_elements(lines: list[Line], extra: list[Box], number: int, size: tuple[
 
     width, height = size
     system = PixelSpace(width=width, height=height)
-    boxes = [*page_boxes(lines, [fonts.heading_line(line) for line in lines]), *extra]
+    boxes = [*page_boxes(lines, [fonts.line_kind(line) for line in lines]), *extra]
     elements = []
     for box in boxes:
         text = " ".join(box.text.split())
@@ -131,7 +145,7 @@ def _element(text: str, box: Box, points: tuple, system: Any, marked: bool) -> A
         return kinds.EmailAddress(text=text)
     if is_us_city_state_zip(text):
         return kinds.Address(text=text, **place)
-    if box.heading and box.lines <= MAX_HEADING_LINES and _title_shaped(text):
+    if box.heading and box.lines <= MAX_HEADING_LINES and _title_shaped(text) and (box.larger or not text.endswith(".")):
         return kinds.Title(text=text, **place)
     if is_possible_numbered_list(text):
         return kinds.ListItem(text=text, **place)

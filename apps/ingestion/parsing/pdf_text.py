@@ -49,7 +49,8 @@ class Box:
     top: float
     height: float  # of its last line
     lines: int = 1
-    heading: bool = False  # every line of it is a heading line (pdf_elements.heading_line)
+    heading: bool = False  # every line of it is EMPHASIS or LARGER (pdf_elements.Fonts.line_kind)
+    larger: bool = False  # every line of it is LARGER
     style: Style | None = None  # its first line's
 
 
@@ -77,20 +78,28 @@ def page_lines(textpage: Any) -> list[Line]:
     return lines
 
 
-def page_boxes(lines: list[Line], heading: list[bool]) -> list[Box]:
+BODY, EMPHASIS, LARGER = 0, 1, 2  # a line's kind: body text, bold or capitals, larger than the body
+
+
+def page_boxes(lines: list[Line], kinds: list[int]) -> list[Box]:
     """Consecutive lines grouped into boxes: vertically within LINE_MARGIN x the line height
-    and overlapping horizontally, as pdfminer groups them; a heading line and a body line
-    (``heading``, one flag per line) never share a box."""
+    and overlapping horizontally, as pdfminer groups them, except that a line set LARGER
+    than the body and one that is not never share a box (a bold line may be a bold sentence
+    of its paragraph). A box is a heading when all its lines are EMPHASIS or LARGER."""
     boxes: list[Box] = []
-    for line, is_heading in zip(lines, heading, strict=True):
+    last = BODY
+    for line, kind in zip(lines, kinds, strict=True):
         box = boxes[-1] if boxes else None
-        if box is not None and box.heading == is_heading and _same_box(box, line):
+        if box is not None and (kind == LARGER) == (last == LARGER) and _same_box(box, line):
             box.text = f"{box.text}\n{line.text}"
             box.left, box.right = min(box.left, line.left), max(box.right, line.right)
             box.bottom, box.height, box.lines = line.bottom, line.top - line.bottom, box.lines + 1
+            box.heading = box.heading and kind != BODY
+            box.larger = box.larger and kind == LARGER
         else:
             boxes.append(Box(line.text, line.left, line.bottom, line.right, line.top, line.top - line.bottom,
-                             heading=is_heading, style=line.style))
+                             heading=kind != BODY, larger=kind == LARGER, style=line.style))
+        last = kind
     return boxes
 
 
