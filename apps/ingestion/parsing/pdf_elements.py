@@ -2,7 +2,7 @@
 
 unstructured's fast strategy types every text box with ``element_from_text``, which guesses
 Title vs NarrativeText from the words alone (spaCy sentence splitting and part-of-speech
-tags): ~85% of a text PDF's parse (docs/benchmarks.md). A PDF states it in its fonts, as a
+tags): most of a text PDF's parse (docs/benchmarks.md). A PDF states it in its fonts, as a
 .docx states it in its styles; unstructured's docx partitioner takes Title from the heading
 style and never guesses one for a body paragraph. So, for a document whose fonts mark
 headings:
