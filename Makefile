@@ -43,9 +43,11 @@ bench-ingest-ratio:
 
 # PDFs vs text: SciFact dev as .txt, as PDFs read by pdfium, as PDFs read by pdfminer:
 # nDCG@10 per mode, chunk counts, identical chunks under both engines. MAX_DOCS=2101 for all.
+# Then headed documents (policy-qa-dev's Markdown as PDFs): headings found as titles, retrieval.
 MAX_DOCS ?= 500
 bench-pdf-equivalence:
 	$(PYTHON) bench/pdf_equivalence.py --dataset $(DATASET) --max-documents $(MAX_DOCS)
+	$(PYTHON) bench/pdf_headings.py --retrieval
 
 # Parsing: unstructured's own spaCy pipeline vs the product's (sentence recogniser, lazy tags):
 # time for the same files, and a check that every file gives the same chunks.

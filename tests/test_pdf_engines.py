@@ -1,5 +1,6 @@
-"""pdfium and pdfminer give the same chunks (text, page, section) for text PDFs, and pdfium
-is the faster of the two. Plain functions, no database.
+"""pdfium and pdfminer read the same text from text PDFs, pdfium the faster; pdfium types
+the boxes by their fonts, unstructured's pdfminer pass by its spaCy guess, so the chunks are
+the same where the guess finds the headings. Plain functions, no database.
 
 The corpus: the sample PDF, multi-page PDFs as bench/ingest.py writes them (three headed
 abstracts per page) and SciFact abstracts rendered as bench/pdf_equivalence.py renders them;
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ import pytest
 from apps.ingestion import parsing
 from apps.ingestion.parse_settings import parse_tuning
 from apps.ingestion.parsing import parse_and_chunk
+from apps.ingestion.parsing.tuning import DEFAULTS, applied
 
 PROJECT = Path(__file__).resolve().parents[1]
 DATASET = PROJECT.parent / "shared" / "eval" / "scifact-dev"
@@ -45,6 +48,11 @@ def pdfs(tmp_path_factory):
     return paths
 
 
+def engine(name: str):
+    """Parse calls in the block read the text layer with ``name`` (the PDF_TEXT_ENGINE setting's tuning)."""
+    return applied(replace(DEFAULTS, pdf_text_engine=name))
+
+
 def _parse_all(paths, engine: str, settings) -> tuple[list, float]:
     settings.PDF_TEXT_ENGINE = engine
     started = time.process_time()
@@ -53,17 +61,47 @@ def _parse_all(paths, engine: str, settings) -> tuple[list, float]:
 
 
 def test_both_engines_give_identical_chunks_and_pdfium_is_faster(pdfs, settings):
+    """Identical chunks (text, page, section) wherever unstructured's guess finds the
+    headings the fonts mark; bench/ingest.py's PDFs, whose headings it partly misses, are
+    the next test's."""
     parsing.warm_up()
     parse_and_chunk(pdfs[0], pdfs[0].name)  # first-call costs outside the timing
     mined, mined_cpu = _parse_all(pdfs, "pdfminer", settings)
     read, read_cpu = _parse_all(pdfs, "pdfium", settings)
     assert sum(len(c) for c in read) > len(pdfs)
     for path, a, b in zip(pdfs, mined, read, strict=True):
-        assert a == b, path.name
+        if not path.name.startswith("report-"):
+            assert a == b, path.name
     pages = {c.page_number for chunks in read for c in chunks}
     assert pages >= {1, 2}
     # CPU time, not wall time: the machine is shared. Measured ~6x (docs/benchmarks.md).
     assert read_cpu * 2.5 < mined_cpu, (read_cpu, mined_cpu)
+
+
+def test_the_fonts_find_every_heading_the_guess_finds_and_the_ones_it_misses(pdfs):
+    """Both engines read the same boxes in the same order on the same pages; every Title
+    unstructured's guess gives is a Title by the fonts too, and in bench/ingest.py's PDFs
+    (three bold 13 pt headings a page, the first eight words of an abstract) the fonts find
+    all of them, where the guess calls those with a verb narrative text."""
+    from apps.ingestion.parsing.pdf import parse_pdf
+
+    parsing.warm_up()
+    missed = 0
+    for path in pdfs:
+        with engine("pdfminer"):
+            guessed = parse_pdf(path, path.name)
+        with engine("pdfium"):
+            typed = parse_pdf(path, path.name)
+        assert [(el.text, el.metadata.page_number) for el in typed] == \
+            [(el.text, el.metadata.page_number) for el in guessed], path.name
+        titles = {el.text for el in typed if el.category == "Title"}
+        assert {el.text for el in guessed if el.category == "Title"} <= titles, path.name
+        if path.name.startswith("report-"):
+            assert len(titles) == 3 * 5, path.name
+            missed += len(titles) - sum(el.category == "Title" for el in guessed)
+            assert all(c.section_title for c in parse_and_chunk(path, path.name, **OPTIONS))
+    if DATASET.exists():
+        assert missed > 0  # the guess does miss some: this corpus tells the two apart
 
 
 WARM_CHILD_PROBE = """

@@ -13,7 +13,8 @@ One module per job: ``offline`` (unstructured kept offline, its spaCy pipeline c
 ``filetypes`` (what a file is, by content), ``safety`` (bombs, traversal, hostile XML),
 ``messages`` (what an admin reads), ``formats`` (the table of formats: MIME type, parser,
 checks, labels), ``parsers`` (office, mail, image and text formats), ``pdf`` (text layer
-through pdfium, pdfminer as fallback), ``ocr`` (tesseract), ``encoding`` (text or binary),
+through pdfium, pdfminer as fallback; ``pdf_text``: its lines, boxes and fonts;
+``pdf_elements``: element types from the fonts), ``ocr`` (tesseract), ``encoding`` (text or binary),
 ``chunking`` (title-based chunks), ``tuning`` (the limits and switches a caller passes in).
 """
 

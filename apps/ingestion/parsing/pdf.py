@@ -2,12 +2,13 @@
 
 unstructured's ``fast`` strategy reads the text layer with pdfminer.six, which costs more
 per page than embedding the page's chunks; pdfium (pypdfium2, the engine that also renders
-pages for OCR) reads the same text layer much faster (both in docs/benchmarks.md). This module builds from it what ``partition_pdf(strategy="fast")`` builds:
-lines grouped into text boxes as pdfminer's layout analysis groups them (a box ends where
-the gap to the next line exceeds half a line's height, as pdfminer's ``line_margin``), each
-box classified by unstructured's ``element_from_text`` (title, narrative text, list item),
-sorted per page the same way, filled form-field values added, page numbers kept. The fast
-strategy finds no tables in PDFs, so neither does this.
+pages for OCR) reads the same text layer much faster (both in docs/benchmarks.md). This
+module builds from it what ``partition_pdf(strategy="fast")`` builds: lines grouped into
+text boxes as pdfminer's layout analysis groups them (apps.ingestion.parsing.pdf_text),
+sorted per page the same way, filled form-field values added, page numbers kept. Each box's
+type (title, narrative text, list item) comes from the fonts the document sets it in, not
+from unstructured's spaCy guess, when the fonts mark headings (apps.ingestion.parsing.
+pdf_elements). The fast strategy finds no tables in PDFs, so neither does this.
 
 * A page pdfium cannot read is read by pdfminer (unstructured's own pass, for those pages);
   the tuning's ``pdf_text_engine="pdfminer"`` (setting PDF_TEXT_ENGINE) forces it for every page.
@@ -27,13 +28,14 @@ from typing import Any
 from apps.ingestion.parsing import messages
 from apps.ingestion.parsing.errors import ConfigurationError, ParseError
 from apps.ingestion.parsing.parsers import NO_DETECTION
+from apps.ingestion.parsing.pdf_elements import document_fonts, page_elements
+from apps.ingestion.parsing.pdf_text import Box, Line, page_lines
 from apps.ingestion.parsing.tuning import current
 
 logger = logging.getLogger(__name__)
 
 ENGINE_SETTING = "PDF_TEXT_ENGINE"  # the tuning's pdf_text_engine, as an operator sets it
 ENGINES = ("pdfium", "pdfminer")
-LINE_MARGIN = 0.5  # pdfminer's LAParams.line_margin: a gap over this x line height ends a box
 
 
 def text_engine() -> str:
@@ -56,7 +58,7 @@ def parse_pdf(path: Path, declared_name: str) -> list[Any]:
         if count == 0:
             raise messages.pdf_without_pages(declared_name)
         forms = _init_forms(document)
-        by_page: dict[int, list[Any]] = {}
+        read: dict[int, tuple] = {}  # page number -> (lines, form field boxes, page size)
         unread: list[int] = []
         image_pages: list[int] = []
         for number in range(1, count + 1):
@@ -69,13 +71,16 @@ def parse_pdf(path: Path, declared_name: str) -> list[Any]:
                 unread.append(number)
                 continue
             try:
-                by_page[number] = _page_elements(page, number, forms)
-                if not by_page[number] and _shows_an_image(page):
+                read[number] = _page_text(page, forms)
+                if not any(read[number][:2]) and _shows_an_image(page):
                     image_pages.append(number)
             except pdfium.PdfiumError:
                 unread.append(number)
             finally:
                 page.close()
+        fonts = document_fonts([lines for lines, _, _ in read.values()])  # the whole document's body font
+        by_page: dict[int, list[Any]] = {
+            number: page_elements(lines, fields, number, size, fonts) for number, (lines, fields, size) in read.items()}
         if unread:
             mined = _pdfminer_pages(path, declared_name, set(unread))
             for number in unread:
@@ -110,90 +115,15 @@ def _open(path: Path, declared_name: str):
         return None
 
 
-def _page_elements(page: Any, number: int, forms: Any) -> list[Any]:
-    """One page's text boxes as classified elements, in unstructured's reading order."""
-    from unstructured.documents.coordinates import PixelSpace
-    from unstructured.documents.elements import CoordinatesMetadata, ElementMetadata
-    from unstructured.partition.text import element_from_text
-    from unstructured.partition.utils.constants import SORT_MODE_BASIC, SORT_MODE_XY_CUT
-    from unstructured.partition.utils.sorting import sort_page_elements
-
-    width, height = page.get_size()
-    system = PixelSpace(width=width, height=height)
+def _page_text(page: Any, forms: Any) -> tuple[list[Line], list[Box], tuple[float, float]]:
+    """One page's text lines with their fonts, its filled form fields, and its size."""
     textpage = page.get_textpage()
     try:
-        boxes = [*_text_boxes(textpage), *_form_values(page, forms)]
+        lines = page_lines(textpage)
     finally:
         textpage.close()
-    elements = []
-    for text, (left, bottom, right, top) in boxes:
-        text = " ".join(text.split())
-        if not text:
-            continue
-        points = ((left, height - top), (left, height - bottom), (right, height - bottom), (right, height - top))
-        element = element_from_text(text, coordinates=points, coordinate_system=system)
-        element.metadata = ElementMetadata(page_number=number, coordinates=CoordinatesMetadata(points=points, system=system))
-        elements.append(element)
-    return sort_page_elements(sort_page_elements(elements, SORT_MODE_BASIC), SORT_MODE_XY_CUT)
-
-
-def _text_boxes(textpage: Any) -> list[tuple[str, tuple[float, float, float, float]]]:
-    """pdfium's text rectangles (runs of characters on one line, in content order) merged
-    into lines, and consecutive lines into boxes as pdfminer groups them: vertically within
-    LINE_MARGIN x the line height, and overlapping horizontally."""
-    lines: list[list] = []  # [text, left, bottom, right, top]
-    for index in range(textpage.count_rects()):
-        left, bottom, right, top = textpage.get_rect(index)
-        text = textpage.get_text_bounded(left, bottom, right, top).replace("\x02", "-")
-        if not text.strip():
-            continue
-        bottom, top = _line_extent(textpage, left, bottom, top)
-        if lines and _same_line(lines[-1], bottom, top, left):
-            line = lines[-1]
-            line[0] = f"{line[0]} {text}"
-            line[1], line[2], line[3], line[4] = min(line[1], left), min(line[2], bottom), max(line[3], right), max(line[4], top)
-        else:
-            lines.append([text, left, bottom, right, top])
-    boxes: list[list] = []
-    for text, left, bottom, right, top in lines:
-        if boxes and _same_box(boxes[-1], left, bottom, right, top):
-            box = boxes[-1]
-            box[0] = f"{box[0]}\n{text}"
-            box[1], box[2], box[3], box[4], box[5] = min(box[1], left), bottom, max(box[3], right), box[4], top - bottom
-        else:
-            boxes.append([text, left, bottom, right, top, top - bottom])
-    return [(b[0], (b[1], b[2], b[3], b[4])) for b in boxes]
-
-
-def _line_extent(textpage: Any, left: float, bottom: float, top: float) -> tuple[float, float]:
-    """The vertical extent pdfminer gives a line: from the baseline plus the font's descent
-    (about a fifth of the size below it) up by the font size. pdfium's rectangle hugs the
-    glyphs instead (a line without ascenders or descenders is short), which would make the
-    gaps between lines, and so the grouping into boxes, depend on the letters in them."""
-    import pypdfium2.raw as pdfium_c
-
-    char = textpage.get_index(left + 0.5, (bottom + top) / 2, 1.0, 1.0)
-    if char is None or char < 0:
-        return bottom, top
-    size = pdfium_c.FPDFText_GetFontSize(textpage.raw, char)
-    x, y = ctypes.c_double(), ctypes.c_double()
-    if size <= 0 or not pdfium_c.FPDFText_GetCharOrigin(textpage.raw, char, ctypes.byref(x), ctypes.byref(y)):
-        return bottom, top
-    low = y.value - 0.2 * size
-    return low, low + size
-
-
-def _same_line(line: list, bottom: float, top: float, left: float) -> bool:
-    height = max(line[4] - line[2], top - bottom, 1e-6)
-    overlap = min(line[4], top) - max(line[2], bottom)
-    return overlap > 0.5 * min(line[4] - line[2], top - bottom) and left - line[3] < 2 * height
-
-
-def _same_box(box: list, left: float, bottom: float, right: float, top: float) -> bool:
-    last_bottom, last_height = box[2], box[5]
-    gap = last_bottom - top
-    height = max(last_height, top - bottom)
-    return -0.5 * height < gap <= LINE_MARGIN * height and min(box[3], right) > max(box[1], left)
+    fields = [Box(text, left, bottom, right, top, top - bottom) for text, (left, bottom, right, top) in _form_values(page, forms)]
+    return lines, fields, page.get_size()
 
 
 def _init_forms(document: Any) -> Any:
