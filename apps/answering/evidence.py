@@ -37,10 +37,10 @@ from apps.answering.sentences import (
     split_sentences,
     table_cells,
 )
-from apps.answering.answerability import wants_figure
+from apps.answering.answerability import asked_part, wants_figure
 from apps.answering.textnorm import content_words, measures
 from apps.corpus.models import Chunk
-from apps.ingestion.embedding import embed_passages
+from apps.ingestion.embedding import embed_passages, embed_query
 from apps.retrieval.services import RetrievedChunk
 
 
@@ -97,40 +97,44 @@ _TABLE_RULE = re.compile(r"^\s*\|?[\s:|-]+\|?\s*$")
 MAX_WINDOW_CHARACTERS = 400
 
 
-def _window(spans: list[tuple[int, str]], i: int) -> str:
+def _window(spans: list[tuple[int, str]], i: int) -> tuple[str, list[int]]:
     """Sentence ``i`` with what it needs to be understood: its table header, the lead-in of
     its list, the sentence before it for "This ..."/"It ...", the next sentence of its
-    paragraph, or the items of the list it introduces."""
+    paragraph, or the items of the list it introduces; and the indices of the sentences used."""
     paragraph, sentence = spans[i]
     text = readable(sentence)
+    used = [i]
     if table_cells(sentence):
         # The first row of the run of rows it belongs to is the header.
         start = i
         while start > 0 and spans[start - 1][0] == spans[start][0] - 1 and (
                 table_cells(spans[start - 1][1]) or _TABLE_RULE.match(spans[start - 1][1])):
             start -= 1
-        header = next((s for _, s in spans[start:i] if table_cells(s)), None)
-        if header is not None and header != sentence:
-            return f"{readable(header)} — {text}"[:MAX_WINDOW_CHARACTERS]
-        return text
+        header = next((k for k in range(start, i) if table_cells(spans[k][1])), None)
+        if header is not None:
+            return f"{readable(spans[header][1])} — {text}"[:MAX_WINDOW_CHARACTERS], [header, i]
+        return text, used
     if i > 0:
         previous = readable(spans[i - 1][1])
         lead_in = previous.endswith(":") and spans[i - 1][0] != paragraph
         if (lead_in or _NEEDS_PREVIOUS.match(text)) and len(previous) + len(text) < MAX_WINDOW_CHARACTERS:
             if (is_evidence(spans[i - 1][1]) or lead_in) and not looks_like_instruction(previous):
                 text = f"{previous} {text}"
+                used.insert(0, i - 1)
     j = i + 1
     if text.endswith(":"):  # a lead-in: take the items it introduces
         while j < len(spans) and len(text) + len(spans[j][1]) < MAX_WINDOW_CHARACTERS:
             if not looks_like_instruction(spans[j][1]):
                 text = f"{text} {readable(spans[j][1])}"
+                used.append(j)
             j += 1
     elif (j < len(spans) and spans[j][0] == paragraph and is_evidence(spans[j][1])
           and not looks_like_instruction(spans[j][1])):
         following = readable(spans[j][1])
         if len(following) + len(text) < 300:
             text = f"{text} {following}"
-    return text
+            used.append(j)
+    return text, used
 
 
 def rank_evidence(
@@ -149,10 +153,18 @@ def rank_evidence(
     stored ones: ``stored_sentence_vectors``); or ``embed(texts)`` to encode them now."""
     keyword_weight = settings.ANSWER_KEYWORD_WEIGHT if keyword_weight is None else keyword_weight
     figure_weight = settings.ANSWER_FIGURE_WEIGHT if figure_weight is None else figure_weight
+    window_weight = settings.ANSWER_WINDOW_VECTOR_WEIGHT
     spans = [sentence_spans(source.text) for source in sources]
     texts = [[sentence for _, sentence in spans_of_source] for spans_of_source in spans]
     per_source = vectors_for(sources) if vectors_for else [embed(t) if t else [] for t in texts]
     query = np.asarray(question_vector, dtype=np.float32)
+    asked_text = asked_part(question)
+    if settings.ANSWER_ASKED_VECTOR_WEIGHT and asked_text != question:
+        # A question told as a story ("My wife is due in March. How much ... ?"): the sentence
+        # that asks weighs more than the story around it.
+        w = settings.ANSWER_ASKED_VECTOR_WEIGHT
+        query = (1 - w) * query + w * np.asarray(embed_query(asked_text), dtype=np.float32)
+        query /= float(np.linalg.norm(query)) or 1.0
     candidates: list[tuple[int, str, float, set[str]]] = []
     for number, (spans_of_source, vectors) in enumerate(zip(spans, per_source, strict=True), start=1):
         if not spans_of_source:
@@ -161,11 +173,16 @@ def rank_evidence(
         for i, (_, sentence) in enumerate(spans_of_source):
             if not is_evidence(sentence) or looks_like_instruction(sentence):
                 continue
-            window = _window(spans_of_source, i)
+            window, used = _window(spans_of_source, i)
             if looks_like_instruction(window):  # two innocent halves that read as one instruction
-                window = readable(sentence)
-            candidates.append((number, window, float(similarities[i]), set(content_words(window))))
-    asked = set(content_words(question))
+                window, used = readable(sentence), [i]
+            similarity = float(similarities[i])
+            if window_weight and len(used) > 1:
+                joined = np.asarray(vectors, dtype=np.float32)[used].sum(axis=0)
+                whole = float(joined @ query) / (float(np.linalg.norm(joined)) or 1.0)
+                similarity = (1 - window_weight) * similarity + window_weight * whole
+            candidates.append((number, window, similarity, set(content_words(window))))
+    asked = set(content_words(question))  # the asked words (story included: it names the topic)
     document_frequency = {w: sum(1 for c in candidates if w in c[3]) for w in asked}
     weights = {w: math.log((len(candidates) + 1) / (document_frequency[w] + 0.5)) for w in asked}
     total = sum(weights.values()) or 1.0

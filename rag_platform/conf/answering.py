@@ -38,6 +38,12 @@ RETRIEVAL_MAX_DISTANCE = env_float("RETRIEVAL_MAX_DISTANCE", 0.75)
 # Evidence, answerability and grounding (apps/answering: evidence, answerability,
 # grounding); defaults chosen on the policy-qa dev set (docs/benchmarks.md).
 ANSWER_EVIDENCE_SOURCES = env_int("ANSWER_EVIDENCE_SOURCES", 4)
+# Other chunks of the shown passages' documents (of the first ANSWER_SAME_DOCUMENT_DOCUMENTS)
+# that evidence may come from; one is cited when its window is among the best (docs/benchmarks.md).
+ANSWER_SAME_DOCUMENT_CHUNKS = env_int("ANSWER_SAME_DOCUMENT_CHUNKS", 4)
+ANSWER_SAME_DOCUMENT_DOCUMENTS = env_int("ANSWER_SAME_DOCUMENT_DOCUMENTS", 2)
+ANSWER_WINDOW_VECTOR_WEIGHT = env_float("ANSWER_WINDOW_VECTOR_WEIGHT", 0.0)
+ANSWER_ASKED_VECTOR_WEIGHT = env_float("ANSWER_ASKED_VECTOR_WEIGHT", 0.0)
 ANSWER_KEYWORD_WEIGHT = env_float("ANSWER_KEYWORD_WEIGHT", 0.8)
 ANSWER_FIGURE_WEIGHT = env_float("ANSWER_FIGURE_WEIGHT", 0.1)
 ANSWER_MIN_EVIDENCE_SCORE = env_float("ANSWER_MIN_EVIDENCE_SCORE", 0.65)
