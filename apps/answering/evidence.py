@@ -4,10 +4,16 @@
 no headings, navigation lines or template residue; no planted instructions) by its cosine
 similarity to the question, plus the share of the question's words it contains (weighted
 by how rare each word is among the candidates), plus whether it states a figure when the
-question asks for one (``answerability.wants_figure``). Each sentence is shown with the
+question asks for one (``answerability.wants_figure``), plus or minus ``ANSWER_NAME_WEIGHT``
+for whether it names something the question does not when the question asks who, which or
+where (``verification.wants_name``). A question told as a story ("My wife is due in March.
+How much ... ?") is compared by a vector that weighs its asked sentences
+(``ANSWER_ASKED_VECTOR_WEIGHT``): the story names the topic, the asked sentence the fact.
+Each sentence is shown with the
 neighbour it needs to be read: the next one when it ends in a colon or is short, the
 previous one when it opens with "This", "It" or "They". A table row carries its header.
-The weights were chosen on the policy-qa dev set (docs/benchmarks.md).
+The weights were chosen on the policy-qa dev set; the last two were measured on both dev sets
+(docs/benchmarks.md, issue 22).
 
 Ranking needs a vector per
 sentence of the top sources. Encoding them on every question cost ~0.5 s of CPU per
@@ -38,7 +44,8 @@ from apps.answering.sentences import (
     table_cells,
 )
 from apps.answering.answerability import asked_part, wants_figure
-from apps.answering.textnorm import content_words, measures
+from apps.answering.verification import wants_name
+from apps.answering.textnorm import content_words, measures, names
 from apps.corpus.models import Chunk
 from apps.ingestion.embedding import embed_passages, embed_query
 from apps.retrieval.services import RetrievedChunk
@@ -153,7 +160,6 @@ def rank_evidence(
     stored ones: ``stored_sentence_vectors``); or ``embed(texts)`` to encode them now."""
     keyword_weight = settings.ANSWER_KEYWORD_WEIGHT if keyword_weight is None else keyword_weight
     figure_weight = settings.ANSWER_FIGURE_WEIGHT if figure_weight is None else figure_weight
-    window_weight = settings.ANSWER_WINDOW_VECTOR_WEIGHT
     spans = [sentence_spans(source.text) for source in sources]
     texts = [[sentence for _, sentence in spans_of_source] for spans_of_source in spans]
     per_source = vectors_for(sources) if vectors_for else [embed(t) if t else [] for t in texts]
@@ -173,20 +179,17 @@ def rank_evidence(
         for i, (_, sentence) in enumerate(spans_of_source):
             if not is_evidence(sentence) or looks_like_instruction(sentence):
                 continue
-            window, used = _window(spans_of_source, i)
+            window, _ = _window(spans_of_source, i)
             if looks_like_instruction(window):  # two innocent halves that read as one instruction
-                window, used = readable(sentence), [i]
-            similarity = float(similarities[i])
-            if window_weight and len(used) > 1:
-                joined = np.asarray(vectors, dtype=np.float32)[used].sum(axis=0)
-                whole = float(joined @ query) / (float(np.linalg.norm(joined)) or 1.0)
-                similarity = (1 - window_weight) * similarity + window_weight * whole
-            candidates.append((number, window, similarity, set(content_words(window))))
+                window = readable(sentence)
+            candidates.append((number, window, float(similarities[i]), set(content_words(window))))
     asked = set(content_words(question))  # the asked words (story included: it names the topic)
     document_frequency = {w: sum(1 for c in candidates if w in c[3]) for w in asked}
     weights = {w: math.log((len(candidates) + 1) / (document_frequency[w] + 0.5)) for w in asked}
     total = sum(weights.values()) or 1.0
     figure_asked = wants_figure(question)
+    name_weight = settings.ANSWER_NAME_WEIGHT if wants_name(question) and not figure_asked else 0.0
+    in_question = question.lower()
     ranked: list[Evidence] = []
     seen: set[str] = set()
     for number, window, similarity, stems in candidates:
@@ -196,6 +199,8 @@ def rank_evidence(
         keyword = sum(weights[w] for w in asked & stems) / total
         figure = (1.0 if measures(window) else -1.0) if figure_asked else 0.0
         score = similarity + keyword_weight * keyword + figure_weight * figure
+        if name_weight:  # who / which / where: a window that names something the question does not
+            score += name_weight * (1.0 if any(n.lower() not in in_question for n in names(window)) else -1.0)
         ranked.append(Evidence(number, window, round(score, 4)))
     ranked.sort(key=lambda e: -e.score)
     if figure_asked:
