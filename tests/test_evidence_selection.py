@@ -42,3 +42,39 @@ def test_a_table_row_is_read_with_its_header_and_names_both_sentences():
     spans = sentence_spans("Cover | Monthly cost\nTeam member + spouse | £27.14\nTeam member only | £12.10")
     text, used = _window(spans, 2)
     assert text == "Cover | Monthly cost — Team member only | £12.10" and used == [0, 2]
+
+
+def same_vector(texts):
+    """Every sentence equally similar to the question: only the other signals rank."""
+    return [[1.0] + [0.0] * 383 for _ in texts]
+
+
+def passage(text: str) -> RetrievedChunk:
+    return RetrievedChunk(chunk_id=1, document_id=1, document_title="Passwords", collection_id=1, page_number=None,
+                          section_title="", text=text, distance=0.3)
+
+
+def test_a_which_question_prefers_the_window_that_names_something_new(settings):
+    from apps.answering.evidence import rank_evidence
+
+    settings.ANSWER_ASKED_VECTOR_WEIGHT = 0.0
+    source = passage("TTS requires a password manager on every account and device.\n"
+                     "We recommend KeePassXC as the password manager.")
+    question = "Which password manager does TTS recommend?"
+    settings.ANSWER_NAME_WEIGHT = 0.0
+    assert "KeePassXC" not in rank_evidence(question, same_vector([""])[0], [source], embed=same_vector)[0].sentence
+    settings.ANSWER_NAME_WEIGHT = 0.2
+    assert "KeePassXC" in rank_evidence(question, same_vector([""])[0], [source], embed=same_vector)[0].sentence
+
+
+def test_how_many_weeks_needs_a_number_of_weeks_and_how_much_it_costs_an_amount():
+    from apps.answering.answerability import figure_kind_problem
+
+    assert figure_kind_problem("How many weeks of leave do I get?", "You get 16 weeks of paid leave.") == ""
+    assert figure_kind_problem("How many weeks of leave do I get?", "You get sixteen weeks of paid leave.") == ""
+    assert figure_kind_problem("How many business days does a check take?", "It takes less than fifteen minutes.")
+    assert figure_kind_problem("How much does GitLab reimburse for internet?", "Care within 100 miles of home.")
+    assert figure_kind_problem("How much does GitLab reimburse for internet?", "Up to $50 a month.") == ""
+    # "paid time off" and "pay period" are not questions about money.
+    assert figure_kind_problem("How much paid time off will I get?", "12 weeks additional leave.") == ""
+    assert figure_kind_problem("How much leave do I earn each pay period?", "4 hours per pay period.") == ""

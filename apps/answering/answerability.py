@@ -67,21 +67,19 @@ _MONEY_QUESTION = re.compile(r"\bhow much (?:[\w'-]+ ){0,5}(?:reimburse|pay\b(?!
 def figure_kind_problem(question: str, window: str) -> str:
     """The kind of figure asked for, missing from ``window``: "how many weeks" needs a number
     of weeks, "how much does it cost / pay / reimburse" an amount of money (or a share)."""
-    from apps.answering.textnorm import quantities
+    from apps.answering.textnorm import NUMBER_WORDS, quantities
 
     found = quantities(window)
+    spelled = "|".join(sorted(NUMBER_WORDS, key=len, reverse=True))
     counted = _COUNTED_UNIT.search(question)
     if counted:
         unit = counted.group(1).lower()
-        if not re.search(rf"\d[\d,.]*\s+(?:[\w-]+\s+){{0,3}}{unit}s?\b|\b(?:{_SPELLED})\s+{unit}s?\b",
+        if not re.search(rf"(?:\d[\d,.]*|\b(?:{spelled}))\s+(?:[\w-]+\s+){{0,3}}{unit}s?\b",
                          window, re.IGNORECASE):
             return f"the question asks how many {unit}s, and no evidence sentence counts them"
     elif _MONEY_QUESTION.search(question) and not any(q.money or q.unit == "percent" for q in found):
         return "the question asks for an amount of money, and no evidence sentence states one"
     return ""
-
-
-_SPELLED = "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|sixty|ninety"
 
 
 def wants_figure(question: str) -> bool:
