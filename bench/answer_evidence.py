@@ -22,14 +22,21 @@ def main() -> None:
     parser.add_argument("--collection", default=None, help="default: the dataset folder's name")
     parser.add_argument("--dump", action="store_true", help="print each question's best windows")
     parser.add_argument("--thresholds", default="0.45,0.5,0.55,0.6,0.65,0.7")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a setting for this run, e.g. ANSWER_SAME_DOCUMENT_CHUNKS=0")
     args = parser.parse_args()
     django_setup()
     from django.conf import settings
+
+    for assignment in args.set:
+        name, value = assignment.split("=", 1)
+        setattr(settings, name, type(getattr(settings, name))(value))
 
     from apps.answering.answerability import evidence_answers
     from apps.answering.evaluation import documents_ingest, evaluation_user, questions_load
     from apps.answering.evidence import rank_evidence, stored_sentence_vectors
     from apps.answering.quotation import quotation_from
+    from apps.answering.steps import cite_candidates, evidence_candidates
     from apps.ingestion.embedding import embed_query
     from apps.retrieval.evaluation import evaluation_user as owner_user
     from apps.retrieval.services import chunks_search
@@ -42,8 +49,10 @@ def main() -> None:
     for q in questions:
         vector = embed_query(q.text)
         sources = chunks_search(user=user, query=q.text, collection_ids=[collection.id], query_vector=vector)
-        ranked = rank_evidence(q.text, vector, sources[: settings.ANSWER_EVIDENCE_SOURCES],
-                               vectors_for=stored_sentence_vectors)
+        candidates = evidence_candidates(user=user, query=q.text, query_vector=vector,
+                                         collection_ids=[collection.id], sources=sources)
+        ranked = rank_evidence(q.text, vector, candidates, vectors_for=stored_sentence_vectors)
+        sources, ranked = cite_candidates(sources, candidates, ranked)
         quote = quotation_from(ranked, q.text)
         hit1 = bool(quote) and all(e.lower() in quote.text.lower() for e in q.expect)
         hit3 = any(all(e.lower() in r.sentence.lower() for e in q.expect) for r in ranked[:3])

@@ -59,6 +59,29 @@ def names_a_person(text: str) -> bool:
     return any(entity.label_ == "PERSON" for entity in _nlp()(text).ents)
 
 
+_COUNTED_UNIT = re.compile(r"\bhow many (?:[\w-]+ )?(minute|hour|day|week|month|year)s?\b", re.IGNORECASE)
+_MONEY_QUESTION = re.compile(r"\bhow much (?:[\w'-]+ ){0,5}(?:reimburse|pay\b(?! period)|cost|charge|claim|deduct|"
+                             r"allowance|budget|bonus|stipend|fee|price|spend)", re.IGNORECASE)
+
+
+def figure_kind_problem(question: str, window: str) -> str:
+    """The kind of figure asked for, missing from ``window``: "how many weeks" needs a number
+    of weeks, "how much does it cost / pay / reimburse" an amount of money (or a share)."""
+    from apps.answering.textnorm import NUMBER_WORDS, quantities
+
+    found = quantities(window)
+    spelled = "|".join(sorted(NUMBER_WORDS, key=len, reverse=True))
+    counted = _COUNTED_UNIT.search(question)
+    if counted:
+        unit = counted.group(1).lower()
+        if not re.search(rf"(?:\d[\d,.]*|\b(?:{spelled}))\s+(?:[\w-]+\s+){{0,3}}{unit}s?\b",
+                         window, re.IGNORECASE):
+            return f"the question asks how many {unit}s, and no evidence sentence counts them"
+    elif _MONEY_QUESTION.search(question) and not any(q.money or q.unit == "percent" for q in found):
+        return "the question asks for an amount of money, and no evidence sentence states one"
+    return ""
+
+
 def wants_figure(question: str) -> bool:
     """The question asks for a number, an amount, a duration, a rate or a date."""
     return bool(_FIGURE_QUESTION.search(question))
@@ -148,6 +171,8 @@ def evidence_answers(question: str, ranked: Sequence, passages: Sequence[str] = 
                                     f"below {settings.ANSWER_MIN_EVIDENCE_SCORE:.2f}")
     if wants_figure(question) and not measures(best.sentence):
         return Answerability(False, "the question asks for a figure and no evidence sentence states one")
+    if settings.ANSWER_FIGURE_KIND and (problem := figure_kind_problem(question, " ".join(e.sentence for e in ranked[:3]))):
+        return Answerability(False, problem)
     if wants_person(question) and not any(names_a_person(e.sentence) for e in ranked[:3]):
         return Answerability(False, "the question asks who, and no evidence sentence names a person")
     return Answerability(True, "")

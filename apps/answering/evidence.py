@@ -4,10 +4,16 @@
 no headings, navigation lines or template residue; no planted instructions) by its cosine
 similarity to the question, plus the share of the question's words it contains (weighted
 by how rare each word is among the candidates), plus whether it states a figure when the
-question asks for one (``answerability.wants_figure``). Each sentence is shown with the
+question asks for one (``answerability.wants_figure``), plus or minus ``ANSWER_NAME_WEIGHT``
+for whether it names something the question does not when the question asks who, which or
+where (``verification.wants_name``). A question told as a story ("My wife is due in March.
+How much ... ?") is compared by a vector that weighs its asked sentences
+(``ANSWER_ASKED_VECTOR_WEIGHT``): the story names the topic, the asked sentence the fact.
+Each sentence is shown with the
 neighbour it needs to be read: the next one when it ends in a colon or is short, the
 previous one when it opens with "This", "It" or "They". A table row carries its header.
-The weights were chosen on the policy-qa dev set (docs/benchmarks.md).
+The weights were chosen on the policy-qa dev set; the last two were measured on both dev sets
+(docs/benchmarks.md, issue 22).
 
 Ranking needs a vector per
 sentence of the top sources. Encoding them on every question cost ~0.5 s of CPU per
@@ -37,10 +43,11 @@ from apps.answering.sentences import (
     split_sentences,
     table_cells,
 )
-from apps.answering.answerability import wants_figure
-from apps.answering.textnorm import content_words, measures
+from apps.answering.answerability import asked_part, wants_figure
+from apps.answering.verification import wants_name
+from apps.answering.textnorm import content_words, measures, names
 from apps.corpus.models import Chunk
-from apps.ingestion.embedding import embed_passages
+from apps.ingestion.embedding import embed_passages, embed_query
 from apps.retrieval.services import RetrievedChunk
 
 
@@ -97,40 +104,44 @@ _TABLE_RULE = re.compile(r"^\s*\|?[\s:|-]+\|?\s*$")
 MAX_WINDOW_CHARACTERS = 400
 
 
-def _window(spans: list[tuple[int, str]], i: int) -> str:
+def _window(spans: list[tuple[int, str]], i: int) -> tuple[str, list[int]]:
     """Sentence ``i`` with what it needs to be understood: its table header, the lead-in of
     its list, the sentence before it for "This ..."/"It ...", the next sentence of its
-    paragraph, or the items of the list it introduces."""
+    paragraph, or the items of the list it introduces; and the indices of the sentences used."""
     paragraph, sentence = spans[i]
     text = readable(sentence)
+    used = [i]
     if table_cells(sentence):
         # The first row of the run of rows it belongs to is the header.
         start = i
         while start > 0 and spans[start - 1][0] == spans[start][0] - 1 and (
                 table_cells(spans[start - 1][1]) or _TABLE_RULE.match(spans[start - 1][1])):
             start -= 1
-        header = next((s for _, s in spans[start:i] if table_cells(s)), None)
-        if header is not None and header != sentence:
-            return f"{readable(header)} — {text}"[:MAX_WINDOW_CHARACTERS]
-        return text
+        header = next((k for k in range(start, i) if table_cells(spans[k][1])), None)
+        if header is not None:
+            return f"{readable(spans[header][1])} — {text}"[:MAX_WINDOW_CHARACTERS], [header, i]
+        return text, used
     if i > 0:
         previous = readable(spans[i - 1][1])
         lead_in = previous.endswith(":") and spans[i - 1][0] != paragraph
         if (lead_in or _NEEDS_PREVIOUS.match(text)) and len(previous) + len(text) < MAX_WINDOW_CHARACTERS:
             if (is_evidence(spans[i - 1][1]) or lead_in) and not looks_like_instruction(previous):
                 text = f"{previous} {text}"
+                used.insert(0, i - 1)
     j = i + 1
     if text.endswith(":"):  # a lead-in: take the items it introduces
         while j < len(spans) and len(text) + len(spans[j][1]) < MAX_WINDOW_CHARACTERS:
             if not looks_like_instruction(spans[j][1]):
                 text = f"{text} {readable(spans[j][1])}"
+                used.append(j)
             j += 1
     elif (j < len(spans) and spans[j][0] == paragraph and is_evidence(spans[j][1])
           and not looks_like_instruction(spans[j][1])):
         following = readable(spans[j][1])
         if len(following) + len(text) < 300:
             text = f"{text} {following}"
-    return text
+            used.append(j)
+    return text, used
 
 
 def rank_evidence(
@@ -153,6 +164,13 @@ def rank_evidence(
     texts = [[sentence for _, sentence in spans_of_source] for spans_of_source in spans]
     per_source = vectors_for(sources) if vectors_for else [embed(t) if t else [] for t in texts]
     query = np.asarray(question_vector, dtype=np.float32)
+    asked_text = asked_part(question)
+    if settings.ANSWER_ASKED_VECTOR_WEIGHT and asked_text != question:
+        # A question told as a story ("My wife is due in March. How much ... ?"): the sentence
+        # that asks weighs more than the story around it.
+        w = settings.ANSWER_ASKED_VECTOR_WEIGHT
+        query = (1 - w) * query + w * np.asarray(embed_query(asked_text), dtype=np.float32)
+        query /= float(np.linalg.norm(query)) or 1.0
     candidates: list[tuple[int, str, float, set[str]]] = []
     for number, (spans_of_source, vectors) in enumerate(zip(spans, per_source, strict=True), start=1):
         if not spans_of_source:
@@ -161,15 +179,17 @@ def rank_evidence(
         for i, (_, sentence) in enumerate(spans_of_source):
             if not is_evidence(sentence) or looks_like_instruction(sentence):
                 continue
-            window = _window(spans_of_source, i)
+            window, _ = _window(spans_of_source, i)
             if looks_like_instruction(window):  # two innocent halves that read as one instruction
                 window = readable(sentence)
             candidates.append((number, window, float(similarities[i]), set(content_words(window))))
-    asked = set(content_words(question))
+    asked = set(content_words(question))  # the asked words (story included: it names the topic)
     document_frequency = {w: sum(1 for c in candidates if w in c[3]) for w in asked}
     weights = {w: math.log((len(candidates) + 1) / (document_frequency[w] + 0.5)) for w in asked}
     total = sum(weights.values()) or 1.0
     figure_asked = wants_figure(question)
+    name_weight = settings.ANSWER_NAME_WEIGHT if wants_name(question) and not figure_asked else 0.0
+    in_question = question.lower()
     ranked: list[Evidence] = []
     seen: set[str] = set()
     for number, window, similarity, stems in candidates:
@@ -179,6 +199,8 @@ def rank_evidence(
         keyword = sum(weights[w] for w in asked & stems) / total
         figure = (1.0 if measures(window) else -1.0) if figure_asked else 0.0
         score = similarity + keyword_weight * keyword + figure_weight * figure
+        if name_weight:  # who / which / where: a window that names something the question does not
+            score += name_weight * (1.0 if any(n.lower() not in in_question for n in names(window)) else -1.0)
         ranked.append(Evidence(number, window, round(score, 4)))
     ranked.sort(key=lambda e: -e.score)
     if figure_asked:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from django.conf import settings
 
 from apps.answering.answerability import evidence_answers
-from apps.answering.evidence import rank_evidence, stored_sentence_vectors
+from apps.answering.evidence import Evidence, rank_evidence, stored_sentence_vectors
 from apps.answering.models import AnswerKind, AskedQuestion
 from apps.answering.profiles import profile_for
 from apps.answering.quotation import quotation_from
@@ -28,7 +28,7 @@ from apps.audit import held
 from apps.audit.models import Outcome
 from apps.corpus.selectors import ReadAccessWatch
 from apps.ingestion.embedding import embed_query
-from apps.retrieval.services import chunks_search, search_filter_for
+from apps.retrieval.services import RetrievedChunk, chunks_search, search_filter_for
 
 NOT_STATED_MESSAGE = "Not stated in your documents. The closest passages you may read are listed below."
 NOT_FOUND_MESSAGE = NOT_STATED_MESSAGE  # the earlier name
@@ -112,12 +112,52 @@ def retrieve(trace: AnswerTrace) -> Decision:
     return CONTINUE
 
 
+def evidence_candidates(*, user, query: str, query_vector, collection_ids: Sequence[int],
+                        sources: Sequence[RetrievedChunk]) -> list[RetrievedChunk]:
+    """The passages evidence is chosen from: the shown ones, then up to
+    ``ANSWER_SAME_DOCUMENT_CHUNKS`` other chunks of the documents they come from, best first by
+    the same permission-filtered search restricted to those documents. The sentence that
+    answers is often in the right document but another chunk of it (a long page's table, the
+    paragraph after the one that matched the question's words)."""
+    shown = list(sources[: settings.ANSWER_EVIDENCE_SOURCES])
+    extra = settings.ANSWER_SAME_DOCUMENT_CHUNKS
+    if not extra or not shown:
+        return shown
+    documents = list(dict.fromkeys(s.document_id for s in shown))[: settings.ANSWER_SAME_DOCUMENT_DOCUMENTS]
+    known = {s.chunk_id for s in sources}
+    found = chunks_search(user=user, query=query, collection_ids=collection_ids, document_ids=documents,
+                          query_vector=query_vector, k=len(known) + extra, max_distance=None)
+    return shown + [c for c in found if c.chunk_id not in known][:extra]
+
+
+def cite_candidates(sources: Sequence[RetrievedChunk], candidates: Sequence[RetrievedChunk],
+                    ranked: Sequence[Evidence], keep: int = 3) -> tuple[list[RetrievedChunk], list[Evidence]]:
+    """The shown sources with the extra candidates (numbered after them) whose windows are
+    among the best ``keep``, renumbered in that order; windows of the other extras are dropped
+    (a window must cite a passage the reader is shown)."""
+    known = {s.chunk_id for s in sources}
+    numbers = {n: n for n, c in enumerate(candidates, start=1) if c.chunk_id in known}
+    added = list(sources)
+    for e in ranked[:keep]:
+        if e.number not in numbers:
+            added.append(candidates[e.number - 1])
+            numbers[e.number] = len(added)
+    kept = [Evidence(numbers[e.number], e.sentence, e.score) for e in ranked if e.number in numbers]
+    return added, kept
+
+
 def decide(trace: AnswerTrace) -> Decision:
-    """Rank the evidence windows of the top sources; "not stated" when none carries what the
-    question asks for (apps.answering.answerability); else choose the quotation shown if the
-    model's answer is not verified."""
-    trace.ranked = rank_evidence(trace.search_query, trace.query_vector,
-                                 trace.sources[: settings.ANSWER_EVIDENCE_SOURCES], vectors_for=stored_sentence_vectors)
+    """Rank the evidence windows of the top sources (and more of their documents); "not
+    stated" when none carries what the question asks for (apps.answering.answerability); else
+    choose the quotation shown if the model's answer is not verified."""
+    candidates = evidence_candidates(user=trace.user, query=trace.search_query, query_vector=trace.query_vector,
+                                     collection_ids=trace.searched_ids, sources=trace.sources)
+    ranked = rank_evidence(trace.search_query, trace.query_vector, candidates, vectors_for=stored_sentence_vectors)
+    sources, trace.ranked = cite_candidates(trace.sources, candidates, ranked)
+    if len(sources) > len(trace.sources):
+        trace.citations += [Citation(n, s, False) for n, s in enumerate(sources[len(trace.sources):],
+                                                                         start=len(trace.sources) + 1)]
+        trace.sources = sources
     trace.answerability = evidence_answers(trace.question, trace.ranked, [s.text for s in trace.sources])
     if not trace.answerability.answerable:
         return Decision(Outcome.REFUSED, AnswerKind.NOT_STATED, NOT_STATED_MESSAGE,

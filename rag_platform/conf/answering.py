@@ -42,6 +42,17 @@ RETRIEVAL_MAX_DISTANCE = env_float("RETRIEVAL_MAX_DISTANCE", 0.75)
 # Evidence, answerability and grounding (apps/answering: evidence, answerability,
 # grounding); defaults chosen on the policy-qa dev set (docs/benchmarks.md).
 ANSWER_EVIDENCE_SOURCES = env_int("ANSWER_EVIDENCE_SOURCES", 4)
+# Other chunks of the shown passages' documents (of the first ANSWER_SAME_DOCUMENT_DOCUMENTS)
+# that evidence may come from; one is cited when its window is among the best. Off: it puts
+# the fact in the best 3 windows more often but not in the quotation (docs/benchmarks.md).
+ANSWER_SAME_DOCUMENT_CHUNKS = env_int("ANSWER_SAME_DOCUMENT_CHUNKS", 0)
+ANSWER_SAME_DOCUMENT_DOCUMENTS = env_int("ANSWER_SAME_DOCUMENT_DOCUMENTS", 1)
+# Evidence ranking (apps/answering/evidence.py), measured on both dev sets (docs/benchmarks.md):
+# the share of the question vector taken from its asked sentences when it also tells a story,
+# and the bonus (or malus) for naming something the question does not, on who/which/where.
+ANSWER_ASKED_VECTOR_WEIGHT = env_float("ANSWER_ASKED_VECTOR_WEIGHT", 0.5)
+ANSWER_NAME_WEIGHT = env_float("ANSWER_NAME_WEIGHT", 0.2)
+ANSWER_FIGURE_KIND = env_int("ANSWER_FIGURE_KIND", 1)  # "how many weeks" needs weeks (answerability)
 ANSWER_KEYWORD_WEIGHT = env_float("ANSWER_KEYWORD_WEIGHT", 0.8)
 ANSWER_FIGURE_WEIGHT = env_float("ANSWER_FIGURE_WEIGHT", 0.1)
 ANSWER_MIN_EVIDENCE_SCORE = env_float("ANSWER_MIN_EVIDENCE_SCORE", 0.65)
