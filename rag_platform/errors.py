@@ -19,6 +19,8 @@ from django.views import defaults
 
 from apps.answering.recording import UNRECORDED_MESSAGE, hold_unreached_question
 from apps.audit import held
+from apps.audit.context import audit_context, current_context
+from apps.audit.middleware import request_context
 
 RETRY_AFTER_SECONDS = "30"
 ASK_PATHS = ("/", "/ask/stream/", "/api/v1/ask")
@@ -28,18 +30,29 @@ def server_error(request: HttpRequest) -> HttpResponse:
     error = sys.exc_info()[1]
     if error is None or not held.unavailable(error):
         return defaults.server_error(request)
-    if request.method == "POST" and request.path in ASK_PATHS:
-        hold_unreached_question(_question(request), getattr(request, "_cached_user", None), error)
+    _hold_unrecorded_question(request, error)
     return unavailable_response(request)
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     """``handler400``: a session that could not be saved because the database went away while
-    the request ran is that outage (503), not the asker's mistake (the question, if any, was
-    recorded or held by the answering service already)."""
+    the request ran is that outage (503), not the asker's mistake. A streamed question never
+    started then (the stream is dropped with the response), so its event is held here."""
     if held.unavailable(exception):
+        _hold_unrecorded_question(request, exception)
         return unavailable_response(request)
     return defaults.bad_request(request, exception)
+
+
+def _hold_unrecorded_question(request: HttpRequest, error: BaseException) -> None:
+    """A question this request carried that the answering service did not record: its event,
+    held, named by the request's own audit context (this page may be drawn outside it)."""
+    if request.method != "POST" or request.path not in ASK_PATHS or getattr(request, "question_recorded", False):
+        return
+    context = current_context()
+    with audit_context(context if context.request_id else request_context(request)):
+        hold_unreached_question(_question(request), getattr(request, "_cached_user", None), error)
+    request.question_recorded = True  # once per request: a 500 page can meet a 400 on its way out
 
 
 def unavailable_response(request: HttpRequest) -> HttpResponse:

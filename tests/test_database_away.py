@@ -130,3 +130,27 @@ def test_an_api_answer_whose_session_cannot_be_saved_is_a_503_not_a_400(collecti
     assert answer.status_code == 503 and answer.json() == {"detail": UNRECORDED_MESSAGE}
     [event] = events_of("db-away/session")
     assert event.outcome == Outcome.ERROR
+
+
+def test_a_streamed_question_whose_session_cannot_be_saved_gets_a_503_and_its_event(member, monkeypatch, tmp_path):
+    """The database goes away after the stream view returned but before its session is saved:
+    Django drops the response (so the stream never starts) and calls it a 400."""
+    from apps.answering import views
+
+    away = database_away(tmp_path)
+    real_stream = views.answer_stream
+
+    def stream_as_the_database_goes(**kwargs):
+        away.__enter__()
+        return real_stream(**kwargs)
+
+    monkeypatch.setattr(views, "answer_stream", stream_as_the_database_goes)
+    web = Client(HTTP_USER_AGENT="db-away/stream-session", raise_request_exception=False)
+    web.force_login(member)
+    try:
+        page = web.post("/ask/stream/", {"question": QUESTION})
+    finally:
+        away.__exit__(None, None, None)
+    assert page.status_code == 503 and "could not be answered or recorded" in page.content.decode()
+    [event] = events_of("db-away/stream-session")
+    assert event.outcome == Outcome.ERROR and event_content(event)["question"] == QUESTION

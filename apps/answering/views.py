@@ -63,6 +63,7 @@ def ask(request: HttpRequest) -> HttpResponse:
             collection_ids=form.cleaned_data["collections"] or None,
             follow_up_of=follow_up.id if follow_up else None,
         )
+        request.question_recorded = True  # its event is written (or held): an error page adds none
     return render(request, "answering/ask.html", _page_context(request, form, result, follow_up))
 
 

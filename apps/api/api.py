@@ -134,6 +134,7 @@ def ask(request, payload: AskIn):
         response["X-Accel-Buffering"] = "no"
         return response
     result = ask_question(**arguments)
+    request.question_recorded = True  # its event is written (or held): an error page adds none
     return {"outcome": result.outcome, "answer_kind": result.answer_kind, "answer": result.answer,
             "reason": result.reason, "error": result.error,
             "audit_sequence": result.audit_sequence, "history_id": result.history_id,

@@ -17,19 +17,26 @@ class AuditContextMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        request_id = _clean_request_id(request.headers.get(REQUEST_ID_HEADER)) or uuid.uuid4().hex
-        request.request_id = request_id
-        context = AuditContext(
-            session=getattr(request, "session", None),
-            secret=settings.SECRET_KEY,
-            ip_address=_client_ip(request),
-            user_agent=request.headers.get("User-Agent", "")[:512],
-            request_id=request_id,
-        )
+        context = request_context(request)
         with audit_context(context):
             response = self.get_response(request)
-        response[REQUEST_ID_HEADER] = request_id
+        response[REQUEST_ID_HEADER] = context.request_id
         return response
+
+
+def request_context(request: HttpRequest) -> AuditContext:
+    """Who asked from where for ``request`` (its request id kept once given): also for an
+    error page drawn outside this middleware (rag_platform.errors)."""
+    request_id = getattr(request, "request_id", "") or _clean_request_id(
+        request.headers.get(REQUEST_ID_HEADER)) or uuid.uuid4().hex
+    request.request_id = request_id
+    return AuditContext(
+        session=getattr(request, "session", None),
+        secret=settings.SECRET_KEY,
+        ip_address=_client_ip(request),
+        user_agent=request.headers.get("User-Agent", "")[:512],
+        request_id=request_id,
+    )
 
 
 def _clean_request_id(value: str | None) -> str:
