@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Set up and run the platform with nothing but Python 3.11+ on the machine.
+"""Set up and run the platform with nothing but Python 3.11.5+ (or 3.12) on the machine.
 
     python3 bootstrap.py run     # install what is missing, start the embedded stack, run the demo, serve
     python3 bootstrap.py test    # install what is missing, run the test suite
@@ -89,8 +89,9 @@ def install_system_packages() -> None:
 
 def install() -> None:
     install_system_packages()
-    if sys.version_info[:2] not in {(3, 11), (3, 12)}:
-        sys.exit(f"bootstrap: Python 3.11 or 3.12 is needed (this is {sys.version.split()[0]}).")
+    if not (3, 11, 5) <= sys.version_info[:3] < (3, 13):  # soupsieve (lock) needs 3.11.5; Debian 12 has 3.11.2
+        sys.exit(f"bootstrap: Python 3.11.5 or later, or 3.12, is needed (this is {sys.version.split()[0]}); "
+                 "the locked packages do not install on older 3.11 releases.")
     if sys.platform != "linux":
         sys.exit("bootstrap: the embedded stack (vLLM on CPU, embedded PostgreSQL) runs on Linux.")
     stamp = VENV / ".installed"
