@@ -37,7 +37,6 @@ from rag_platform.process.runtime import (  # noqa: E402
 )
 
 STARTED = time.monotonic()
-INGEST_NICE = 10  # people asking come before a bulk import: web and vLLM (a restart too) get the CPU first
 
 
 def say(message: str) -> None:
@@ -147,8 +146,8 @@ class Stack:
         env = self.child_env()
         if self.postgres:  # the workers' own role: no django_session (apps.audit.grants)
             env["DATABASE_URL"] = self.postgres.worker_url
-        self.spawn("Celery worker", ["nice", "-n", str(INGEST_NICE), *command], log, env)
-        say(f"Celery worker started ({self.args.workers} process(es), nice {INGEST_NICE}; log: {log})")
+        self.spawn("Celery worker", ["nice", "-n", "10", *command], log, env)  # people asking first, then an import
+        say(f"Celery worker started ({self.args.workers} process(es), nice 10; log: {log})")
         self.start_signer()
         self.start_beat()
 

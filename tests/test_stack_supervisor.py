@@ -125,7 +125,7 @@ def test_every_component_killed_comes_back_and_the_stack_keeps_running(stack):
     assert importer.wait(600) == 0, ingest_log.read_text()[-3000:]
     assert "Traceback" not in ingest_log.read_text() and "indexed" in ingest_log.read_text()
 
-    # a bulk import yields the CPU to people asking (rag_platform.stack.INGEST_NICE)
+    # a bulk import yields the CPU to people asking (rag_platform.stack: nice 10)
     assert os.getpriority(os.PRIO_PROCESS, _child(supervisor, r"ingest@")) == 10
     # the signer, the ingest worker, the web server, vLLM: each a new process of the supervisor
     for pattern in (r"signer@", r"ingest@", r"gunicorn", r"vllm\.entrypoints"):
