@@ -21,7 +21,7 @@ from apps.audit.selectors import event_content
 from tests.access_helpers import bearer
 from tests.uploads import ingest
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 FINANCE = b"# Payments\n\nPayments above 10,000 EUR require two approvals from the finance team.\n"
 QUESTION = "How many approvals does a payment above 10,000 EUR need?"
