@@ -40,6 +40,18 @@ def database_away(where):
         connection.settings_dict["HOST"] = saved
 
 
+def away_when_called(module, name, monkeypatch, where):
+    """The database goes away as ``module.name`` is called (then it runs); the caller ends it."""
+    away, real = database_away(where), getattr(module, name)
+
+    def going(*args, **kwargs):
+        away.__enter__()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, going)
+    return away
+
+
 def events_of(agent):
     held.flush()  # the database is back: what was held is written (the retry thread may have done it)
     return list(AuditEvent.objects.filter(event_type=EventType.QUESTION_ASKED, user_agent=agent))
@@ -48,14 +60,7 @@ def events_of(agent):
 def test_a_question_whose_database_goes_away_ends_clearly_and_its_event_comes_later(
         collection, corpus_admin, member, monkeypatch, tmp_path):
     ingest(collection, corpus_admin, "payments.md", FINANCE)
-    away = database_away(tmp_path)
-    real_retrieve = services.retrieve
-
-    def retrieve_as_the_database_goes(trace):
-        away.__enter__()
-        return real_retrieve(trace)
-
-    monkeypatch.setattr(services, "retrieve", retrieve_as_the_database_goes)
+    away = away_when_called(services, "retrieve", monkeypatch, tmp_path)
     client = Client(HTTP_USER_AGENT="db-away/stream")
     client.force_login(member)
     try:
@@ -111,14 +116,7 @@ def test_an_api_answer_whose_session_cannot_be_saved_is_a_503_not_a_400(collecti
     """A client with both a session and a token (bench-chaos's API users): the database went
     away during the answer, so the session cannot be saved either; Django calls that a 400."""
     ingest(collection, corpus_admin, "payments.md", FINANCE)
-    away = database_away(tmp_path)
-    real_retrieve = services.retrieve
-
-    def retrieve_as_the_database_goes(trace):
-        away.__enter__()
-        return real_retrieve(trace)
-
-    monkeypatch.setattr(services, "retrieve", retrieve_as_the_database_goes)
+    away = away_when_called(services, "retrieve", monkeypatch, tmp_path)
     api = bearer(member, scopes=["ask"])
     api.raise_request_exception = False
     api.force_login(member)
@@ -137,14 +135,7 @@ def test_a_streamed_question_whose_session_cannot_be_saved_gets_a_503_and_its_ev
     Django drops the response (so the stream never starts) and calls it a 400."""
     from apps.answering import views
 
-    away = database_away(tmp_path)
-    real_stream = views.answer_stream
-
-    def stream_as_the_database_goes(**kwargs):
-        away.__enter__()
-        return real_stream(**kwargs)
-
-    monkeypatch.setattr(views, "answer_stream", stream_as_the_database_goes)
+    away = away_when_called(views, "answer_stream", monkeypatch, tmp_path)
     web = Client(HTTP_USER_AGENT="db-away/stream-session", raise_request_exception=False)
     web.force_login(member)
     try:
