@@ -129,6 +129,9 @@ class Document(models.Model):
     # redelivered task (same id) takes its own claim back at once; others wait for the lease.
     claim_task_id = models.CharField(max_length=64, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # The process holding the claim (apps.ingestion.holders): on its own host a claim whose
+    # process is gone is taken over at once instead of waiting for the lease.
+    claim_holder = models.CharField(max_length=160, blank=True)
     # Parsed chunks waiting for the embed step: [{"text", "page_number", "section_title",
     # "ordinal", "metadata"}]; emptied once indexed.
     draft_chunks = models.JSONField(null=True, blank=True)

@@ -5,10 +5,12 @@
        \\__ limit hit / crash / worker lost: retried with backoff; after INGEST_MAX_ATTEMPTS
            parse attempts: failed + quarantined, with the reason
 
-A claim is a conditional UPDATE that sets ``claim_task_id`` and a lease. The same Celery
-task id (a redelivery after a worker died, or a retry) takes its own claim back at once;
-another task waits for the lease to expire, and the housekeeping task (celery beat,
-apps.ingestion.housekeeping) hands expired claims to a new task. A task that gives up
+A claim is a conditional UPDATE that sets ``claim_task_id``, the holding process
+(apps.ingestion.holders) and a lease. The same Celery task id (a redelivery after a worker
+died, or a retry) takes its own claim back at once; another task takes it over at once when
+the holding process is known to be dead (killed on this host), else waits for the lease to
+expire, and the housekeeping task (celery beat, apps.ingestion.housekeeping) hands expired
+claims to a new task. A task that gives up
 fails its own document and releases the others it claimed for its batch.
 """
 
@@ -26,6 +28,7 @@ from apps.audit.models import EventType, Outcome
 from apps.audit.services import audit_record
 from apps.corpus.models import Chunk, Document
 from apps.ingestion import queue
+from apps.ingestion.holders import current_holder, holder_is_dead
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +46,20 @@ def claim(document_id: int, *, free: list[str], held: str, task_id: str, lease_s
     mine_or_expired = Q(status=held) & (
         Q(claim_task_id=task_id) | Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True)
     )
-    updates = {"status": held, "claim_task_id": task_id, "lease_expires_at": now + timedelta(seconds=lease_seconds)}
+    dead = dead_holder(document_id, held)
+    if dead:  # the same dead holder still: no live task took it meanwhile
+        mine_or_expired |= Q(status=held, claim_holder=dead)
+    updates = {"status": held, "claim_task_id": task_id, "claim_holder": current_holder(),
+               "lease_expires_at": now + timedelta(seconds=lease_seconds)}
     if count_attempt:
         updates["attempts"] = F("attempts") + 1
     return bool(Document.objects.filter(Q(id=document_id) & (Q(status__in=free) | mine_or_expired)).update(**updates))
+
+
+def dead_holder(document_id: int, held: str) -> str | None:
+    """The holder of ``document_id``'s claim if it is a process known to be dead, else None."""
+    holder = Document.objects.filter(id=document_id, status=held).values_list("claim_holder", flat=True).first()
+    return holder if holder and holder_is_dead(holder) else None
 
 
 def busy_or_done(document_id: int, held: str) -> str:

@@ -25,7 +25,8 @@ from apps.audit.models import EventType, Outcome
 from apps.audit.services import audit_record_many
 from apps.corpus.models import Chunk, Document
 from apps.ingestion import queue
-from apps.ingestion.claims import BUSY, DONE, busy_or_done, claim, documents_release
+from apps.ingestion.claims import BUSY, DONE, busy_or_done, claim, dead_holder, documents_release
+from apps.ingestion.holders import current_holder
 from apps.ingestion.turns import model_turn
 
 logger = logging.getLogger(__name__)
@@ -97,10 +98,12 @@ def _store(task_id: str, jobs: list[tuple[int, list[dict]]], vectors: list, seco
 
 
 def _to_embed(document_id: int, task_id: str) -> bool:
-    """Is there anything for this task: its document parsed (or its claim expired), or
-    documents its first delivery claimed (a redelivery after the worker died)?"""
+    """Is there anything for this task: its document parsed (or its claim expired, or its
+    holder dead), or documents its first delivery claimed (a redelivery after the worker died)?"""
     now = timezone.now()
     expired = Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True)
+    if dead := dead_holder(document_id, S.EMBEDDING):
+        expired |= Q(claim_holder=dead)
     return Document.objects.filter(
         Q(id=document_id, status=S.PARSED) | (Q(id=document_id, status=S.EMBEDDING) & expired)
         | Q(status=S.EMBEDDING, claim_task_id=task_id)
@@ -157,7 +160,8 @@ def _claim_embed_batch(task_id: str, *, first: int | None) -> list[int]:
             others.append(other_id)
             used += count
         Document.objects.filter(id__in=others).update(
-            status=S.EMBEDDING, claim_task_id=task_id, lease_expires_at=timezone.now() + timedelta(seconds=lease)
+            status=S.EMBEDDING, claim_task_id=task_id, claim_holder=current_holder(),
+            lease_expires_at=timezone.now() + timedelta(seconds=lease),
         )
     return batch + others
 

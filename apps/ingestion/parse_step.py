@@ -26,6 +26,7 @@ from apps.ingestion.claims import (
     document_quarantine,
     transient_failure,
 )
+from apps.ingestion.holders import current_holder
 from apps.ingestion.parse_settings import parse_options
 from apps.ingestion.personal_data import INDEX, screen_drafts
 from apps.ingestion.sandbox import run_limited
@@ -100,7 +101,7 @@ def _claim_more_for_parse(primary: Document, task_id: str) -> list[int]:
             ids.append(doc_id)
         if ids:
             Document.objects.filter(id__in=ids).update(
-                status=S.PROCESSING, claim_task_id=task_id, attempts=F("attempts") + 1,
+                status=S.PROCESSING, claim_task_id=task_id, claim_holder=current_holder(), attempts=F("attempts") + 1,
                 lease_expires_at=now + timedelta(seconds=settings.INGEST_PARSE_LEASE_SECONDS),
             )
     return ids
