@@ -10,8 +10,8 @@ A claim is a conditional UPDATE that sets ``claim_task_id``, the holding process
 died, or a retry) takes its own claim back at once; another task takes it over at once when
 the holding process is known to be dead (killed on this host), else waits for the lease to
 expire, and the housekeeping task (celery beat, apps.ingestion.housekeeping) hands expired
-claims to a new task. A task that gives up
-fails its own document and releases the others it claimed for its batch.
+claims to a new task. A task that gives up fails its own document and releases the others
+it claimed for its batch.
 """
 
 from __future__ import annotations
@@ -43,12 +43,7 @@ class TransientIngestError(Exception):
 
 def claim(document_id: int, *, free: list[str], held: str, task_id: str, lease_seconds: float, count_attempt: bool) -> bool:
     now = timezone.now()
-    mine_or_expired = Q(status=held) & (
-        Q(claim_task_id=task_id) | Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True)
-    )
-    dead = dead_holder(document_id, held)
-    if dead:  # the same dead holder still: no live task took it meanwhile
-        mine_or_expired |= Q(status=held, claim_holder=dead)
+    mine_or_expired = Q(status=held) & (Q(claim_task_id=task_id) | takeable(document_id, held, now))
     updates = {"status": held, "claim_task_id": task_id, "claim_holder": current_holder(),
                "lease_expires_at": now + timedelta(seconds=lease_seconds)}
     if count_attempt:
@@ -56,10 +51,14 @@ def claim(document_id: int, *, free: list[str], held: str, task_id: str, lease_s
     return bool(Document.objects.filter(Q(id=document_id) & (Q(status__in=free) | mine_or_expired)).update(**updates))
 
 
-def dead_holder(document_id: int, held: str) -> str | None:
-    """The holder of ``document_id``'s claim if it is a process known to be dead, else None."""
+def takeable(document_id: int, held: str, now) -> Q:
+    """What lets another task take ``document_id``'s ``held`` claim: its lease has run out,
+    or (the same holder still, no live task took it meanwhile) its process is known dead."""
+    condition = Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True)
     holder = Document.objects.filter(id=document_id, status=held).values_list("claim_holder", flat=True).first()
-    return holder if holder and holder_is_dead(holder) else None
+    if holder and holder_is_dead(holder):
+        condition |= Q(claim_holder=holder)
+    return condition
 
 
 def busy_or_done(document_id: int, held: str) -> str:

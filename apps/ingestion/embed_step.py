@@ -25,7 +25,7 @@ from apps.audit.models import EventType, Outcome
 from apps.audit.services import audit_record_many
 from apps.corpus.models import Chunk, Document
 from apps.ingestion import queue
-from apps.ingestion.claims import BUSY, DONE, busy_or_done, claim, dead_holder, documents_release
+from apps.ingestion.claims import BUSY, DONE, busy_or_done, claim, documents_release, takeable
 from apps.ingestion.holders import current_holder
 from apps.ingestion.turns import model_turn
 
@@ -100,12 +100,9 @@ def _store(task_id: str, jobs: list[tuple[int, list[dict]]], vectors: list, seco
 def _to_embed(document_id: int, task_id: str) -> bool:
     """Is there anything for this task: its document parsed (or its claim expired, or its
     holder dead), or documents its first delivery claimed (a redelivery after the worker died)?"""
-    now = timezone.now()
-    expired = Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True)
-    if dead := dead_holder(document_id, S.EMBEDDING):
-        expired |= Q(claim_holder=dead)
+    taken_over = takeable(document_id, S.EMBEDDING, timezone.now())
     return Document.objects.filter(
-        Q(id=document_id, status=S.PARSED) | (Q(id=document_id, status=S.EMBEDDING) & expired)
+        Q(id=document_id, status=S.PARSED) | (Q(id=document_id, status=S.EMBEDDING) & taken_over)
         | Q(status=S.EMBEDDING, claim_task_id=task_id)
     ).exists()
 

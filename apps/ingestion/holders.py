@@ -40,8 +40,12 @@ def _place() -> str:
 
 def current_holder() -> str:
     """This process, as recorded with a claim ("" where /proc cannot tell: never taken over)."""
-    place, pid = _place(), os.getpid()
-    started = _start_ticks(pid)
+    return _holder(os.getpid())  # per pid: a forked pool process is a holder of its own
+
+
+@cache
+def _holder(pid: int) -> str:
+    place, started = _place(), _start_ticks(pid)
     return f"{place}/{pid}/{started}" if place and started else ""
 
 
